@@ -1,0 +1,1 @@
+"""CDA R2 documents: hardened parsing and metadata extraction."""

@@ -1,0 +1,98 @@
+"""MLLP listener: asyncio TCP server; frames in, ACKs out, every frame answered.
+
+Messages on one connection are handled in order (a sender's sequence is preserved); many
+connections run concurrently. A frame that cannot be parsed, or is too large, still gets an
+ACK (AR) addressed from whatever MSH could be read — the connection is never dropped for
+content.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+from gateway.adapters.hl7v2 import ack
+from gateway.adapters.hl7v2.mllp import Frame, FrameDecoder, Oversize, frame
+from gateway.adapters.hl7v2.parser import parse_header
+from gateway.findings import error
+from gateway.logs import log
+from gateway.outcome import Receipt, ReceiptStatus, RejectionKind
+from gateway.submission import Submission
+
+Accept = Callable[[Submission], Awaitable[Receipt]]
+READ_CHUNK = 64 * 1024
+
+
+def new_control_id() -> str:
+    return uuid.uuid4().hex[:20]
+
+
+class MllpListener:
+    def __init__(self, accept: Accept, max_frame: int, idle_timeout_s: float) -> None:
+        self._accept = accept
+        self._max_frame = max_frame
+        self._idle = idle_timeout_s
+        self._server: asyncio.Server | None = None
+        self.connections = 0
+
+    async def start(self, host: str, port: int) -> tuple[str, int]:
+        self._server = await asyncio.start_server(self._serve, host, port, limit=READ_CHUNK)
+        sock = self._server.sockets[0].getsockname()
+        return sock[0], sock[1]
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = writer.get_extra_info("peername")
+        sender = f"mllp:{peer[0]}" if peer else "mllp:unknown"
+        decoder = FrameDecoder(self._max_frame)
+        self.connections += 1
+        try:
+            while True:
+                try:
+                    data = await asyncio.wait_for(reader.read(READ_CHUNK), self._idle)
+                except TimeoutError:
+                    log("mllp.idle-timeout", peer=sender)
+                    break
+                if not data:
+                    break
+                for event in decoder.feed(data):
+                    response = await self._respond(event, sender)
+                    if response is not None:
+                        writer.write(frame(response))
+                        await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            self.connections -= 1
+            writer.close()
+            with contextlib.suppress(ConnectionError, OSError):
+                await writer.wait_closed()
+
+    async def _respond(self, event: Frame | Oversize, sender: str) -> bytes | None:
+        now = datetime.now(UTC)
+        if isinstance(event, Oversize):
+            finding = error(
+                "mllp.frame-size",
+                f"frame of {event.size} bytes exceeds the limit of {self._max_frame}",
+                layer="mllp",
+                hl7_code=207,
+            )
+            receipt = Receipt(
+                ReceiptStatus.REJECTED,
+                new_control_id(),
+                findings=(finding,),
+                rejection=RejectionKind.UNREADABLE,
+                reason="message too large",
+            )
+            return ack.build(parse_header(event.head), receipt, now, new_control_id(), [finding])
+        receipt = await self._accept(Submission(raw=event.payload, transport="mllp", sender=sender))
+        return ack.build(
+            parse_header(event.payload), receipt, now, new_control_id(), receipt.findings
+        )

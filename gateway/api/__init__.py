@@ -1,0 +1,1 @@
+"""HTTP API (FastAPI): inbound documents, patient records, operations."""

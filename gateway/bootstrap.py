@@ -1,0 +1,98 @@
+"""The composition root: the only place that builds and wires the running parts."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from gateway.adapters.cda.parser import CdaLimits
+from gateway.broker import topology
+from gateway.broker.consumer import Consumer
+from gateway.broker.names import Names
+from gateway.broker.publisher import Publisher
+from gateway.config import Settings
+from gateway.pipeline import Checks, Tools
+from gateway.records.store import RecordStore
+from gateway.records.worker import RecordWorker
+from gateway.routing import loader
+from gateway.service import IngestService
+from gateway.signing.keystore import CERT_FILE, KEY_FILE, load_pem
+from gateway.signing.xades import XadesSigner
+from gateway.validators.cda import CdaValidator
+
+PATIENT_RECORD_CONSUMER = "patient-record"
+
+
+def load_checks(settings: Settings) -> Checks:
+    return Checks(
+        cda_limits=CdaLimits(max_bytes=settings.max_document_bytes),
+        cda_validator=CdaValidator(),
+    )
+
+
+def load_tools(settings: Settings) -> Tools:
+    """Routing table, signing key and validators: loaded once, shared read-only."""
+    key = load_pem(settings.keys_dir / KEY_FILE, settings.keys_dir / CERT_FILE)
+    return Tools(
+        signer=XadesSigner(key),
+        routing=loader.load(settings.routing_file),
+        checks=load_checks(settings),
+    )
+
+
+@dataclass
+class Services:
+    settings: Settings
+    names: Names
+    tools: Tools
+    publisher: Publisher
+    store: RecordStore
+    ingest: IngestService
+    consumers: list[Consumer] = field(default_factory=list)
+    executor: ThreadPoolExecutor | None = None
+
+
+def start(settings: Settings) -> Services:
+    """Load, connect and start everything; faults (ConfigError, KeystoreError,
+    BrokerUnavailable, StoreUnavailable) propagate with a message naming the cause."""
+    tools = load_tools(settings)
+    names = Names(settings.amqp_prefix)
+    store = RecordStore.open(settings.database_url)
+    publisher = Publisher(settings.amqp_url, topology.plan(tools.routing, names))
+    try:
+        publisher.start()
+    except Exception:
+        store.close()
+        raise
+    executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="ingest")
+    services = Services(
+        settings=settings,
+        names=names,
+        tools=tools,
+        publisher=publisher,
+        store=store,
+        ingest=IngestService(tools, publisher, names, executor, settings.publish_timeout_s),
+        executor=executor,
+    )
+    worker = RecordWorker(store)
+    for dest in tools.routing.destinations.values():
+        if dest.consumer == PATIENT_RECORD_CONSUMER:
+            consumer = Consumer(
+                settings.amqp_url,
+                names.queue(dest.queue),
+                worker,
+                settings.consumer_prefetch,
+                name=f"consumer-{dest.name}",
+            )
+            consumer.start()
+            services.consumers.append(consumer)
+    return services
+
+
+def stop(services: Services) -> None:
+    for consumer in services.consumers:
+        consumer.stop()
+    services.publisher.stop()
+    if services.executor is not None:
+        services.executor.shutdown(wait=True, cancel_futures=True)
+    services.store.close()

@@ -1,0 +1,1 @@
+"""RabbitMQ at the edge: topology, publisher with confirms, consumers with one disposition."""

@@ -1,0 +1,78 @@
+"""The AMQP message format: one JSON object per document (docs/message-format.md). Pure.
+
+    {"format": "passerelle.document/1",
+     "envelope": {...},                       the Envelope, JSON form
+     "payload": "<base64>",                   the document bytes, as signed and hashed
+     "attachments": [{"role", "content_type", "data": "<base64>"}]}
+
+AMQP properties: message_id = document id (idempotency key), correlation_id = trace id,
+persistent delivery, type "document". Headers repeat a few routing facts that carry no patient
+data (source kind, type code, sender) so operators can filter without decoding bodies.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+
+from gateway.envelope import Envelope
+from gateway.outcome import Attachment
+
+FORMAT = "passerelle.document/1"
+CONTENT_TYPE = "application/json"
+
+
+class MalformedMessage(ValueError):
+    """The body is not a Passerelle document message."""
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentMessage:
+    envelope: Envelope
+    payload: bytes
+    attachments: tuple[Attachment, ...] = ()
+
+
+def encode(message: DocumentMessage) -> bytes:
+    body = {
+        "format": FORMAT,
+        "envelope": message.envelope.to_dict(),
+        "payload": base64.b64encode(message.payload).decode("ascii"),
+        "attachments": [
+            {
+                "role": a.role,
+                "content_type": a.content_type,
+                "data": base64.b64encode(a.data).decode("ascii"),
+            }
+            for a in message.attachments
+        ],
+    }
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def decode(body: bytes) -> DocumentMessage:
+    try:
+        data = json.loads(body)
+        if data.get("format") != FORMAT:
+            raise MalformedMessage(f"unknown message format {data.get('format')!r}")
+        return DocumentMessage(
+            envelope=Envelope.from_dict(data["envelope"]),
+            payload=base64.b64decode(data["payload"], validate=True),
+            attachments=tuple(
+                Attachment(a["role"], a["content_type"], base64.b64decode(a["data"]))
+                for a in data.get("attachments", [])
+            ),
+        )
+    except MalformedMessage:
+        raise
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise MalformedMessage(f"not a document message: {type(exc).__name__}") from None
+
+
+def headers(envelope: Envelope) -> dict[str, str]:
+    """Routing facts for operators; never patient data."""
+    out = {"x-source-kind": envelope.source_kind, "x-sender": envelope.sender}
+    if envelope.type_code:
+        out["x-type-code"] = envelope.type_code.code
+    return out

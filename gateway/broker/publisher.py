@@ -1,0 +1,300 @@
+"""Publisher: persistent, mandatory publishes that count only once RabbitMQ confirmed them.
+
+One thread owns one pika SelectConnection (pika connections are not thread-safe); any thread
+hands it work with ``publish()``, which returns a Future. Confirms are pipelined: many
+publishes are in flight at once and each Future resolves when the broker acknowledged every
+message of its batch — or fails with BrokerUnavailable (nack, connection lost, broker blocked)
+or Unroutable (returned: no queue bound). The connection comes back by itself with backoff; the
+topology is declared again each time it does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import threading
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+import pika
+import pika.exceptions
+from pika.adapters.select_connection import SelectConnection
+from pika.spec import Basic
+
+from gateway.broker.connection import open_blocking, parameters, redact
+from gateway.broker.topology import Declaration, declare
+from gateway.errors import BrokerUnavailable, Unroutable
+from gateway.logs import log
+
+PUBLISH_ID = "x-publish-id"
+RECONNECT_DELAYS_S = (0.2, 0.5, 1.0, 2.0, 5.0)
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundMessage:
+    exchange: str
+    routing_key: str
+    body: bytes
+    message_id: str
+    correlation_id: str | None = None
+    content_type: str = "application/json"
+    type: str = "document"
+    headers: dict = field(default_factory=dict)
+
+
+@dataclass
+class _Batch:
+    id: str
+    future: Future
+    remaining: int
+    returned: list[str] = field(default_factory=list)
+    nacked: bool = False
+
+
+class Publisher:
+    def __init__(
+        self,
+        url: str,
+        topology: Sequence[Declaration] = (),
+        on_state: Callable[[bool], None] | None = None,
+    ) -> None:
+        self._url = url
+        self._topology = list(topology)
+        self._on_state = on_state
+        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self._first_attempt = threading.Event()
+        self._first_error: str | None = None
+        self._connection: SelectConnection | None = None
+        self._channel = None
+        self._ready = False
+        self._was_connected = False
+        self._blocked = False
+        self._tags = itertools.count(1)
+        self._pending: OrderedDict[int, _Batch] = OrderedDict()
+        self._batches: dict[str, _Batch] = {}
+
+    # -- any thread ------------------------------------------------------------------------
+
+    @property
+    def ready(self) -> bool:
+        return self._ready and not self._blocked
+
+    def start(self, timeout: float = 10.0) -> None:
+        """Connect and declare the topology; BrokerUnavailable when the first attempt fails."""
+        self._thread = threading.Thread(target=self._run, name="amqp-publisher", daemon=True)
+        self._thread.start()
+        if not self._first_attempt.wait(timeout):
+            self.stop()
+            raise BrokerUnavailable(f"RabbitMQ at {redact(self._url)} did not answer in {timeout}s")
+        if self._first_error:
+            self.stop()
+            raise BrokerUnavailable(self._first_error)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stopping.set()
+        conn = self._connection
+        if conn is not None:
+            # The ioloop may be gone already; then the connection is closed.
+            with contextlib.suppress(Exception):
+                conn.ioloop.add_callback_threadsafe(self._close)
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def publish(self, messages: Sequence[OutboundMessage]) -> Future:
+        """Future that resolves once every message is confirmed (never before)."""
+        future: Future = Future()
+        future.set_running_or_notify_cancel()
+        conn = self._connection
+        if not messages:
+            future.set_result(None)
+        elif not self._ready or conn is None:
+            future.set_exception(BrokerUnavailable("not connected to RabbitMQ"))
+        elif self._blocked:
+            future.set_exception(
+                BrokerUnavailable("RabbitMQ is blocking publishers (resource alarm)")
+            )
+        else:
+            try:
+                conn.ioloop.add_callback_threadsafe(lambda: self._publish_now(messages, future))
+            except Exception:
+                future.set_exception(BrokerUnavailable("connection to RabbitMQ is closing"))
+        return future
+
+    # -- the connection's thread ----------------------------------------------------------------
+
+    def _run(self) -> None:
+        delays = iter(RECONNECT_DELAYS_S)
+        while not self._stopping.is_set():
+            try:
+                self._declare_topology()
+                self._connection = SelectConnection(
+                    parameters(self._url),
+                    on_open_callback=self._on_open,
+                    on_open_error_callback=self._on_open_error,
+                    on_close_callback=self._on_closed,
+                )
+            except BrokerUnavailable as exc:
+                self._attempt_failed(str(exc))
+            else:
+                self._connection.ioloop.start()
+                self._connection = None
+                if self._was_connected:  # a working connection dropped: start backoff over
+                    self._was_connected = False
+                    delays = iter(RECONNECT_DELAYS_S)
+            if self._stopping.is_set():
+                break
+            delay = next(delays, RECONNECT_DELAYS_S[-1])
+            log("broker.reconnecting", level=30, component="publisher", delay_ms=int(delay * 1000))
+            self._stopping.wait(delay)
+
+    def _declare_topology(self) -> None:
+        if not self._topology:
+            return
+        conn = open_blocking(self._url)
+        try:
+            declare(conn.channel(), self._topology)
+        except pika.exceptions.AMQPError as exc:
+            raise BrokerUnavailable(f"cannot declare topology: {exc!r}") from None
+        finally:
+            if conn.is_open:
+                conn.close()
+
+    def _attempt_failed(self, reason: str) -> None:
+        if not self._first_attempt.is_set():
+            self._first_error = reason
+            self._first_attempt.set()
+
+    def _on_open(self, connection: SelectConnection) -> None:
+        connection.add_on_connection_blocked_callback(self._on_blocked)
+        connection.add_on_connection_unblocked_callback(self._on_unblocked)
+        connection.channel(on_open_callback=self._on_channel_open)
+
+    def _on_open_error(self, connection: SelectConnection, error: BaseException) -> None:
+        self._attempt_failed(
+            f"cannot reach RabbitMQ at {redact(self._url)} ({type(error).__name__})"
+        )
+        connection.ioloop.stop()
+
+    def _on_channel_open(self, channel) -> None:
+        self._channel = channel
+        self._tags = itertools.count(1)
+        channel.add_on_close_callback(self._on_channel_closed)
+        channel.add_on_return_callback(self._on_return)
+        channel.confirm_delivery(ack_nack_callback=self._on_confirm, callback=self._on_confirm_mode)
+
+    def _on_confirm_mode(self, _frame) -> None:
+        self._ready = True
+        self._was_connected = True
+        self._first_attempt.set()
+        log("broker.connected", component="publisher", url=redact(self._url))
+        if self._on_state:
+            self._on_state(True)
+
+    def _on_blocked(self, _conn, _frame) -> None:
+        self._blocked = True
+        log("broker.blocked", level=30, component="publisher")
+
+    def _on_unblocked(self, _conn, _frame) -> None:
+        self._blocked = False
+        log("broker.unblocked", component="publisher")
+
+    def _on_channel_closed(self, _channel, reason: BaseException) -> None:
+        self._lost(f"channel closed: {reason!r}")
+        conn = self._connection
+        if conn is not None and conn.is_open:
+            conn.close()
+
+    def _on_closed(self, connection: SelectConnection, reason: BaseException) -> None:
+        self._lost(f"connection closed: {type(reason).__name__}")
+        connection.ioloop.stop()
+
+    def _lost(self, reason: str) -> None:
+        was_ready = self._ready
+        self._ready = False
+        self._channel = None
+        pending = list(self._batches.values())
+        self._pending.clear()
+        self._batches.clear()
+        for batch in pending:
+            if not batch.future.done():
+                batch.future.set_exception(BrokerUnavailable(f"RabbitMQ {reason}; not confirmed"))
+        if was_ready:
+            log(
+                "broker.disconnected",
+                level=30,
+                component="publisher",
+                reason=reason,
+                count=len(pending),
+            )
+            if self._on_state:
+                self._on_state(False)
+
+    def _close(self) -> None:
+        conn = self._connection
+        if conn is not None and (conn.is_open or conn.is_opening):
+            conn.close()
+        elif conn is not None:
+            conn.ioloop.stop()
+
+    def _publish_now(self, messages: Sequence[OutboundMessage], future: Future) -> None:
+        channel = self._channel
+        if channel is None or not channel.is_open or not self._ready:
+            future.set_exception(BrokerUnavailable("not connected to RabbitMQ"))
+            return
+        batch_id = uuid.uuid4().hex
+        batch = _Batch(batch_id, future, remaining=len(messages))
+        self._batches[batch_id] = batch
+        try:
+            for m in messages:
+                props = pika.BasicProperties(
+                    content_type=m.content_type,
+                    delivery_mode=pika.DeliveryMode.Persistent,
+                    message_id=m.message_id,
+                    correlation_id=m.correlation_id,
+                    type=m.type,
+                    headers={**m.headers, PUBLISH_ID: batch_id},
+                )
+                channel.basic_publish(m.exchange, m.routing_key, m.body, props, mandatory=True)
+                self._pending[next(self._tags)] = batch
+        except (pika.exceptions.AMQPError, OSError) as exc:
+            self._batches.pop(batch_id, None)
+            if not future.done():
+                future.set_exception(BrokerUnavailable(f"publish failed: {type(exc).__name__}"))
+
+    def _on_return(self, _channel, method: Basic.Return, properties, _body) -> None:
+        batch = self._batches.get((properties.headers or {}).get(PUBLISH_ID, ""))
+        if batch is not None:
+            batch.returned.append(method.routing_key)
+
+    def _on_confirm(self, frame) -> None:
+        method = frame.method
+        ack = isinstance(method, Basic.Ack)
+        if method.multiple:  # every outstanding tag up to this one (tags only grow)
+            settled = []
+            while self._pending and next(iter(self._pending)) <= method.delivery_tag:
+                settled.append(self._pending.popitem(last=False)[1])
+        else:
+            one = self._pending.pop(method.delivery_tag, None)
+            settled = [one] if one is not None else []
+        for batch in settled:
+            batch.nacked |= not ack
+            batch.remaining -= 1
+            if batch.remaining == 0:
+                self._settle(batch)
+
+    def _settle(self, batch: _Batch) -> None:
+        self._batches.pop(batch.id, None)
+        if batch.future.done():
+            return
+        if batch.returned:
+            batch.future.set_exception(
+                Unroutable(f"no queue bound for routing key(s) {', '.join(batch.returned)}")
+            )
+        elif batch.nacked:
+            batch.future.set_exception(BrokerUnavailable("RabbitMQ refused the message (nack)"))
+        else:
+            batch.future.set_result(None)

@@ -1,0 +1,46 @@
+"""`gateway`: the command line. One module per command family; each registers itself here.
+
+Exit codes, for every command: 0 success, 1 the input was judged (invalid, rejected),
+2 usage or configuration error, 3 a service it needs is unavailable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from gateway.cli import keys, send, serve, validate
+
+COMMANDS = (serve, validate, send, keys)
+
+EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gateway",
+        description="Passerelle: receive, validate, sign and route health documents.",
+        epilog="Run `gateway COMMAND --help` for a command's options and examples.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module in COMMANDS:
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # `gateway validate … | head`
+        sys.stderr.close()
+        return EXIT_OK
+
+
+def fail(message: str, code: int) -> int:
+    print(f"gateway: {message}", file=sys.stderr)
+    return code

@@ -1,0 +1,43 @@
+"""`gateway keys init`: create the development signing key and certificate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from gateway.cli._common import command
+from gateway.config import Settings
+from gateway.errors import KeystoreError
+from gateway.signing.keystore import KEY_FILE, init_dev_key
+
+
+def register(sub) -> None:
+    keys = sub.add_parser("keys", help="manage the gateway's signing keys")
+    keys_sub = keys.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
+    p = command(
+        keys_sub,
+        "init",
+        "create a development signing key and self-signed certificate",
+        "  gateway keys init --if-missing\n  gateway keys init --algorithm ecdsa --dir /tmp/keys",
+    )
+    p.add_argument("--dir", help="where to write them (default: GATEWAY_KEYS_DIR, var/keys)")
+    p.add_argument("--algorithm", choices=("rsa", "ecdsa"), default="rsa")
+    p.add_argument("--if-missing", action="store_true", help="do nothing when a key exists")
+    p.add_argument("--force", action="store_true", help="replace an existing key")
+    p.set_defaults(run=run_init)
+
+
+def run_init(args) -> int:
+    from gateway.cli import EXIT_USAGE, fail
+
+    directory = Path(args.dir) if args.dir else Settings.from_env().keys_dir
+    if (directory / KEY_FILE).exists():
+        if args.if_missing:
+            return 0
+        if not args.force:
+            return fail(f"{directory / KEY_FILE} exists (use --force to replace it)", EXIT_USAGE)
+    try:
+        path = init_dev_key(directory, args.algorithm)
+    except KeystoreError as exc:
+        return fail(str(exc), EXIT_USAGE)
+    print(f"created development signing key {path} ({args.algorithm}); never commit it")
+    return 0

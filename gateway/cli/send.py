@@ -1,0 +1,116 @@
+"""`gateway send PATH... --to mllp://host:port | http://host:port`: submit files to a gateway.
+
+Each file is sent on its own (MLLP: one connection, one frame per file, the ACK read back;
+HTTP: POST /documents or /hl7v2 by content). Exit 0 when all were accepted, 1 when any was
+rejected, 3 when the gateway could not take one (unreachable, AR for unavailability, 503).
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+
+from gateway.adapters import detect
+from gateway.adapters.hl7v2.mllp import FrameDecoder, frame
+from gateway.adapters.hl7v2.parser import parse
+from gateway.cli._common import command, expand
+
+
+def register(sub) -> None:
+    p = command(
+        sub,
+        "send",
+        "send CDA documents or HL7v2 messages to a running gateway",
+        "  gateway send tests/fixtures/cda/crbio_glycemia.xml --to http://127.0.0.1:8080\n"
+        "  gateway send tests/fixtures/hl7v2/oru_r01_lab_results.hl7 --to mllp://127.0.0.1:2575",
+    )
+    p.add_argument("paths", nargs="+", metavar="PATH", help="files or directories")
+    p.add_argument(
+        "--to", required=True, metavar="URL", help="mllp://host:port or http://host:port"
+    )
+    p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for each answer")
+    p.set_defaults(run=run)
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: str  # "accepted", "rejected", "unavailable"
+    detail: str
+
+
+def send_mllp(host: str, port: int, raw: bytes, timeout: float) -> Answer:
+    with socket.create_connection((host, port), timeout=timeout) as sock:
+        sock.sendall(frame(raw))
+        decoder = FrameDecoder()
+        while True:
+            data = sock.recv(65536)
+            if not data:
+                return Answer("unavailable", "connection closed without an ACK")
+            frames = decoder.feed(data)
+            if frames:
+                return _from_ack(frames[0].payload)
+
+
+def _from_ack(ack: bytes) -> Answer:
+    msg, _ = parse(ack)
+    if msg is None or msg.first("MSA") is None:
+        return Answer("unavailable", "unreadable ACK")
+    code = msg.value("MSA-1")
+    errors = [msg.value("ERR-8", seg) for seg in msg.all("ERR") if msg.value("ERR-4", seg) == "E"]
+    detail = f"{code}" + (": " + "; ".join(errors) if errors else "")
+    if code in ("AA", "CA"):
+        return Answer("accepted", detail)
+    if code in ("AE", "CE") or errors:
+        return Answer("rejected", detail)
+    return Answer("unavailable", detail + (f" {msg.value('MSA-3')}" if msg.value("MSA-3") else ""))
+
+
+def send_http(base: str, raw: bytes, timeout: float) -> Answer:
+    path = "/hl7v2" if detect(raw) == "hl7v2" else "/documents"
+    url = base.rstrip("/") + path  # scheme checked by run(): http or https only
+    request = urllib.request.Request(url, data=raw, method="POST")  # noqa: S310
+    request.add_header("Content-Type", "application/xml" if path == "/documents" else "text/plain")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as resp:  # noqa: S310 - http(s) only
+            body = json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        body = json.loads(exc.read() or b"{}")
+        if exc.code == 422:
+            rules = [
+                f"{f['rule']}: {f['message']}"
+                for f in body.get("findings", [])
+                if f.get("severity") == "error"
+            ]
+            return Answer("rejected", "; ".join(rules))
+        return Answer("unavailable", f"HTTP {exc.code} {body.get('reason', '')}".strip())
+    return Answer("accepted", body.get("id", ""))
+
+
+def run(args) -> int:
+    from gateway.cli import EXIT_INVALID, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE, fail
+
+    target = urllib.parse.urlsplit(args.to)
+    if target.scheme not in ("mllp", "http", "https") or not target.hostname:
+        return fail(f"--to {args.to!r}: expected mllp://host:port or http://host:port", EXIT_USAGE)
+    files = expand(args.paths)
+    missing = [given for given, path in files if not path.is_file()]
+    if missing:
+        return fail(f"no such file: {', '.join(missing)}", EXIT_USAGE)
+    worst = EXIT_OK
+    for given, path in files:
+        raw = path.read_bytes()
+        try:
+            if target.scheme == "mllp":
+                answer = send_mllp(target.hostname, target.port or 2575, raw, args.timeout)
+            else:
+                answer = send_http(args.to, raw, args.timeout)
+        except OSError as exc:
+            answer = Answer("unavailable", f"{type(exc).__name__}: {exc}")
+        print(f"{given}: {answer.status} {answer.detail}".rstrip())
+        code = {"accepted": EXIT_OK, "rejected": EXIT_INVALID}.get(answer.status, EXIT_UNAVAILABLE)
+        worst = max(worst, code)
+    return worst

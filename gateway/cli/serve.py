@@ -1,0 +1,48 @@
+"""`gateway serve`: run the gateway (HTTP, MLLP, record consumer) in one process."""
+
+from __future__ import annotations
+
+import asyncio
+
+from gateway import logs
+from gateway.broker.connection import redact
+from gateway.cli._common import command
+from gateway.config import Settings
+from gateway.errors import BrokerUnavailable, ConfigError, KeystoreError, StoreUnavailable
+
+
+def register(sub) -> None:
+    p = command(
+        sub,
+        "serve",
+        "run the gateway: HTTP API, MLLP listener and patient-record consumer",
+        "  gateway serve\n"
+        "  GATEWAY_HTTP_ADDR=0.0.0.0:8080 GATEWAY_MLLP_ADDR=0.0.0.0:2575 gateway serve",
+    )
+    p.set_defaults(run=run)
+
+
+def run(_args) -> int:
+    from gateway.cli import EXIT_UNAVAILABLE, EXIT_USAGE, fail
+    from gateway.runtime import Runtime
+
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        return fail(str(exc), EXIT_USAGE)
+    logs.setup(settings.log_level, settings.log_format)
+    try:
+        asyncio.run(Runtime(settings).run())
+    except BrokerUnavailable as exc:
+        return fail(
+            f"{exc}. Start RabbitMQ with `rabbitmq-server -detached` "
+            f"or point GATEWAY_AMQP_URL at one (now {redact(settings.amqp_url)}).",
+            EXIT_UNAVAILABLE,
+        )
+    except StoreUnavailable as exc:
+        return fail(f"{exc}. Check GATEWAY_DATABASE_URL.", EXIT_UNAVAILABLE)
+    except (ConfigError, KeystoreError) as exc:
+        return fail(str(exc), EXIT_USAGE)
+    except OSError as exc:  # address in use, permission denied
+        return fail(f"cannot listen: {exc.strerror or exc}", EXIT_UNAVAILABLE)
+    return 0

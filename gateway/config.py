@@ -1,0 +1,108 @@
+"""Settings from the environment, read and checked once at start.
+
+Takes the environment as a mapping so tests pass a dict. A bad value fails naming the
+variable. docs: the configuration table in README.md lists every variable.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from gateway.errors import ConfigError
+
+DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
+
+
+@dataclass(frozen=True)
+class Address:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    http_addr: Address
+    mllp_addr: Address
+    amqp_url: str
+    amqp_prefix: str
+    database_url: str
+    data_dir: Path
+    keys_dir: Path
+    routing_file: Path
+    conformance_pack: Path | None
+    max_document_bytes: int
+    mllp_idle_timeout_s: float
+    publish_timeout_s: float
+    consumer_prefetch: int
+    log_level: str
+    log_format: str
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, root: Path | None = None) -> Settings:
+        env = os.environ if env is None else env
+        root = root or Path.cwd()
+        data_dir = _path(env.get("GATEWAY_DATA_DIR", "var"), root)
+        pack = env.get("GATEWAY_CONFORMANCE_PACK")
+        return cls(
+            http_addr=_address(env, "GATEWAY_HTTP_ADDR", "127.0.0.1:8080"),
+            mllp_addr=_address(env, "GATEWAY_MLLP_ADDR", "127.0.0.1:2575"),
+            amqp_url=env.get("GATEWAY_AMQP_URL", DEFAULT_AMQP_URL),
+            amqp_prefix=env.get("GATEWAY_AMQP_PREFIX", "passerelle"),
+            database_url=env.get("GATEWAY_DATABASE_URL")
+            or f"sqlite:///{data_dir / 'records.sqlite3'}",
+            data_dir=data_dir,
+            keys_dir=_path(env.get("GATEWAY_KEYS_DIR", str(data_dir / "keys")), root),
+            routing_file=_path(env.get("GATEWAY_ROUTING_FILE", "routing.yaml"), root),
+            conformance_pack=_path(pack, root) if pack else None,
+            max_document_bytes=_int(env, "GATEWAY_MAX_DOCUMENT_BYTES", 20 * 1024 * 1024),
+            mllp_idle_timeout_s=_float(env, "GATEWAY_MLLP_IDLE_TIMEOUT", 300.0),
+            publish_timeout_s=_float(env, "GATEWAY_PUBLISH_TIMEOUT", 10.0),
+            consumer_prefetch=_int(env, "GATEWAY_CONSUMER_PREFETCH", 32),
+            log_level=env.get("GATEWAY_LOG_LEVEL", "INFO").upper(),
+            log_format=env.get("GATEWAY_LOG_FORMAT", "json"),
+        )
+
+
+def _path(value: str, root: Path) -> Path:
+    p = Path(value).expanduser()
+    return p if p.is_absolute() else root / p
+
+
+def _address(env: Mapping[str, str], name: str, default: str) -> Address:
+    value = env.get(name, default)
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"{name}={value!r}: expected host:port")
+    return Address(host or "127.0.0.1", int(port))
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    value = env.get(name)
+    if value is None:
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise ConfigError(f"{name}={value!r}: expected an integer") from None
+    if number <= 0:
+        raise ConfigError(f"{name}={value!r}: must be positive")
+    return number
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    value = env.get(name)
+    if value is None:
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        raise ConfigError(f"{name}={value!r}: expected a number") from None
+    if number <= 0:
+        raise ConfigError(f"{name}={value!r}: must be positive")
+    return number

@@ -1,0 +1,159 @@
+"""The envelope: the one normalised description of a document, whatever format it came in.
+
+Field names follow XDS document-entry metadata (``type_code``, ``format_code``,
+``confidentiality``, ``creation_time`` …) so that routing rules, the record store and operators
+speak the same words. The envelope travels in every AMQP message beside the payload (see
+docs/message-format.md). It carries patient identity, so it is never logged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+from gateway.findings import Finding
+
+
+@dataclass(frozen=True, slots=True)
+class Code:
+    """A coded value: ``code`` in the code system ``system`` (an OID)."""
+
+    code: str
+    system: str = ""
+    display: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Party:
+    """A person or organisation named by a national identifier.
+
+    ``id_system`` is the OID of the identifier (RPPS/ADELI 1.2.250.1.71.4.2.1, FINESS/SIRET
+    1.2.250.1.71.4.2.2, …).
+    """
+
+    id: str | None = None
+    id_system: str | None = None
+    name: str | None = None
+    role: Code | None = None
+    organisation: Party | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Patient:
+    """The patient the document is about: INS and the demographics used to check it."""
+
+    ins: str | None = None
+    ins_system: str | None = None  # INS OID: 1.2.250.1.213.1.4.8 (NIR), .10/.13 test, .9 NIA
+    family_name: str | None = None
+    given_names: str | None = None
+    birth_date: str | None = None
+    gender: str | None = None
+    local_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SignatureInfo:
+    """How the gateway signed the document (filled by the signing step)."""
+
+    key_id: str
+    algorithm: str
+    signed_at: str
+    form: str  # "xades-bes-enveloped", "xades-bes-detached", …
+    signature: str | None = None  # detached signature document, when it travels beside
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """Normalised metadata of one document."""
+
+    document_id: str  # XDS uniqueId: ``root^extension`` or ``root``
+    source_kind: str  # "cda" or "hl7v2"
+    content_type: str
+    sha256: str  # of the payload bytes as published
+    size: int
+    sender: str
+    received_at: str  # ISO 8601, UTC
+    trace_id: str
+    action: str = "create"  # "create", "replace", "delete"
+    set_id: str | None = None
+    version: int | None = None
+    replaces: str | None = None  # document id of the version this one replaces
+    patient: Patient = field(default_factory=Patient)
+    title: str | None = None
+    type_code: Code | None = None
+    class_code: Code | None = None
+    format_code: Code | None = None
+    confidentiality: tuple[Code, ...] = ()
+    language_code: str | None = None
+    creation_time: str | None = None
+    service_start: str | None = None
+    service_stop: str | None = None
+    authors: tuple[Party, ...] = ()
+    custodian: Party | None = None
+    legal_authenticator: Party | None = None
+    facility: Party | None = None
+    facility_type_code: Code | None = None
+    practice_setting_code: Code | None = None
+    flags: dict[str, bool] = field(default_factory=dict)  # MetaDMPMSS: DESTDMP, MASQUE_PS …
+    metadata: dict[str, str] = field(default_factory=dict)  # anything else routing may match
+    signature: SignatureInfo | None = None
+    warnings: tuple[Finding, ...] = ()
+
+    @property
+    def confidentiality_codes(self) -> frozenset[str]:
+        return frozenset(c.code for c in self.confidentiality)
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_plain(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":"))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Envelope:
+        return _from_plain(cls, data)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Envelope:
+        return cls.from_dict(json.loads(text))
+
+
+def to_plain(value: Any) -> Any:
+    if isinstance(value, Finding):
+        return value.to_dict()
+    if dataclasses.is_dataclass(value):
+        return {
+            f.name: to_plain(getattr(value, f.name))
+            for f in dataclasses.fields(value)
+            if getattr(value, f.name) not in (None, (), {})
+        }
+    if isinstance(value, tuple | list):
+        return [to_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: to_plain(v) for k, v in value.items()}
+    return value
+
+
+def _from_plain(tp: Any, data: Any) -> Any:
+    """Rebuild a value of type ``tp`` from its JSON form (the inverse of ``to_plain``)."""
+    if data is None:
+        return None
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        inner = [a for a in typing.get_args(tp) if a is not type(None)]
+        return _from_plain(inner[0], data)
+    if tp is Finding:
+        return Finding.from_dict(data)
+    if dataclasses.is_dataclass(tp):
+        hints = typing.get_type_hints(tp)
+        return tp(**{k: _from_plain(hints[k], v) for k, v in data.items() if k in hints})
+    if origin is tuple:
+        (item_type, _ellipsis) = typing.get_args(tp)
+        return tuple(_from_plain(item_type, v) for v in data)
+    if origin is dict:
+        return dict(data)
+    return data

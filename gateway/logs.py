@@ -1,0 +1,84 @@
+"""Structured logs that cannot carry patient data.
+
+Log calls pass fields as keyword arguments through ``log(event, **fields)``; only fields on the
+allow-list are written, everything else is dropped and counted. Raw messages, envelopes,
+names and identifiers of patients have no field to travel in.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+
+ALLOWED_FIELDS = frozenset(
+    {
+        "trace_id",
+        "document_id",
+        "sender",
+        "transport",
+        "kind",
+        "status",
+        "rejection",
+        "rules",
+        "destinations",
+        "duration_ms",
+        "size",
+        "queue",
+        "routing_key",
+        "attempt",
+        "delay_ms",
+        "reason",
+        "peer",
+        "address",
+        "count",
+        "error",
+        "key_id",
+        "type_code",
+        "outcome",
+        "component",
+        "url",
+        "version",
+        "message_type",
+        "control_id",
+    }
+)
+
+_logger = logging.getLogger("gateway")
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "event": record.getMessage(),
+        }
+        entry.update(getattr(record, "fields", {}))
+        return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+class TextFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        fields = " ".join(f"{k}={v}" for k, v in getattr(record, "fields", {}).items())
+        return f"{record.levelname.lower():7} {record.getMessage()} {fields}".rstrip()
+
+
+def setup(level: str = "INFO", fmt: str = "json") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # Libraries log connection chatter (and pika can log frames); keep them quiet.
+    for noisy in ("pika", "uvicorn.access", "sqlalchemy", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def log(event: str, level: int = logging.INFO, **fields: object) -> None:
+    safe = {k: v for k, v in fields.items() if k in ALLOWED_FIELDS and v is not None}
+    if len(safe) != len([v for v in fields.values() if v is not None]):
+        safe["dropped_fields"] = sorted(set(fields) - ALLOWED_FIELDS)
+    _logger.log(level, event, extra={"fields": safe})

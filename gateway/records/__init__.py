@@ -1,0 +1,1 @@
+"""Patient records: the reference record service that files documents from the queue."""

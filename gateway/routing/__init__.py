@@ -1,0 +1,1 @@
+"""Routing: routing.yaml decides where each document goes; RabbitMQ carries it there."""

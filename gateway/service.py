@@ -1,0 +1,110 @@
+"""IngestService: the one entry every transport calls. Pipeline, then a confirmed publish.
+
+It turns an Outcome into a Receipt only after RabbitMQ answered, so a transport can never tell
+a sender "accepted" for something that is not durable. Faults (broker down, confirm timeout,
+an unexpected error) become UNAVAILABLE receipts: the sender keeps the message and retries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from concurrent.futures import Executor
+
+from gateway.broker.message import DocumentMessage, encode, headers
+from gateway.broker.names import Names
+from gateway.broker.publisher import OutboundMessage, Publisher
+from gateway.errors import BrokerUnavailable
+from gateway.logs import log
+from gateway.outcome import Accepted, Receipt, ReceiptStatus, Rejected
+from gateway.pipeline import Tools, ingest
+from gateway.submission import Submission
+
+
+class IngestService:
+    def __init__(
+        self,
+        tools: Tools,
+        publisher: Publisher,
+        names: Names,
+        executor: Executor | None = None,
+        publish_timeout_s: float = 10.0,
+    ) -> None:
+        self.tools = tools  # replaced whole on reload (routing.yaml, keys); never mutated
+        self._publisher = publisher
+        self._names = names
+        self._executor = executor
+        self._timeout = publish_timeout_s
+
+    async def accept(self, submission: Submission) -> Receipt:
+        started = time.perf_counter()
+        loop = asyncio.get_running_loop()
+        try:
+            outcome = await loop.run_in_executor(self._executor, ingest, submission, self.tools)
+        except Exception as exc:  # a bug, not the sender's fault: do not take responsibility
+            log("ingest.failed", level=40, trace_id=submission.trace_id, error=type(exc).__name__)
+            return Receipt(
+                ReceiptStatus.UNAVAILABLE,
+                submission.trace_id,
+                reason="internal error while processing; retry later",
+            )
+        if isinstance(outcome, Rejected):
+            receipt = Receipt(
+                ReceiptStatus.REJECTED,
+                submission.trace_id,
+                findings=outcome.report.findings,
+                rejection=outcome.kind,
+            )
+        else:
+            receipt = await self._publish(outcome, submission)
+        log(
+            "ingest.done",
+            trace_id=submission.trace_id,
+            transport=submission.transport,
+            sender=submission.sender,
+            status=receipt.status.value,
+            rejection=receipt.rejection.value if receipt.rejection else None,
+            document_id=receipt.document_id,
+            rules=sorted({f.rule for f in receipt.findings if f.is_error}) or None,
+            duration_ms=round((time.perf_counter() - started) * 1000, 2),
+        )
+        return receipt
+
+    async def _publish(self, accepted: Accepted, submission: Submission) -> Receipt:
+        env = accepted.envelope
+        body = encode(DocumentMessage(env, accepted.payload, accepted.attachments))
+        messages = [
+            OutboundMessage(
+                exchange=self._names.exchange,
+                routing_key=destination,
+                body=body,
+                message_id=env.document_id,
+                correlation_id=env.trace_id,
+                headers=headers(env),
+            )
+            for destination in accepted.destinations
+        ]
+        try:
+            future = self._publisher.publish(messages)
+            await asyncio.wait_for(asyncio.wrap_future(future), self._timeout)
+        except BrokerUnavailable as exc:
+            return Receipt(
+                ReceiptStatus.UNAVAILABLE,
+                submission.trace_id,
+                document_id=env.document_id,
+                reason=str(exc),
+            )
+        except TimeoutError:
+            return Receipt(
+                ReceiptStatus.UNAVAILABLE,
+                submission.trace_id,
+                document_id=env.document_id,
+                reason=f"RabbitMQ did not confirm within {self._timeout}s",
+            )
+        return Receipt(
+            ReceiptStatus.ACCEPTED,
+            submission.trace_id,
+            document_id=env.document_id,
+            findings=env.warnings,
+            destinations=accepted.destinations,
+        )

@@ -1,0 +1,122 @@
+"""Signing keys: load them once from PEM files, and create a development key on request.
+
+A development key is a self-signed certificate made on the machine that uses it
+(`gateway keys init`); it lives under the data directory and is never committed.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import NameOID
+
+from gateway.errors import KeystoreError
+
+KEY_FILE = "signing.key"
+CERT_FILE = "signing.pem"
+
+PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    """A loaded private key with its certificate chain; ``key_id`` names it in signatures."""
+
+    key: PrivateKey
+    chain: tuple[x509.Certificate, ...]
+    key_id: str
+
+    @property
+    def certificate(self) -> x509.Certificate:
+        return self.chain[0]
+
+    @property
+    def algorithm(self) -> str:
+        return "ecdsa-sha256" if isinstance(self.key, ec.EllipticCurvePrivateKey) else "rsa-sha256"
+
+
+def key_id_of(cert: x509.Certificate) -> str:
+    """Stable key name: SHA-256 of the certificate's public key, first 16 hex characters."""
+    spki = cert.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return hashlib.sha256(spki).hexdigest()[:16]
+
+
+def load_pem(key_path: Path, cert_path: Path, password: bytes | None = None) -> SigningKey:
+    try:
+        key = serialization.load_pem_private_key(key_path.read_bytes(), password=password)
+        chain = tuple(x509.load_pem_x509_certificates(cert_path.read_bytes()))
+    except FileNotFoundError as exc:
+        raise KeystoreError(
+            f"signing key file missing: {exc.filename} (create one with `gateway keys init`)"
+        ) from None
+    except (ValueError, TypeError) as exc:
+        raise KeystoreError(f"cannot load signing key {key_path}: {exc}") from None
+    if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
+        raise KeystoreError(f"{key_path}: only RSA and EC keys can sign")
+    return SigningKey(key=key, chain=chain, key_id=key_id_of(chain[0]))
+
+
+def init_dev_key(directory: Path, algorithm: str = "rsa", days: int = 730) -> Path:
+    """Create a private key and self-signed certificate in ``directory``; returns the key path."""
+    directory.mkdir(parents=True, exist_ok=True)
+    key: PrivateKey
+    if algorithm == "rsa":
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    elif algorithm == "ecdsa":
+        key = ec.generate_private_key(ec.SECP256R1())
+    else:
+        raise KeystoreError(f"unknown key algorithm {algorithm!r} (rsa or ecdsa)")
+    name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COUNTRY_NAME, "FR"),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Passerelle (development)"),
+            x509.NameAttribute(NameOID.COMMON_NAME, "passerelle-dev-signing"),
+        ]
+    )
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=True,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    key_path = directory / KEY_FILE
+    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+    (directory / CERT_FILE).write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return key_path

@@ -1,0 +1,90 @@
+"""INS (Identifiant National de Santé): OIDs and the NIR key check, shared by CDA and HL7v2.
+
+The INS is a NIR (or a temporary NIA): 13 characters and a 2-digit key, key = 97 − (NIR mod 97),
+with the Corsican departments 2A and 2B read as 19 and 18. The national conformance pack does
+not check the key; this module always does, because a mistyped INS with a valid shape files a
+document into another patient's record.
+"""
+
+from __future__ import annotations
+
+import re
+
+from gateway.findings import Finding, error
+
+INS_NIR = "1.2.250.1.213.1.4.8"
+INS_NIA = "1.2.250.1.213.1.4.9"
+INS_NIR_TEST = "1.2.250.1.213.1.4.10"
+INS_NIA_TEST = "1.2.250.1.213.1.4.11"
+
+INS_OIDS: dict[str, str] = {
+    INS_NIR: "INS-NIR",
+    INS_NIA: "INS-NIA",
+    INS_NIR_TEST: "INS-NIR (test)",
+    INS_NIA_TEST: "INS-NIA (test)",
+}
+
+_SHAPE = re.compile(r"^[1-478][0-9]{4}(?:[0-9]{2}|2A|2B)[0-9]{6}[0-9]{2}$")
+
+
+def nir_key(nir13: str) -> int:
+    """The 2-digit key of a 13-character NIR (Corsica's 2A/2B handled)."""
+    digits = nir13.upper().replace("2A", "19", 1).replace("2B", "18", 1)
+    return 97 - int(digits) % 97
+
+
+def nir_key_is_valid(ins: str) -> bool:
+    """True when ``ins`` is 15 characters of NIR shape whose last two digits are its key."""
+    ins = ins.upper()
+    if not _SHAPE.match(ins):
+        return False
+    return nir_key(ins[:13]) == int(ins[13:])
+
+
+def check_ins(value: str | None, oid: str | None, location: str, layer: str) -> list[Finding]:
+    """Findings about one INS identifier; empty when it is a well-formed INS with a valid key."""
+    if oid not in INS_OIDS:
+        return [
+            error(
+                "ins.oid",
+                f"patient identifier authority {oid!r} is not an INS OID",
+                location=location,
+                layer=layer,
+                fix=f"use one of {', '.join(INS_OIDS)}",
+                hl7_code=103,
+            )
+        ]
+    if not value:
+        return [
+            error(
+                "ins.missing",
+                "INS identifier has no value",
+                location=location,
+                layer=layer,
+                hl7_code=101,
+            )
+        ]
+    if not _SHAPE.match(value.upper()):
+        return [
+            error(
+                "ins.format",
+                "INS must be 15 characters: sex digit, year, month, department (2A/2B allowed), "
+                "commune, order number and a 2-digit key",
+                location=location,
+                layer=layer,
+                hl7_code=102,
+            )
+        ]
+    if not nir_key_is_valid(value):
+        return [
+            error(
+                "ins.nir-key",
+                "INS key does not match its NIR (key = 97 − NIR mod 97): the identifier is "
+                "mistyped and would designate another person",
+                location=location,
+                layer=layer,
+                fix="check the INS against the patient's INSi record",
+                hl7_code=102,
+            )
+        ]
+    return []
