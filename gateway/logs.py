@@ -73,8 +73,11 @@ def setup(level: str = "INFO", fmt: str = "json") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     # Libraries log connection chatter (and pika can log frames); keep them quiet.
-    for noisy in ("pika", "uvicorn.access", "sqlalchemy", "alembic"):
+    for noisy in ("uvicorn.access", "sqlalchemy", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # pika reports every failed socket at ERROR with addresses and stack context; the broker
+    # modules translate those failures into their own events, so pika itself stays silent.
+    logging.getLogger("pika").setLevel(logging.CRITICAL)
 
 
 def log(event: str, level: int = logging.INFO, **fields: object) -> None:

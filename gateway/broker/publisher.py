@@ -145,8 +145,8 @@ class Publisher:
                 if self._was_connected:  # a working connection dropped: start backoff over
                     self._was_connected = False
                     delays = iter(RECONNECT_DELAYS_S)
-            if self._stopping.is_set():
-                break
+            if self._stopping.is_set() or self._first_error is not None:
+                break  # stopped, or never connected: start() reports it, no retry loop
             delay = next(delays, RECONNECT_DELAYS_S[-1])
             log("broker.reconnecting", level=30, component="publisher", delay_ms=int(delay * 1000))
             self._stopping.wait(delay)
@@ -235,9 +235,14 @@ class Publisher:
 
     def _close(self) -> None:
         conn = self._connection
-        if conn is not None and (conn.is_open or conn.is_opening):
-            conn.close()
-        elif conn is not None:
+        if conn is None or conn.is_closing:
+            return
+        if conn.is_closed:
+            conn.ioloop.stop()
+            return
+        try:
+            conn.close()  # _on_closed stops the loop
+        except pika.exceptions.ConnectionWrongStateError:
             conn.ioloop.stop()
 
     def _publish_now(self, messages: Sequence[OutboundMessage], future: Future) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 
 from gateway import logs
-from gateway.broker.connection import redact
 from gateway.cli._common import command
 from gateway.config import Settings
 from gateway.errors import BrokerUnavailable, ConfigError, KeystoreError, StoreUnavailable
@@ -35,8 +34,7 @@ def run(_args) -> int:
         asyncio.run(Runtime(settings).run())
     except BrokerUnavailable as exc:
         return fail(
-            f"{exc}. Start RabbitMQ with `rabbitmq-server -detached` "
-            f"or point GATEWAY_AMQP_URL at one (now {redact(settings.amqp_url)}).",
+            f"{exc}. Start it with `rabbitmq-server -detached`, or set GATEWAY_AMQP_URL.",
             EXIT_UNAVAILABLE,
         )
     except StoreUnavailable as exc:

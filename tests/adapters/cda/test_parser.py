@@ -1,0 +1,68 @@
+"""The CDA parser refuses what could read files, reach the network or expand without bound."""
+
+import pytest
+
+from gateway.adapters.cda.parser import CdaLimits, parse
+from tests.conftest import FIXTURES
+
+XXE = b"""<?xml version="1.0"?>
+<!DOCTYPE ClinicalDocument [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>
+<ClinicalDocument xmlns="urn:hl7-org:v3"><title>&xxe;</title></ClinicalDocument>"""
+
+LAUGHS = b"""<?xml version="1.0"?>
+<!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
+<!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">]>
+<ClinicalDocument xmlns="urn:hl7-org:v3"><title>&lol3;</title></ClinicalDocument>"""
+
+EXTERNAL_DTD = b"""<?xml version="1.0"?>
+<!DOCTYPE ClinicalDocument SYSTEM "http://127.0.0.1:9/cda.dtd">
+<ClinicalDocument xmlns="urn:hl7-org:v3"/>"""
+
+
+@pytest.mark.parametrize("raw", [XXE, LAUGHS, EXTERNAL_DTD], ids=["xxe", "billion-laughs", "dtd"])
+def test_doctypes_and_entities_are_refused_not_resolved(raw):
+    doc, [finding] = parse(raw)
+    assert doc is None
+    assert finding.rule == "xml.doctype"
+
+
+def test_size_limit():
+    doc, [finding] = parse(b"<a/>" * 100, CdaLimits(max_bytes=100))
+    assert doc is None and finding.rule == "xml.size"
+
+
+def test_depth_limit():
+    raw = (
+        b'<ClinicalDocument xmlns="urn:hl7-org:v3">'
+        + b"<a>" * 60
+        + b"</a>" * 60
+        + b"</ClinicalDocument>"
+    )
+    doc, [finding] = parse(raw, CdaLimits(max_depth=50))
+    assert doc is None and finding.rule == "xml.depth"
+
+
+def test_not_well_formed_reports_the_line():
+    doc, [finding] = parse(
+        b'<ClinicalDocument xmlns="urn:hl7-org:v3">\n<title>\n</ClinicalDocument>'
+    )
+    assert doc is None and finding.rule == "xml.well-formed" and finding.line == 3
+
+
+def test_a_file_without_clinical_document_is_refused():
+    doc, [finding] = parse(b"<html><body/></html>")
+    assert doc is None and finding.rule == "cda.clinical-document"
+
+
+def test_clinical_document_inside_an_xslt_wrapper_is_found():
+    inner = (FIXTURES / "cda/crbio_glycemia.xml").read_bytes().split(b"?>", 1)[1]
+    wrapped = (
+        b'<?xml version="1.0" encoding="UTF-8"?>'
+        b'<xsl:stylesheet version="1.0" xmlns:xsl="http://www.w3.org/1999/XSL/Transform">'
+        b'<xsl:template match="/">' + inner + b"</xsl:template></xsl:stylesheet>"
+    )
+    doc, findings = parse(wrapped)
+    assert findings == [] and doc.wrapped
+    standalone, again = parse(doc.standalone_bytes())
+    assert again == [] and not standalone.wrapped
+    assert standalone.root.tag == "{urn:hl7-org:v3}ClinicalDocument"

@@ -1,0 +1,58 @@
+"""`gateway validate`: the JSON-lines contract and exit codes other tools rely on."""
+
+import json
+import subprocess
+import sys
+
+from tests.conftest import FIXTURES, ROOT
+
+GATEWAY = [sys.executable, "-m", "gateway"]
+
+
+def run(*args: str, cwd=ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run([*GATEWAY, *args], capture_output=True, text=True, cwd=cwd, timeout=60)
+
+
+def test_json_lines_for_valid_files(tmp_path):
+    cda = FIXTURES / "cda/crbio_glycemia.xml"
+    oru = FIXTURES / "hl7v2/oru_r01_lab_results.hl7"
+    res = run("validate", "--json", str(cda), str(oru))
+    assert res.returncode == 0, res.stderr
+    lines = [json.loads(line) for line in res.stdout.splitlines()]
+    assert [(v["file"], v["kind"], v["valid"]) for v in lines] == [
+        (str(cda), "cda", True),
+        (str(oru), "hl7v2", True),
+    ]
+    assert lines[0]["metadata"]["document_id"] == "1.2.250.1.999.1.1.20261101.4711"
+    assert set(lines[0]) == {"file", "kind", "valid", "findings", "metadata"}
+
+
+def test_any_invalid_file_exits_1_and_names_the_rule(tmp_path):
+    bad = tmp_path / "bad.xml"
+    bad.write_bytes(
+        (FIXTURES / "cda/crbio_glycemia.xml")
+        .read_bytes()
+        .replace(b"184127505612355", b"184127505612399")
+    )
+    res = run("validate", "--json", str(FIXTURES / "cda/crbio_glycemia.xml"), str(bad))
+    assert res.returncode == 1
+    verdict = json.loads(res.stdout.splitlines()[1])
+    assert verdict["valid"] is False
+    [finding] = verdict["findings"]
+    assert {"rule", "severity", "location", "message"} <= set(finding)
+    assert finding["rule"] == "ins.nir-key" and finding["severity"] == "error"
+
+
+def test_readable_report_by_default(tmp_path):
+    bad = tmp_path / "bad.xml"
+    bad.write_bytes(b"<html/>")
+    res = run("validate", str(bad))
+    assert res.returncode == 1
+    assert "INVALID" in res.stdout and "cda.clinical-document" in res.stdout
+    assert "fix:" in res.stdout
+
+
+def test_usage_errors_exit_2():
+    assert run("validate").returncode == 2
+    res = run("validate", "/no/such/file.xml")
+    assert res.returncode == 2 and "no such file" in res.stderr
