@@ -8,13 +8,15 @@ from gateway.broker.consumer import Delivery, Poison
 from gateway.broker.message import MalformedMessage, decode
 from gateway.logs import log
 from gateway.records.store import Filing, RecordStore
+from gateway.signing import Verifier
 
 
 class RecordWorker:
     """Files one delivery. Returns normally only once the database committed."""
 
-    def __init__(self, store: RecordStore) -> None:
+    def __init__(self, store: RecordStore, verifier: Verifier | None = None) -> None:
         self._store = store
+        self._verifier = verifier
 
     def __call__(self, delivery: Delivery) -> None:
         try:
@@ -26,6 +28,10 @@ class RecordWorker:
             raise Poison("payload hash does not match the envelope: altered in transit")
         if delivery.message_id and delivery.message_id != env.document_id:
             raise Poison("AMQP message_id does not match the envelope's document id")
+        if self._verifier is not None and env.signature is not None:
+            verification = self._verifier.verify(env, message.payload)
+            if not verification.valid:
+                raise Poison(f"signature check failed: {verification.reason}")
         filing = self._store.file(message)
         if filing is Filing.CONFLICT:
             raise Poison("a different document with the same id is already filed")
