@@ -16,7 +16,7 @@ from gateway.records.store import RecordStore
 from gateway.records.worker import RecordWorker
 from gateway.routing import loader
 from gateway.service import IngestService
-from gateway.signing.keystore import CERT_FILE, KEY_FILE, load_pem
+from gateway.signing import setup as signing
 from gateway.signing.xades import XadesSigner
 from gateway.validators.cda import CdaValidator
 
@@ -32,11 +32,11 @@ def load_checks(settings: Settings) -> Checks:
 
 def load_tools(settings: Settings) -> Tools:
     """Routing table, signing key and validators: loaded once, shared read-only."""
-    key = load_pem(settings.keys_dir / KEY_FILE, settings.keys_dir / CERT_FILE)
     return Tools(
-        signer=XadesSigner(key),
+        signer=XadesSigner(signing.load_key(settings)),
         routing=loader.load(settings.routing_file),
         checks=load_checks(settings),
+        inbound=signing.load_inbound(settings),
     )
 
 
@@ -56,6 +56,7 @@ def start(settings: Settings) -> Services:
     """Load, connect and start everything; faults (ConfigError, KeystoreError,
     BrokerUnavailable, StoreUnavailable) propagate with a message naming the cause."""
     tools = load_tools(settings)
+    verifier = signing.load_verifier(settings)
     names = Names(settings.amqp_prefix)
     store = RecordStore.open(settings.database_url)
     publisher = Publisher(settings.amqp_url, topology.plan(tools.routing, names))
@@ -74,7 +75,7 @@ def start(settings: Settings) -> Services:
         ingest=IngestService(tools, publisher, names, executor, settings.publish_timeout_s),
         executor=executor,
     )
-    worker = RecordWorker(store)
+    worker = RecordWorker(store, verifier)
     for dest in tools.routing.destinations.values():
         if dest.consumer == PATIENT_RECORD_CONSUMER:
             consumer = Consumer(

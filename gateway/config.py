@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from gateway.errors import ConfigError
@@ -42,6 +42,14 @@ class Settings:
     consumer_prefetch: int
     log_level: str
     log_format: str
+    # Signing (docs/signing.md). Key: PKCS#12 when set, else PEM key + certificate.
+    signing_key: Path | None = None
+    signing_cert: Path | None = None
+    signing_p12: Path | None = None
+    signing_password: bytes | None = field(default=None, repr=False)
+    verify_certs: tuple[Path, ...] = ()  # more accepted keys' certificates (keys_dir/previous too)
+    trust_store: Path | None = None  # PEM CA bundle for sender signatures
+    signed_senders: frozenset[str] = frozenset()  # senders that must sign ("*": all)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, root: Path | None = None) -> Settings:
@@ -49,6 +57,7 @@ class Settings:
         root = root or Path.cwd()
         data_dir = _path(env.get("GATEWAY_DATA_DIR", "var"), root)
         pack = env.get("GATEWAY_CONFORMANCE_PACK")
+        keys_dir = _path(env.get("GATEWAY_KEYS_DIR", str(data_dir / "keys")), root)
         return cls(
             http_addr=_address(env, "GATEWAY_HTTP_ADDR", "127.0.0.1:8080"),
             mllp_addr=_address(env, "GATEWAY_MLLP_ADDR", "127.0.0.1:2575"),
@@ -57,7 +66,7 @@ class Settings:
             database_url=env.get("GATEWAY_DATABASE_URL")
             or f"sqlite:///{data_dir / 'records.sqlite3'}",
             data_dir=data_dir,
-            keys_dir=_path(env.get("GATEWAY_KEYS_DIR", str(data_dir / "keys")), root),
+            keys_dir=keys_dir,
             routing_file=_path(env.get("GATEWAY_ROUTING_FILE", "routing.yaml"), root),
             conformance_pack=_path(pack, root) if pack else None,
             max_document_bytes=_int(env, "GATEWAY_MAX_DOCUMENT_BYTES", 20 * 1024 * 1024),
@@ -66,7 +75,27 @@ class Settings:
             consumer_prefetch=_int(env, "GATEWAY_CONSUMER_PREFETCH", 32),
             log_level=env.get("GATEWAY_LOG_LEVEL", "INFO").upper(),
             log_format=env.get("GATEWAY_LOG_FORMAT", "json"),
+            **_signing(env, root, keys_dir),
         )
+
+
+def _signing(env: Mapping[str, str], root: Path, keys_dir: Path) -> dict:
+    def optional(name: str) -> Path | None:
+        value = env.get(name)
+        return _path(value, root) if value else None
+
+    password = env.get("GATEWAY_SIGNING_PASSWORD")
+    paths = env.get("GATEWAY_VERIFY_CERTS", "").split(os.pathsep)
+    senders = env.get("GATEWAY_SIGNED_SENDERS", "")
+    return {
+        "signing_key": optional("GATEWAY_SIGNING_KEY") or keys_dir / "signing.key",
+        "signing_cert": optional("GATEWAY_SIGNING_CERT") or keys_dir / "signing.pem",
+        "signing_p12": optional("GATEWAY_SIGNING_P12"),
+        "signing_password": password.encode("utf-8") if password else None,
+        "verify_certs": tuple(_path(p, root) for p in paths if p),
+        "trust_store": optional("GATEWAY_TRUST_STORE"),
+        "signed_senders": frozenset(s.strip() for s in senders.split(",") if s.strip()),
+    }
 
 
 def _path(value: str, root: Path) -> Path:

@@ -20,6 +20,7 @@ from gateway.findings import Report, error
 from gateway.outcome import Accepted, Outcome, Rejected, RejectionKind
 from gateway.routing.table import RoutingTable
 from gateway.signing import Signer
+from gateway.signing.inbound import InboundSignatures
 from gateway.submission import Submission
 from gateway.validators.cda import CdaValidator
 
@@ -39,9 +40,14 @@ class Tools:
     signer: Signer
     routing: RoutingTable
     checks: Checks = field(default_factory=Checks)
+    inbound: InboundSignatures | None = None  # sender signatures and who must sign
 
 
 def ingest(submission: Submission, tools: Tools) -> Outcome:
+    if tools.inbound is not None:
+        findings = tools.inbound.check(submission.raw, submission.signature, submission.sender)
+        if findings:
+            return Rejected(Report.of(findings), RejectionKind.INVALID)
     document = read(submission, tools.checks)
     if isinstance(document, Rejected):
         return document

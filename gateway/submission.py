@@ -29,3 +29,4 @@ class Submission:
     sender: str = "anonymous"
     received_at: datetime = field(default_factory=utc_now)
     trace_id: str = field(default_factory=new_trace_id)
+    signature: bytes | None = None  # the sender's detached signature, when one came with it

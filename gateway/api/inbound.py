@@ -6,6 +6,9 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
@@ -13,6 +16,7 @@ from gateway.outcome import Receipt, ReceiptStatus
 from gateway.submission import Submission
 
 router = APIRouter(tags=["inbound"])
+SIGNATURE_HEADER = "x-document-signature"
 
 _STATUS = {
     ReceiptStatus.ACCEPTED: 202,
@@ -35,6 +39,17 @@ async def read_body(request: Request, limit: int) -> bytes | None:
     return b"".join(chunks)
 
 
+def signature_of(request: Request) -> bytes | None:
+    """The sender's detached XAdES signature: base64 in the X-Document-Signature header."""
+    value = request.headers.get(SIGNATURE_HEADER)
+    if value is None:
+        return None
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        return b"(not base64)"  # judged, and refused, as a malformed signature
+
+
 def sender_of(request: Request) -> str:
     client = request.client
     return f"http:{client.host}" if client else "http:unknown"
@@ -49,7 +64,12 @@ async def _submit(request: Request) -> JSONResponse:
             {"status": "rejected", "reason": f"body larger than {limit} bytes"}, status_code=413
         )
     receipt: Receipt = await services.ingest.accept(
-        Submission(raw=body, transport="http", sender=sender_of(request))
+        Submission(
+            raw=body,
+            transport="http",
+            sender=sender_of(request),
+            signature=signature_of(request),
+        )
     )
     headers = {"Retry-After": "5"} if receipt.status is ReceiptStatus.UNAVAILABLE else None
     return JSONResponse(receipt.to_dict(), status_code=_STATUS[receipt.status], headers=headers)

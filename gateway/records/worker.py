@@ -28,10 +28,10 @@ class RecordWorker:
             raise Poison("payload hash does not match the envelope: altered in transit")
         if delivery.message_id and delivery.message_id != env.document_id:
             raise Poison("AMQP message_id does not match the envelope's document id")
-        if self._verifier is not None and env.signature is not None:
+        if self._verifier is not None:
             verification = self._verifier.verify(env, message.payload)
             if not verification.valid:
-                raise Poison(f"signature check failed: {verification.reason}")
+                raise Poison(f"{verification.rule}: {verification.reason}")
         filing = self._store.file(message)
         if filing is Filing.CONFLICT:
             raise Poison("a different document with the same id is already filed")

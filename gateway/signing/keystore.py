@@ -1,7 +1,9 @@
-"""Signing keys: load them once from PEM files, and create a development key on request.
+"""Signing keys: load them once (PEM or PKCS#12), name them, rotate them.
 
 A development key is a self-signed certificate made on the machine that uses it
-(`gateway keys init`); it lives under the data directory and is never committed.
+(`gateway keys init`); it lives under the data directory and is never committed. Rotation
+keeps the certificates of earlier keys (``previous/``) so that what they signed still
+verifies: each signature names its key id, and a verifier picks the certificate by that id.
 """
 
 from __future__ import annotations
@@ -15,12 +17,14 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
 
 from gateway.errors import KeystoreError
 
 KEY_FILE = "signing.key"
 CERT_FILE = "signing.pem"
+PREVIOUS_DIR = "previous"  # certificates of retired keys, still accepted by verifiers
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 
@@ -60,9 +64,65 @@ def load_pem(key_path: Path, cert_path: Path, password: bytes | None = None) -> 
         ) from None
     except (ValueError, TypeError) as exc:
         raise KeystoreError(f"cannot load signing key {key_path}: {exc}") from None
+    return _signing_key(key, chain, key_path)
+
+
+def load_pkcs12(path: Path, password: bytes | None = None) -> SigningKey:
+    """Key and chain from one PKCS#12 file (the form most certificate authorities deliver)."""
+    try:
+        key, cert, extra = pkcs12.load_key_and_certificates(path.read_bytes(), password)
+    except FileNotFoundError:
+        raise KeystoreError(f"PKCS#12 file missing: {path}") from None
+    except (ValueError, TypeError) as exc:
+        raise KeystoreError(f"cannot load PKCS#12 {path}: {exc}") from None
+    if key is None or cert is None:
+        raise KeystoreError(f"{path}: PKCS#12 file holds no private key with its certificate")
+    return _signing_key(key, (cert, *extra), path)
+
+
+def _signing_key(key: object, chain: tuple[x509.Certificate, ...], source: Path) -> SigningKey:
     if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
-        raise KeystoreError(f"{key_path}: only RSA and EC keys can sign")
+        raise KeystoreError(f"{source}: only RSA and EC keys can sign")
+    if not chain:
+        raise KeystoreError(f"{source}: no certificate for the signing key")
+    if chain[0].public_key() != key.public_key():
+        raise KeystoreError(f"{source}: the first certificate is not the private key's")
     return SigningKey(key=key, chain=chain, key_id=key_id_of(chain[0]))
+
+
+def load_certificates(paths: list[Path]) -> list[x509.Certificate]:
+    """Every certificate in PEM files, or in the *.pem files of directories (missing ones skip)."""
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files += sorted(path.glob("*.pem"))
+        elif path.exists():
+            files.append(path)
+        else:
+            raise KeystoreError(f"certificate file missing: {path}")
+    certs: list[x509.Certificate] = []
+    for file in files:
+        try:
+            certs += x509.load_pem_x509_certificates(file.read_bytes())
+        except ValueError as exc:
+            raise KeystoreError(f"cannot read certificates in {file}: {exc}") from None
+    return certs
+
+
+def retire(directory: Path) -> Path | None:
+    """Move the current certificate to ``previous/<key id>.pem`` and delete its private key,
+    before a new key is made: signatures it made keep verifying, it signs nothing more."""
+    cert_path = directory / CERT_FILE
+    if not cert_path.exists():
+        return None
+    cert = x509.load_pem_x509_certificates(cert_path.read_bytes())[0]
+    previous = directory / PREVIOUS_DIR
+    previous.mkdir(exist_ok=True)
+    kept = previous / f"{key_id_of(cert)}.pem"
+    kept.write_bytes(cert_path.read_bytes())
+    (directory / KEY_FILE).unlink(missing_ok=True)
+    cert_path.unlink()
+    return kept
 
 
 def init_dev_key(directory: Path, algorithm: str = "rsa", days: int = 730) -> Path:

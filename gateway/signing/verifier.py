@@ -1,0 +1,52 @@
+"""GatewayVerifier: the Verifier port for consumers: is this exactly what the gateway signed?
+
+It accepts signatures by any key of its keyring (the current key and retired ones, so that
+rotation never strands messages in flight) and picks the certificate by the key id the
+signature names; the certificate carried in the signature is never trusted by itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from cryptography import x509
+
+from gateway.envelope import Envelope
+from gateway.signing import Verification, rules
+from gateway.signing.keystore import key_id_of
+from gateway.signing.rules import SignatureFault
+from gateway.signing.verify import check, parse
+
+# Content the gateway always signs: arriving without a signature means it was stripped.
+SIGNED_CONTENT_TYPES = frozenset({"application/hl7-cda+xml"})
+
+
+class GatewayVerifier:
+    def __init__(self, certificates: Iterable[x509.Certificate]) -> None:
+        self.keyring = {key_id_of(c): c for c in certificates}
+
+    def verify(
+        self, envelope: Envelope, payload: bytes, now: datetime | None = None
+    ) -> Verification:
+        info = envelope.signature
+        if info is None or not info.signature:
+            if envelope.content_type in SIGNED_CONTENT_TYPES:
+                return Verification(
+                    False, "the document has no gateway signature", None, rules.MISSING
+                )
+            return Verification(True)
+        try:
+            parsed = parse(info.signature)
+            key_id = parsed.key_name
+            if key_id != info.key_id:
+                raise SignatureFault(
+                    rules.UNKNOWN_KEY, "the envelope names another key than the signature"
+                )
+            certificate = self.keyring.get(key_id or "")
+            if certificate is None:
+                raise SignatureFault(rules.UNKNOWN_KEY, f"no accepted key has id {key_id!r}")
+            check(parsed, payload, certificate, now)
+        except SignatureFault as fault:
+            return Verification(False, fault.message, info.key_id, fault.rule)
+        return Verification(True, key_id=key_id)
