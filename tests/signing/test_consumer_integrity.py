@@ -1,0 +1,90 @@
+"""Through real RabbitMQ into PostgreSQL: the record consumer checks hash and signature before
+filing; a message altered in transit is parked (dead-lettered), never stored."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import hashlib
+import time
+
+import pika
+import pytest
+
+from gateway.broker.message import DocumentMessage, encode
+from gateway.envelope import Envelope
+from gateway.outcome import Accepted
+from gateway.pipeline import ingest
+from gateway.signing import setup
+from gateway.submission import Submission
+
+pytestmark = [pytest.mark.broker, pytest.mark.postgres]
+
+
+def one_byte_changed_in_the_payload(body: bytes, payload: bytes) -> bytes:
+    start = body.index(base64.b64encode(payload)) + 120
+    replacement = b"B" if body[start : start + 1] == b"A" else b"A"
+    return body[:start] + replacement + body[start + 1 :]
+
+
+def publish(url: str, exchange: str, bodies: list[bytes], document_id: str) -> None:
+    conn = pika.BlockingConnection(pika.URLParameters(url))
+    try:
+        channel = conn.channel()
+        channel.confirm_delivery()
+        for body in bodies:
+            props = pika.BasicProperties(message_id=document_id, delivery_mode=2)
+            channel.basic_publish(exchange, "patient-record", body, props, mandatory=True)
+    finally:
+        conn.close()
+
+
+def drain(url: str, queue: str, expected: int, timeout: float = 15.0) -> list[bytes]:
+    conn = pika.BlockingConnection(pika.URLParameters(url))
+    got: list[bytes] = []
+    try:
+        channel = conn.channel()
+        deadline = time.monotonic() + timeout
+        while len(got) < expected and time.monotonic() < deadline:
+            _method, _props, body = channel.basic_get(queue, auto_ack=True)
+            if body is None:
+                time.sleep(0.05)
+            else:
+                got.append(body)
+    finally:
+        conn.close()
+    return got
+
+
+def test_message_altered_in_transit_is_parked_and_never_stored(start_gateway, pg_url, cda):
+    gw = start_gateway(database_url=pg_url)
+    services = gw.services
+    accepted = ingest(Submission(raw=cda, transport="test", sender="test"), services.tools)
+    assert isinstance(accepted, Accepted) and accepted.envelope.signature is not None
+    env, payload = accepted.envelope, accepted.payload
+    genuine = encode(DocumentMessage(env, payload))
+
+    altered = payload.replace(b"mmol", b"mmoL", 1)
+    rehashed = dataclasses.replace(env, sha256=hashlib.sha256(altered).hexdigest())
+    tampered = [
+        one_byte_changed_in_the_payload(genuine, payload),  # caught by the hash
+        encode(DocumentMessage(rehashed, altered)),  # hash forged too: caught by the signature
+        encode(DocumentMessage(dataclasses.replace(env, signature=None), payload)),  # stripped
+    ]
+    publish(
+        services.settings.amqp_url, services.names.exchange, [*tampered, genuine], env.document_id
+    )
+
+    deadline = time.monotonic() + 20
+    while (row := services.store.document(env.document_id)) is None:
+        assert time.monotonic() < deadline, "the genuine message was not filed"
+        time.sleep(0.05)
+    assert row["payload"] == payload  # the genuine one, not a tampered one
+    parked = drain(services.settings.amqp_url, services.names.queue("parking"), len(tampered))
+    assert sorted(parked) == sorted(tampered)
+
+    # Read back from the record store, the document still proves it is what the gateway signed.
+    stored = Envelope.from_json(row["envelope"])
+    result = setup.load_verifier(services.settings).verify(stored, row["payload"])
+    assert result.valid, result
+    assert result.key_id == stored.signature.key_id
