@@ -1,4 +1,5 @@
-"""`gateway keys init`: create the development signing key and certificate."""
+"""`gateway keys init|rotate`: create the development signing key; rotate it, keeping the
+retired certificate (keys_dir/previous) so that what it signed still verifies."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 from gateway.cli._common import command
 from gateway.config import Settings
 from gateway.errors import KeystoreError
-from gateway.signing.keystore import KEY_FILE, init_dev_key
+from gateway.signing.keystore import KEY_FILE, init_dev_key, retire
 
 
 def register(sub) -> None:
@@ -24,6 +25,15 @@ def register(sub) -> None:
     p.add_argument("--if-missing", action="store_true", help="do nothing when a key exists")
     p.add_argument("--force", action="store_true", help="replace an existing key")
     p.set_defaults(run=run_init)
+    r = command(
+        keys_sub,
+        "rotate",
+        "retire the current key (its certificate stays accepted) and create a new one",
+        "  gateway keys rotate\n  gateway keys rotate --algorithm ecdsa --dir /tmp/keys",
+    )
+    r.add_argument("--dir", help="keys directory (default: GATEWAY_KEYS_DIR, var/keys)")
+    r.add_argument("--algorithm", choices=("rsa", "ecdsa"), default="rsa")
+    r.set_defaults(run=run_rotate)
 
 
 def run_init(args) -> int:
@@ -40,4 +50,18 @@ def run_init(args) -> int:
     except KeystoreError as exc:
         return fail(str(exc), EXIT_USAGE)
     print(f"created development signing key {path} ({args.algorithm}); never commit it")
+    return 0
+
+
+def run_rotate(args) -> int:
+    from gateway.cli import EXIT_USAGE, fail
+
+    directory = Path(args.dir) if args.dir else Settings.from_env().keys_dir
+    kept = retire(directory)
+    if kept is None:
+        return fail(
+            f"no current key in {directory} (create one with `gateway keys init`)", EXIT_USAGE
+        )
+    path = init_dev_key(directory, args.algorithm)
+    print(f"retired key kept as {kept} (still accepted by verifiers); new key {path}")
     return 0

@@ -16,7 +16,7 @@ from gateway.envelope import Envelope
 from gateway.signing import Verification, rules
 from gateway.signing.keystore import key_id_of
 from gateway.signing.rules import SignatureFault
-from gateway.signing.verify import check, parse
+from gateway.signing.verify import SignedFacts, check, parse
 
 # Content the gateway always signs: arriving without a signature means it was stripped.
 SIGNED_CONTENT_TYPES = frozenset({"application/hl7-cda+xml"})
@@ -37,16 +37,26 @@ class GatewayVerifier:
                 )
             return Verification(True)
         try:
-            parsed = parse(info.signature)
-            key_id = parsed.key_name
-            if key_id != info.key_id:
-                raise SignatureFault(
-                    rules.UNKNOWN_KEY, "the envelope names another key than the signature"
-                )
-            certificate = self.keyring.get(key_id or "")
-            if certificate is None:
-                raise SignatureFault(rules.UNKNOWN_KEY, f"no accepted key has id {key_id!r}")
-            check(parsed, payload, certificate, now)
+            key_id, _ = self.check(info.signature, payload, now, expected_key=info.key_id)
         except SignatureFault as fault:
             return Verification(False, fault.message, info.key_id, fault.rule)
         return Verification(True, key_id=key_id)
+
+    def check(
+        self,
+        signature: bytes | str,
+        payload: bytes,
+        now: datetime | None = None,
+        expected_key: str | None = None,
+    ) -> tuple[str, SignedFacts]:
+        """(key id, what the signature proves), or SignatureFault."""
+        parsed = parse(signature)
+        key_id = parsed.key_name or ""
+        if expected_key is not None and key_id != expected_key:
+            raise SignatureFault(
+                rules.UNKNOWN_KEY, "the envelope names another key than the signature"
+            )
+        certificate = self.keyring.get(key_id)
+        if certificate is None:
+            raise SignatureFault(rules.UNKNOWN_KEY, f"no accepted key has id {key_id!r}")
+        return key_id, check(parsed, payload, certificate, now)
