@@ -16,7 +16,7 @@ from pathlib import Path
 
 from bench.common import ROOT, Context
 
-SECTIONS = ["bench.pipeline"]
+SECTIONS = ["bench.pipeline", "bench.signing"]
 
 
 def main(argv: list[str]) -> int:
