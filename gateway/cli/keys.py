@@ -20,8 +20,7 @@ def register(sub) -> None:
         "create a development signing key and self-signed certificate",
         "  gateway keys init --if-missing\n  gateway keys init --algorithm ecdsa --dir /tmp/keys",
     )
-    p.add_argument("--dir", help="where to write them (default: GATEWAY_KEYS_DIR, var/keys)")
-    p.add_argument("--algorithm", choices=("rsa", "ecdsa"), default="rsa")
+    _key_options(p)
     p.add_argument("--if-missing", action="store_true", help="do nothing when a key exists")
     p.add_argument("--force", action="store_true", help="replace an existing key")
     p.set_defaults(run=run_init)
@@ -31,9 +30,13 @@ def register(sub) -> None:
         "retire the current key (its certificate stays accepted) and create a new one",
         "  gateway keys rotate\n  gateway keys rotate --algorithm ecdsa --dir /tmp/keys",
     )
-    r.add_argument("--dir", help="keys directory (default: GATEWAY_KEYS_DIR, var/keys)")
-    r.add_argument("--algorithm", choices=("rsa", "ecdsa"), default="rsa")
+    _key_options(r)
     r.set_defaults(run=run_rotate)
+
+
+def _key_options(parser) -> None:
+    parser.add_argument("--dir", help="keys directory (default: GATEWAY_KEYS_DIR, var/keys)")
+    parser.add_argument("--algorithm", choices=("rsa", "ecdsa"), default="rsa")
 
 
 def run_init(args) -> int:
