@@ -15,6 +15,8 @@ class Document:
 
     ``fields`` are Envelope keyword arguments read from the content (document id, patient,
     codes …); the pipeline adds what only it knows (hash, size, sender, times, signature).
+    ``related`` holds further documents of the same submission (an HL7v2 ORU may carry a
+    level-1 and a level-3 CDA of one report): accepted or refused together, published together.
     """
 
     payload: bytes
@@ -24,3 +26,4 @@ class Document:
     warnings: tuple[Finding, ...] = ()
     attachments: tuple[Attachment, ...] = field(default_factory=tuple)
     signable: bool = True
+    related: tuple[Document, ...] = ()

@@ -27,6 +27,7 @@ class Accepted:
     destinations: tuple[str, ...]
     attachments: tuple[Attachment, ...] = ()
     route_reasons: tuple[str, ...] = ()
+    related: tuple[Accepted, ...] = ()  # further documents of the same submission
 
     @property
     def warnings(self) -> tuple[Finding, ...]:

@@ -7,6 +7,7 @@ read-only things the steps need (validators, signing key, routing table).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass, field
 
@@ -51,6 +52,15 @@ def ingest(submission: Submission, tools: Tools) -> Outcome:
     document = read(submission, tools.checks)
     if isinstance(document, Rejected):
         return document
+    accepted = accept(document, submission, tools)
+    if not document.related:
+        return accepted
+    related = tuple(accept(d, submission, tools) for d in document.related)
+    return dataclasses.replace(accepted, related=related)
+
+
+def accept(document: Document, submission: Submission, tools: Tools) -> Accepted:
+    """Sign → normalise → route one valid document."""
     payload, signature = sign(document, tools.signer)
     envelope = normalise(document, payload, signature, submission)
     decision = tools.routing.decide(envelope)

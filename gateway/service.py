@@ -70,10 +70,10 @@ class IngestService:
         )
         return receipt
 
-    async def _publish(self, accepted: Accepted, submission: Submission) -> Receipt:
+    def _messages(self, accepted: Accepted) -> list[OutboundMessage]:
         env = accepted.envelope
         body = encode(DocumentMessage(env, accepted.payload, accepted.attachments))
-        messages = [
+        return [
             OutboundMessage(
                 exchange=self._names.exchange,
                 routing_key=destination,
@@ -84,6 +84,12 @@ class IngestService:
             )
             for destination in accepted.destinations
         ]
+
+    async def _publish(self, accepted: Accepted, submission: Submission) -> Receipt:
+        env = accepted.envelope
+        # Documents of one submission (e.g. an ORU's level-1 and level-3 CDA) are confirmed
+        # together: the sender is told "accepted" only once every one of them is durable.
+        messages = [m for a in (accepted, *accepted.related) for m in self._messages(a)]
         try:
             future = self._publisher.publish(messages)
             await asyncio.wait_for(asyncio.wrap_future(future), self._timeout)

@@ -65,7 +65,11 @@ def test_hl7v2_carrying_a_cda_yields_the_cda(tools):
     b64 = base64.b64encode(cda()).decode()
     raw = (
         "MSH|^~\\&|LAB|LABO|GW|DMP|20261101||ORU^R01^ORU_R01|X1|P|2.5|||||FRA|UNICODE UTF-8\r"
-        "PID|||184127505612355^^^ASIP-SANTE-INS-NIR&1.2.250.1.213.1.4.8&ISO^INS||MARTIN^Louis\r"
+        "PID|||184127505612355^^^ASIP-SANTE-INS-NIR&1.2.250.1.213.1.4.8&ISO^INS||MARTIN^Louis"
+        + "|"
+        * 27
+        + "VALI\r"
+        "OBR|1||ORD-1^LAB|11502-2^CR d'examens biologiques^LN\r"
         f"OBX|1|ED|11502-2^CR d'examens biologiques^LN||^TEXT^XML^Base64^{b64}||||||F\r"
     ).encode()
     out = submit(raw, tools)

@@ -1,12 +1,15 @@
-"""HL7v2 message rules (skeleton set): accepted message types and the patient's INS.
+"""HL7v2 message rules: accepted type/version/profile, required structure, patient identity.
 
-The HL7v2 issue deepens this into profile-driven segment/field rules.
+Structure (required segments and fields) comes from hl7apy's reference tables, compiled once
+(gateway.validators.hl7v2_profile). Identity: PID-3 must carry an INS with a valid key, and
+PID-32 must say the identity is qualified (VALI): only a qualified identity may carry the INS.
 """
 
 from __future__ import annotations
 
 from gateway.adapters.hl7v2.parser import Message
-from gateway.findings import Finding, error
+from gateway.findings import Finding, error, warning
+from gateway.validators import hl7v2_profile
 from gateway.validators.ins import check_ins
 
 LAYER = "hl7v2"
@@ -48,6 +51,31 @@ def acceptance(msg: Message) -> list[Finding]:
     return []
 
 
+# MSH-21 profiles of the ANS volet (published examples: 1.2^CISIS_CDA_HL7_V1,
+# 2.0^CISIS_CDA_HL7_V2, 1.0^CISIS_CDA_HL7_LPS). Raw IHE LAB-3 messages may name none.
+KNOWN_PROFILES = frozenset({"CISIS_CDA_HL7_V1", "CISIS_CDA_HL7_V2", "CISIS_CDA_HL7_LPS"})
+QUALIFIED_IDENTITY = "VALI"
+
+
+def profile_findings(msg: Message) -> list[Finding]:
+    findings = []
+    for i, rep in enumerate(msg.repetitions(msg.msh.field(21)), start=1):
+        comps = msg.components(rep)
+        name = comps[1] if len(comps) > 1 else ""
+        if name.startswith("CISIS_") and name not in KNOWN_PROFILES:
+            findings.append(
+                warning(
+                    "hl7.profile",
+                    f"message profile {name!r} is not one this gateway knows "
+                    f"({', '.join(sorted(KNOWN_PROFILES))}); read as the current volet",
+                    location=f"MSH-21[{i}].2",
+                    layer=LAYER,
+                    hl7_code=103,
+                )
+            )
+    return findings
+
+
 def patient_ins(msg: Message) -> tuple[str | None, str | None, str]:
     """(INS, INS OID, location) from the first PID-3 repetition typed INS."""
     pid = msg.first("PID")
@@ -65,7 +93,7 @@ def patient_ins(msg: Message) -> tuple[str | None, str | None, str]:
 
 
 def validate(msg: Message) -> list[Finding]:
-    findings: list[Finding] = []
+    findings = profile_findings(msg) + hl7v2_profile.validate(msg)
     if msg.first("PID") is None:
         findings.append(
             error("hl7.pid", "PID segment is required", location="PID", layer=LAYER, hl7_code=100)
@@ -86,4 +114,25 @@ def validate(msg: Message) -> list[Finding]:
         )
     else:
         findings += check_ins(ins, oid, location, LAYER)
+        findings += identity_reliability(msg)
     return findings
+
+
+def identity_reliability(msg: Message) -> list[Finding]:
+    """PID-32 must include VALI when PID-3 carries the INS."""
+    pid = msg.first("PID")
+    raw = pid.field(32) if pid is not None else ""
+    codes = [msg.components(r)[0] for r in msg.repetitions(raw)]
+    if QUALIFIED_IDENTITY in codes:
+        return []
+    return [
+        error(
+            "hl7.pid.identity-reliability",
+            f"PID-32 is {'/'.join(c for c in codes if c) or 'empty'}: the INS may only be "
+            "sent for a qualified identity (VALI)",
+            location="PID-32",
+            layer=LAYER,
+            hl7_code=103 if any(codes) else 101,
+            fix="qualify the identity with the INSi service, or send no INS",
+        )
+    ]

@@ -1,34 +1,43 @@
-"""HL7v2 intake: parse → accept type/version → validate → the document it carries. Pure.
+"""HL7v2 intake: parse → accept type/version → validate → the document(s) it carries. Pure.
 
-A message that carries a CDA document (OBX value type ED, ``^TEXT^XML^Base64^…``) yields that
-document, judged by the CDA intake like any CDA. A message without one yields the HL7v2 message
-itself, identified by sender and MSH-10 so that a resend is recognised.
+A message that carries CDA documents (OBX value type ED, ``^TEXT^XML^Base64^…``; an ORU may
+carry a level-1 and a level-3 version of one report) yields them, each judged by the CDA intake
+like any CDA, then completed by what the message says around them (MetaDMPMSS flags, OBX-11
+action, PRT recipients). Anything in a document OBX that is not a valid CDA refuses the whole
+message: placeholder text must never reach a patient record.
+
+A raw lab-results ORU^R01 (IHE LAB-3, no document OBX) is converted into a CR-BIO CDA
+(gateway.adapters.hl7v2.crbio), validated like any CDA, with the message kept beside it.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import uuid
+from typing import Any
 
 from gateway.adapters.cda import intake as cda_intake
 from gateway.adapters.cda.parser import CdaLimits
+from gateway.adapters.hl7v2 import crbio, transport
 from gateway.adapters.hl7v2.parser import Message, parse
+from gateway.adapters.hl7v2.transport import DocumentObx, Transport
 from gateway.document import Document
-from gateway.envelope import Patient
-from gateway.findings import Finding, Report, error
-from gateway.outcome import Rejected, RejectionKind
+from gateway.findings import Finding, Report, error, warning
+from gateway.outcome import Attachment, Rejected, RejectionKind
 from gateway.validators import hl7v2_structure
 from gateway.validators.cda import CdaValidator
 
 CONTENT_TYPE = "application/hl7-v2+er7"
+LAYER = "hl7v2"
 _ID_NAMESPACE = uuid.UUID("6f0c5a7e-3c1b-4b9e-9d4e-5a1f2c3b4d5e")
 
 
 def message_document_id(sender: str, msg: Message) -> str:
     """A stable OID (2.25 arc) for a message: same sender, application and MSH-10 → same id."""
-    key = "|".join([sender, msg.msh.field(3), msg.msh.field(4), msg.control_id])
-    return f"2.25.{uuid.uuid5(_ID_NAMESPACE, key).int}"
+    return stable_oid(sender, msg.msh.field(3), msg.msh.field(4), msg.control_id)
+
+
+def stable_oid(*parts: str) -> str:
+    return f"2.25.{uuid.uuid5(_ID_NAMESPACE, '|'.join(parts)).int}"
 
 
 def read(
@@ -41,62 +50,197 @@ def read(
     if unsupported:
         return Rejected(Report.of(findings + unsupported), RejectionKind.UNSUPPORTED, "hl7v2")
     findings = findings + hl7v2_structure.validate(msg)
-    embedded, located = _embedded_cda(msg)
-    findings += located
-    if embedded is not None:
-        carried, _doc = cda_intake.read(embedded, limits, validator)
-        if isinstance(carried, Rejected):
-            return Rejected(
-                Report.of(findings + list(carried.report.findings)), RejectionKind.INVALID, "hl7v2"
-            )
-        findings += carried.warnings
-        report = Report.of(findings)
-        if not report.valid:
-            return Rejected(report, RejectionKind.INVALID, "hl7v2")
-        return Document(
-            payload=carried.payload,
-            content_type=carried.content_type,
-            source_kind="hl7v2",
-            fields=carried.fields,
-            warnings=report.warnings,
+    carried, found = transport.read(msg)
+    findings += found
+    if carried.documents:
+        return _carried_documents(msg, carried, findings, limits, validator)
+    if msg.message_type[0] == "ORU":
+        return _converted(raw, sender, msg, carried, findings, limits, validator)
+    findings.append(
+        error(
+            "hl7.obx.document-missing",
+            "the message carries no document: no OBX of type ED with ^TEXT^XML^Base64^<CDA>",
+            location="OBX",
+            layer=LAYER,
+            hl7_code=101,
         )
+    )
+    return Rejected(Report.of(findings), RejectionKind.INVALID, "hl7v2")
+
+
+def _carried_documents(
+    msg: Message,
+    carried: Transport,
+    findings: list[Finding],
+    limits: CdaLimits,
+    validator: CdaValidator,
+) -> Document | Rejected:
+    pid_ins, _, _ = hl7v2_structure.patient_ins(msg)
+    documents: list[Document] = []
+    for obx in carried.documents:
+        findings += _status_findings(obx)
+        if obx.data is None:
+            continue  # transport.read already named the OBX
+        document, _cda = cda_intake.read(obx.data, limits, validator)
+        if isinstance(document, Rejected):
+            findings.append(_obx_refusal(obx, document))
+            findings += document.report.findings
+            continue
+        findings += document.warnings
+        findings += _consistency(obx, document.fields, pid_ins)
+        documents.append(_completed(document, obx, carried, msg))
     report = Report.of(findings)
-    if not report.valid:
+    if not report.valid or not documents:
         return Rejected(report, RejectionKind.INVALID, "hl7v2")
-    ins, oid, _ = hl7v2_structure.patient_ins(msg)
-    code, trigger, _ = msg.message_type
+    primary, *others = documents
     return Document(
-        payload=raw,
-        content_type=CONTENT_TYPE,
+        payload=primary.payload,
+        content_type=primary.content_type,
         source_kind="hl7v2",
-        fields={
-            "document_id": message_document_id(sender, msg),
-            "patient": Patient(ins=ins, ins_system=oid),
-            "metadata": {"message_type": f"{code}^{trigger}", "hl7_version": msg.version},
-        },
+        fields=primary.fields,
         warnings=report.warnings,
-        signable=False,
+        related=tuple(others),
     )
 
 
-def _embedded_cda(msg: Message) -> tuple[bytes | None, list[Finding]]:
-    """The first base64 XML document in an ED OBX, with findings when it cannot be decoded."""
-    for i, obx in enumerate(msg.all("OBX"), start=1):
-        if obx.field(2) != "ED":
-            continue
-        parts = msg.components(obx.field(5))
-        if len(parts) < 5 or parts[2].upper() != "XML":
-            continue
-        try:
-            return base64.b64decode(parts[4], validate=True), []
-        except (binascii.Error, ValueError):
-            return None, [
-                error(
-                    "hl7.obx.base64",
-                    "OBX-5.5 is not valid base64",
-                    location=f"OBX[{i}]-5.5",
-                    layer="hl7v2",
-                    hl7_code=102,
-                )
-            ]
-    return None, []
+def _status_findings(obx: DocumentObx) -> list[Finding]:
+    if obx.status in transport.ACTIONS:
+        return []
+    return [
+        error(
+            "hl7.obx.status",
+            f"OBX-11 of a document OBX must be F (initial), C (replacement) or D (deletion), "
+            f"not {obx.status!r}",
+            location=f"OBX[{obx.index}]-11",
+            layer=LAYER,
+            hl7_code=103,
+        )
+    ]
+
+
+def _obx_refusal(obx: DocumentObx, rejected: Rejected) -> Finding:
+    unreadable = any(f.layer == "xml" for f in rejected.report.errors)
+    what = (
+        "does not hold a CDA document (it must be ^TEXT^XML^Base64^<ClinicalDocument>)"
+        if unreadable
+        else "holds a CDA document that fails validation"
+    )
+    return error(
+        "hl7.obx.not-cda" if unreadable else "hl7.obx.cda-invalid",
+        f"OBX[{obx.index}]-5.5 {what}; the CDA findings follow",
+        location=obx.location,
+        layer=LAYER,
+        hl7_code=102,
+    )
+
+
+def _consistency(obx: DocumentObx, fields: dict[str, Any], pid_ins: str | None) -> list[Finding]:
+    findings: list[Finding] = []
+    replaces = fields.get("replaces")
+    if obx.status == "C" and not replaces:
+        # A later version of a set (versionNumber > 1) still says "replacement" unambiguously,
+        # as in the published ORU example whose level-3 CDA lacks its relatedDocument.
+        later = (fields.get("version") or 1) > 1
+        findings.append(
+            (warning if later else error)(
+                "hl7.obx.replacement",
+                "OBX-11 is C (replacement) but the CDA has no relatedDocument typeCode=RPLC "
+                "naming the version it replaces"
+                + ("; replacing within its setId" if later else ""),
+                location=f"OBX[{obx.index}]-11",
+                layer=LAYER,
+                hl7_code=103,
+            )
+        )
+    if obx.status == "F" and replaces:
+        findings.append(
+            error(
+                "hl7.obx.replacement",
+                "OBX-11 is F (initial) but the CDA replaces another document "
+                "(relatedDocument RPLC): send OBX-11 C",
+                location=f"OBX[{obx.index}]-11",
+                layer=LAYER,
+                hl7_code=103,
+            )
+        )
+    patient = fields.get("patient")
+    cda_ins = patient.ins if patient is not None else None
+    if pid_ins and cda_ins and pid_ins != cda_ins:
+        findings.append(
+            error(
+                "hl7.pid.cda-patient",
+                f"the INS in PID-3 is not the INS of the CDA carried in OBX[{obx.index}] "
+                "(recordTarget): the message and its document name different patients",
+                location="PID-3",
+                layer=LAYER,
+                hl7_code=103,
+            )
+        )
+    return findings
+
+
+def _completed(document: Document, obx: DocumentObx, carried: Transport, msg: Message) -> Document:
+    """The CDA's fields, completed by the message: action, flags, masking, recipients."""
+    fields = dict(document.fields)
+    fields["action"] = obx.action if obx.status in transport.ACTIONS else fields.get("action")
+    fields["flags"] = {**fields.get("flags", {}), **carried.flags}
+    codes = tuple(fields.get("confidentiality", ()))
+    fields["confidentiality"] = codes + tuple(
+        c for c in carried.confidentiality() if c not in codes
+    )
+    code, trigger, _ = msg.message_type
+    fields["metadata"] = {
+        **fields.get("metadata", {}),
+        **carried.metadata,
+        "hl7_message_type": f"{code}^{trigger}",
+        "hl7_version": msg.version,
+    }
+    return Document(
+        payload=document.payload,
+        content_type=document.content_type,
+        source_kind="hl7v2",
+        fields=fields,
+        warnings=document.warnings,
+    )
+
+
+def _converted(
+    raw: bytes,
+    sender: str,
+    msg: Message,
+    carried: Transport,
+    findings: list[Finding],
+    limits: CdaLimits,
+    validator: CdaValidator,
+) -> Document | Rejected:
+    """A raw ORU^R01 → CR-BIO CDA, validated like any CDA; the message travels beside it."""
+    if not Report.of(findings).valid:
+        return Rejected(Report.of(findings), RejectionKind.INVALID, "hl7v2")
+    cda_bytes, conversion = crbio.convert(msg, sender, message_document_id(sender, msg))
+    findings += conversion
+    if not Report.of(findings).valid:
+        return Rejected(Report.of(findings), RejectionKind.INVALID, "hl7v2")
+    document, _ = cda_intake.read(cda_bytes, limits, validator)
+    if isinstance(document, Rejected):
+        return Rejected(
+            Report.of(findings + list(document.report.findings)), RejectionKind.INVALID, "hl7v2"
+        )
+    report = Report.of(findings + list(document.warnings))
+    fields = dict(document.fields)
+    fields["flags"] = dict(carried.flags)
+    code, trigger, _ = msg.message_type
+    fields["metadata"] = {
+        **fields.get("metadata", {}),
+        **carried.metadata,
+        "hl7_message_type": f"{code}^{trigger}",
+        "hl7_version": msg.version,
+        "converted_from": CONTENT_TYPE,
+    }
+    return Document(
+        payload=document.payload,
+        content_type=document.content_type,
+        source_kind="hl7v2",
+        fields=fields,
+        warnings=report.warnings,
+        attachments=(Attachment("source-message", CONTENT_TYPE, raw),),
+    )
