@@ -16,7 +16,7 @@ from pathlib import Path
 
 from bench.common import ROOT, Context
 
-SECTIONS = ["bench.pipeline", "bench.signing"]
+SECTIONS = ["bench.pipeline", "bench.signing", "bench.hl7v2"]
 
 
 def main(argv: list[str]) -> int:
