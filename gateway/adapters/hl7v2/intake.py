@@ -188,13 +188,7 @@ def _completed(document: Document, obx: DocumentObx, carried: Transport, msg: Me
     fields["confidentiality"] = codes + tuple(
         c for c in carried.confidentiality() if c not in codes
     )
-    code, trigger, _ = msg.message_type
-    fields["metadata"] = {
-        **fields.get("metadata", {}),
-        **carried.metadata,
-        "hl7_message_type": f"{code}^{trigger}",
-        "hl7_version": msg.version,
-    }
+    fields["metadata"] = _metadata(fields, carried, msg)
     return Document(
         payload=document.payload,
         content_type=document.content_type,
@@ -202,6 +196,17 @@ def _completed(document: Document, obx: DocumentObx, carried: Transport, msg: Me
         fields=fields,
         warnings=document.warnings,
     )
+
+
+def _metadata(fields: dict[str, Any], carried: Transport, msg: Message, **extra: str) -> dict:
+    code, trigger, _ = msg.message_type
+    return {
+        **fields.get("metadata", {}),
+        **carried.metadata,
+        "hl7_message_type": f"{code}^{trigger}",
+        "hl7_version": msg.version,
+        **extra,
+    }
 
 
 def _converted(
@@ -228,14 +233,7 @@ def _converted(
     report = Report.of(findings + list(document.warnings))
     fields = dict(document.fields)
     fields["flags"] = dict(carried.flags)
-    code, trigger, _ = msg.message_type
-    fields["metadata"] = {
-        **fields.get("metadata", {}),
-        **carried.metadata,
-        "hl7_message_type": f"{code}^{trigger}",
-        "hl7_version": msg.version,
-        "converted_from": CONTENT_TYPE,
-    }
+    fields["metadata"] = _metadata(fields, carried, msg, converted_from=CONTENT_TYPE)
     return Document(
         payload=document.payload,
         content_type=document.content_type,
