@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from gateway.adapters.cda.parser import CdaLimits
 from gateway.broker import topology
-from gateway.broker.consumer import Consumer
+from gateway.broker.consumer import Consumer, RetryPolicy
 from gateway.broker.names import Names
 from gateway.broker.publisher import Publisher
 from gateway.config import Settings
@@ -15,6 +16,8 @@ from gateway.pipeline import Checks, Tools
 from gateway.records.store import RecordStore
 from gateway.records.worker import RecordWorker
 from gateway.routing import loader
+from gateway.routing.reload import RoutingReloader
+from gateway.routing.table import RoutingTable
 from gateway.service import IngestService
 from gateway.signing import setup as signing
 from gateway.signing.xades import XadesSigner
@@ -50,6 +53,7 @@ class Services:
     ingest: IngestService
     consumers: list[Consumer] = field(default_factory=list)
     executor: ThreadPoolExecutor | None = None
+    reloader: RoutingReloader | None = None
 
 
 def start(settings: Settings) -> Services:
@@ -59,7 +63,11 @@ def start(settings: Settings) -> Services:
     verifier = signing.load_verifier(settings)
     names = Names(settings.amqp_prefix)
     store = RecordStore.open(settings.database_url)
-    publisher = Publisher(settings.amqp_url, topology.plan(tools.routing, names))
+    publisher = Publisher(
+        settings.amqp_url,
+        topology.plan(tools.routing, names),
+        parking=_parking(tools.routing, names),
+    )
     try:
         publisher.start()
     except Exception:
@@ -84,13 +92,36 @@ def start(settings: Settings) -> Services:
                 worker,
                 settings.consumer_prefetch,
                 name=f"consumer-{dest.name}",
+                policy=RetryPolicy.for_destination(dest, names),
             )
             consumer.start()
             services.consumers.append(consumer)
+    services.reloader = RoutingReloader(
+        settings.routing_file,
+        lambda table: apply_routing(services, table),
+        settings.routing_reload_s,
+    )
+    services.reloader.start()
     return services
 
 
+def _parking(table: RoutingTable, names: Names) -> tuple[str, str] | None:
+    return (names.exchange, table.parking) if table.parking else None
+
+
+def apply_routing(services: Services, table: RoutingTable) -> None:
+    """Switch a running gateway to a reloaded routing table: declare first, then swap, so no
+    document is routed to a queue that does not exist yet. Consumers are attached at start only."""
+    decls = topology.plan(table, services.names)
+    topology.declare_at(services.settings.amqp_url, decls)
+    services.publisher.set_topology(decls, _parking(table, services.names))
+    services.tools = dataclasses.replace(services.tools, routing=table)
+    services.ingest.tools = services.tools
+
+
 def stop(services: Services) -> None:
+    if services.reloader is not None:
+        services.reloader.stop()
     for consumer in services.consumers:
         consumer.stop()
     services.publisher.stop()

@@ -50,6 +50,7 @@ class Settings:
     verify_certs: tuple[Path, ...] = ()  # more accepted keys' certificates (keys_dir/previous too)
     trust_store: Path | None = None  # PEM CA bundle for sender signatures
     signed_senders: frozenset[str] = frozenset()  # senders that must sign ("*": all)
+    routing_reload_s: float = 2.0  # how often routing.yaml is checked for changes
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, root: Path | None = None) -> Settings:
@@ -76,6 +77,7 @@ class Settings:
             log_level=env.get("GATEWAY_LOG_LEVEL", "INFO").upper(),
             log_format=env.get("GATEWAY_LOG_FORMAT", "json"),
             **_signing(env, root, keys_dir),
+            routing_reload_s=_float(env, "GATEWAY_ROUTING_RELOAD_INTERVAL", 2.0),
         )
 
 

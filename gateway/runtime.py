@@ -4,6 +4,9 @@ together. `gateway serve` runs it; tests run it in a thread on ephemeral ports."
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import signal
+import threading
 from collections.abc import Callable
 
 import uvicorn
@@ -33,6 +36,7 @@ class Runtime:
     async def run(self, on_ready: Callable[[Runtime], None] | None = None) -> None:
         s = self.settings
         services = self.services = await asyncio.to_thread(bootstrap.start, s)
+        self._on_sighup(services)
         listener = MllpListener(services.ingest.accept, s.max_document_bytes, s.mllp_idle_timeout_s)
         try:
             self.mllp_address = await listener.start(s.mllp_addr.host, s.mllp_addr.port)
@@ -67,3 +71,11 @@ class Runtime:
             await listener.close()
             await asyncio.to_thread(bootstrap.stop, services)
             log("gateway.stopped")
+
+    @staticmethod
+    def _on_sighup(services: bootstrap.Services) -> None:
+        """SIGHUP reloads routing.yaml (only the main thread may handle signals)."""
+        if services.reloader is None or threading.current_thread() is not threading.main_thread():
+            return
+        with contextlib.suppress(NotImplementedError, AttributeError, ValueError):  # no SIGHUP
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, services.reloader.request)

@@ -11,7 +11,13 @@ import asyncio
 import time
 from concurrent.futures import Executor
 
-from gateway.broker.message import DocumentMessage, encode, headers
+from gateway.broker.message import (
+    DocumentMessage,
+    encode,
+    encode_deidentified,
+    encode_rejection,
+    headers,
+)
 from gateway.broker.names import Names
 from gateway.broker.publisher import OutboundMessage, Publisher
 from gateway.errors import BrokerUnavailable
@@ -39,8 +45,9 @@ class IngestService:
     async def accept(self, submission: Submission) -> Receipt:
         started = time.perf_counter()
         loop = asyncio.get_running_loop()
+        tools = self.tools  # one routing table for the whole submission, even across a reload
         try:
-            outcome = await loop.run_in_executor(self._executor, ingest, submission, self.tools)
+            outcome = await loop.run_in_executor(self._executor, ingest, submission, tools)
         except Exception as exc:  # a bug, not the sender's fault: do not take responsibility
             log("ingest.failed", level=40, trace_id=submission.trace_id, error=type(exc).__name__)
             return Receipt(
@@ -55,8 +62,9 @@ class IngestService:
                 findings=outcome.report.findings,
                 rejection=outcome.kind,
             )
+            await self._publish_rejection(outcome, submission, tools)
         else:
-            receipt = await self._publish(outcome, submission)
+            receipt = await self._publish(outcome, submission, tools)
         log(
             "ingest.done",
             trace_id=submission.trace_id,
@@ -70,14 +78,44 @@ class IngestService:
         )
         return receipt
 
-    def _messages(self, accepted: Accepted) -> list[OutboundMessage]:
+    async def _publish_rejection(
+        self, rejected: Rejected, submission: Submission, tools: Tools
+    ) -> None:
+        """Best effort: the sender already has the report; the `rejected` queue is a copy for
+        their integration team, so a broker fault here does not change the receipt."""
+        if tools.routing.rejected is None:
+            return
+        message = OutboundMessage(
+            exchange=self._names.exchange,
+            routing_key=tools.routing.rejected,
+            body=encode_rejection(submission, rejected),
+            message_id=submission.trace_id,
+            correlation_id=submission.trace_id,
+            type="rejection",
+            headers={"x-sender": submission.sender, "x-rejection": rejected.kind.value},
+        )
+        try:
+            future = self._publisher.publish([message])
+            await asyncio.wait_for(asyncio.wrap_future(future), self._timeout)
+        except (BrokerUnavailable, TimeoutError) as exc:
+            log(
+                "rejected.not-published",
+                level=30,
+                trace_id=submission.trace_id,
+                error=type(exc).__name__,
+            )
+
+    def _messages(self, accepted: Accepted, tools: Tools) -> list[OutboundMessage]:
         env = accepted.envelope
         body = encode(DocumentMessage(env, accepted.payload, accepted.attachments))
+        destinations = tools.routing.destinations
         return [
             OutboundMessage(
                 exchange=self._names.exchange,
                 routing_key=destination,
-                body=body,
+                body=encode_deidentified(env)
+                if destination in destinations and destinations[destination].strips_patient
+                else body,
                 message_id=env.document_id,
                 correlation_id=env.trace_id,
                 headers=headers(env),
@@ -85,11 +123,11 @@ class IngestService:
             for destination in accepted.destinations
         ]
 
-    async def _publish(self, accepted: Accepted, submission: Submission) -> Receipt:
+    async def _publish(self, accepted: Accepted, submission: Submission, tools: Tools) -> Receipt:
         env = accepted.envelope
         # Documents of one submission (e.g. an ORU's level-1 and level-3 CDA) are confirmed
         # together: the sender is told "accepted" only once every one of them is durable.
-        messages = [m for a in (accepted, *accepted.related) for m in self._messages(a)]
+        messages = [m for a in (accepted, *accepted.related) for m in self._messages(a, tools)]
         try:
             future = self._publisher.publish(messages)
             await asyncio.wait_for(asyncio.wrap_future(future), self._timeout)

@@ -4,10 +4,17 @@ The handler does the work and says how it went by returning or raising:
 
     returns normally        → ack (the work is committed)
     raises Transient        → nack + requeue, then pause: the store is down, try again later
-    raises Poison           → reject without requeue: the queue dead-letters it (parking)
-    raises anything else    → same as Poison, with the error class logged
+    raises Poison           → parked at once: it can never succeed as it is
+    raises anything else    → retried after each delay of the destination's retry policy,
+                              then parked
 
-so no handler ever touches the channel. Reconnects by itself with backoff.
+"Retried" means copied into the retry queue of that attempt (its TTL brings it back) and
+acked; "parked" means copied to the destination's dead-letter target with the failure reason
+in headers (names.FAILURE …) and acked. Both copies are confirmed before the ack, so a crash in
+between gives a duplicate, never a loss (filing is idempotent by document id). With no
+dead-letter target the message is rejected, and the queue's own policy applies.
+
+No handler ever touches the channel. Reconnects by itself with backoff.
 """
 
 from __future__ import annotations
@@ -16,11 +23,14 @@ import contextlib
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import pika
 import pika.exceptions
 
+from gateway.broker import names as h
 from gateway.broker.connection import parameters, redact
+from gateway.broker.names import Names
 from gateway.errors import StoreUnavailable
 from gateway.logs import log
 
@@ -48,11 +58,37 @@ class Delivery:
 Handler = Callable[[Delivery], None]
 
 
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Where a destination's failed messages go: retry queues in order, then dead letter."""
+
+    destination: str
+    retry_queues: tuple[str, ...] = ()  # one per attempt, each with its delay as TTL
+    dead_letter_exchange: str | None = None
+    dead_letter_key: str | None = None  # the destination that receives what is given up
+
+    @classmethod
+    def for_destination(cls, dest, names: Names) -> RetryPolicy:
+        return cls(
+            destination=dest.name,
+            retry_queues=tuple(names.retry_queue(dest.queue, d) for d in dest.retry_delays_ms),
+            dead_letter_exchange=names.dead_letter_exchange if dest.dead_letter else None,
+            dead_letter_key=dest.dead_letter,
+        )
+
+
 class Consumer:
     def __init__(
-        self, url: str, queue: str, handler: Handler, prefetch: int = 32, name: str = "consumer"
+        self,
+        url: str,
+        queue: str,
+        handler: Handler,
+        prefetch: int = 32,
+        name: str = "consumer",
+        policy: RetryPolicy | None = None,
     ) -> None:
         self._url = url
+        self._policy = policy
         self._queue = queue
         self._handler = handler
         self._prefetch = prefetch
@@ -90,6 +126,7 @@ class Consumer:
                 self._connection = pika.BlockingConnection(parameters(self._url))
                 channel = self._channel = self._connection.channel()
                 channel.basic_qos(prefetch_count=self._prefetch)
+                channel.confirm_delivery()  # retry and parking copies are confirmed before ack
                 channel.basic_consume(self._queue, self._on_message)
                 log("consumer.started", component=self._name, queue=self._queue)
                 delays = iter(RECONNECT_DELAYS_S)
@@ -141,16 +178,61 @@ class Consumer:
             return
         except Exception as exc:
             self._transient_streak = 0
-            log(
-                "consumer.parked",
-                level=40,
-                component=self._name,
-                trace_id=delivery.correlation_id,
-                document_id=delivery.message_id,
-                error=type(exc).__name__,
-                reason=str(exc)[:200],
-            )
-            channel.basic_reject(method.delivery_tag, requeue=False)
+            self._failed(channel, method, properties, delivery, exc)
             return
         self._transient_streak = 0
+        channel.basic_ack(method.delivery_tag)
+
+    def _failed(self, channel, method, properties, delivery: Delivery, exc: Exception) -> None:
+        policy = self._policy
+        attempt = int(delivery.headers.get(h.ATTEMPT) or 0) + 1
+        reason = f"{type(exc).__name__}: {exc}"[:500]
+        retries = policy.retry_queues if policy and not isinstance(exc, Poison) else ()
+        if attempt <= len(retries):
+            target, key, event = "", retries[attempt - 1], "consumer.retrying"
+        elif policy and policy.dead_letter_key:
+            target, key, event = (
+                policy.dead_letter_exchange,
+                policy.dead_letter_key,
+                "consumer.parked",
+            )
+        else:
+            target = key = None
+            event = "consumer.rejected"
+        log(
+            event,
+            level=40 if event != "consumer.retrying" else 30,
+            component=self._name,
+            trace_id=delivery.correlation_id,
+            document_id=delivery.message_id,
+            attempt=attempt,
+            error=type(exc).__name__,
+            reason=str(exc)[:200],
+        )
+        if key is None:
+            channel.basic_reject(method.delivery_tag, requeue=False)  # the queue's DLX decides
+            return
+        headers = {
+            **delivery.headers,
+            h.ATTEMPT: attempt,
+            h.FAILURE: reason,
+            h.FAILED_AT: datetime.now(UTC).isoformat(timespec="milliseconds"),
+            h.FAILED_QUEUE: self._queue,
+            h.DESTINATION: delivery.headers.get(h.DESTINATION) or policy.destination,
+        }
+        copy = pika.BasicProperties(
+            content_type=properties.content_type,
+            delivery_mode=pika.DeliveryMode.Persistent,
+            message_id=properties.message_id,
+            correlation_id=properties.correlation_id,
+            type=properties.type,
+            headers=headers,
+        )
+        try:
+            channel.basic_publish(target, key, delivery.body, copy, mandatory=True)
+        except (pika.exceptions.UnroutableError, pika.exceptions.NackError):
+            log("consumer.move-failed", level=40, component=self._name, queue=key)
+            channel.basic_nack(method.delivery_tag, requeue=True)
+            self._connection.sleep(TRANSIENT_PAUSE_S[-1])
+            return
         channel.basic_ack(method.delivery_tag)

@@ -13,13 +13,17 @@ data (source kind, type code, sender) so operators can filter without decoding b
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 from dataclasses import dataclass
 
-from gateway.envelope import Envelope
-from gateway.outcome import Attachment
+from gateway.envelope import Envelope, Patient
+from gateway.outcome import Attachment, Rejected
+from gateway.submission import Submission
 
 FORMAT = "passerelle.document/1"
+DEIDENTIFIED_FORMAT = "passerelle.deidentified/1"  # envelope without patient, no payload
+REJECTION_FORMAT = "passerelle.rejection/1"  # a refused input with its validation report
 CONTENT_TYPE = "application/json"
 
 
@@ -76,3 +80,27 @@ def headers(envelope: Envelope) -> dict[str, str]:
     if envelope.type_code:
         out["x-type-code"] = envelope.type_code.code
     return out
+
+
+def encode_deidentified(envelope: Envelope) -> bytes:
+    """For destinations with ``strip: [patient]``: the envelope without the patient. The
+    payload and attachments are left out too, because the document itself names the patient."""
+    stripped = dataclasses.replace(envelope, patient=Patient())
+    body = {"format": DEIDENTIFIED_FORMAT, "envelope": stripped.to_dict()}
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def encode_rejection(submission: Submission, rejected: Rejected) -> bytes:
+    """What the sender's integration team needs: the input as received and why it was refused."""
+    body = {
+        "format": REJECTION_FORMAT,
+        "trace_id": submission.trace_id,
+        "sender": submission.sender,
+        "transport": submission.transport,
+        "received_at": submission.received_at.isoformat(timespec="milliseconds"),
+        "rejection": rejected.kind.value,
+        "source_kind": rejected.source_kind,
+        "report": rejected.report.to_dict(),
+        "input": base64.b64encode(submission.raw).decode("ascii"),
+    }
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")

@@ -4,7 +4,10 @@ One thread owns one pika SelectConnection (pika connections are not thread-safe)
 hands it work with ``publish()``, which returns a Future. Confirms are pipelined: many
 publishes are in flight at once and each Future resolves when the broker acknowledged every
 message of its batch — or fails with BrokerUnavailable (nack, connection lost, broker blocked)
-or Unroutable (returned: no queue bound). The connection comes back by itself with backoff; the
+or Unroutable (returned: no queue bound). With a parking route, a returned message is instead
+published again to parking (header names.FAILURE says why), counted in ``unroutable_parked``,
+and the batch succeeds once that copy is confirmed: durable, never silently dropped. The
+connection comes back by itself with backoff; the
 topology is declared again each time it does.
 """
 
@@ -24,8 +27,9 @@ import pika.exceptions
 from pika.adapters.select_connection import SelectConnection
 from pika.spec import Basic
 
-from gateway.broker.connection import open_blocking, parameters, redact
-from gateway.broker.topology import Declaration, declare
+from gateway.broker import names as h
+from gateway.broker.connection import parameters, redact
+from gateway.broker.topology import Declaration, declare_at
 from gateway.errors import BrokerUnavailable, Unroutable
 from gateway.logs import log
 
@@ -60,9 +64,12 @@ class Publisher:
         url: str,
         topology: Sequence[Declaration] = (),
         on_state: Callable[[bool], None] | None = None,
+        parking: tuple[str, str] | None = None,
     ) -> None:
         self._url = url
         self._topology = list(topology)
+        self._parking = parking  # (exchange, routing key) for returned messages
+        self.unroutable_parked = 0  # returned messages kept in parking (a metric)
         self._on_state = on_state
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
@@ -103,6 +110,13 @@ class Publisher:
                 conn.ioloop.add_callback_threadsafe(self._close)
         if self._thread is not None:
             self._thread.join(timeout)
+
+    def set_topology(
+        self, topology: Sequence[Declaration], parking: tuple[str, str] | None = None
+    ) -> None:
+        """What to declare on the next (re)connection, after routing.yaml was reloaded."""
+        self._topology = list(topology)
+        self._parking = parking
 
     def publish(self, messages: Sequence[OutboundMessage]) -> Future:
         """Future that resolves once every message is confirmed (never before)."""
@@ -152,16 +166,8 @@ class Publisher:
             self._stopping.wait(delay)
 
     def _declare_topology(self) -> None:
-        if not self._topology:
-            return
-        conn = open_blocking(self._url)
-        try:
-            declare(conn.channel(), self._topology)
-        except pika.exceptions.AMQPError as exc:
-            raise BrokerUnavailable(f"cannot declare topology: {exc!r}") from None
-        finally:
-            if conn.is_open:
-                conn.close()
+        if self._topology:
+            declare_at(self._url, self._topology)
 
     def _attempt_failed(self, reason: str) -> None:
         if not self._first_attempt.is_set():
@@ -270,10 +276,37 @@ class Publisher:
             if not future.done():
                 future.set_exception(BrokerUnavailable(f"publish failed: {type(exc).__name__}"))
 
-    def _on_return(self, _channel, method: Basic.Return, properties, _body) -> None:
-        batch = self._batches.get((properties.headers or {}).get(PUBLISH_ID, ""))
-        if batch is not None:
+    def _on_return(self, channel, method: Basic.Return, properties, body) -> None:
+        # RabbitMQ sends basic.return before the message's confirm, so the batch is still open.
+        headers = properties.headers or {}
+        batch = self._batches.get(headers.get(PUBLISH_ID, ""))
+        if batch is None:
+            return
+        if self._parking is None or (method.exchange, method.routing_key) == self._parking:
             batch.returned.append(method.routing_key)
+            return
+        exchange, key = self._parking
+        properties.headers = {
+            **headers,
+            h.FAILURE: f"Unroutable: no queue bound for routing key {method.routing_key!r}",
+            h.DESTINATION: method.routing_key,
+        }
+        try:
+            channel.basic_publish(exchange, key, body, properties, mandatory=True)
+        except (pika.exceptions.AMQPError, OSError):
+            batch.returned.append(method.routing_key)
+            return
+        batch.remaining += 1
+        self._pending[next(self._tags)] = batch
+        self.unroutable_parked += 1
+        log(
+            "publish.unroutable",
+            level=30,
+            component="publisher",
+            routing_key=method.routing_key,
+            queue=key,
+            count=self.unroutable_parked,
+        )
 
     def _on_confirm(self, frame) -> None:
         method = frame.method

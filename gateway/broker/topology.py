@@ -1,52 +1,94 @@
-"""Declare exchanges, queues and bindings from the routing table, idempotently."""
+"""Declare exchanges, queues and bindings from the routing table, idempotently.
+
+Per destination D (routing key D on both exchanges):
+
+    <prefix>.documents    --D-->  <prefix>.D   <--D--  <prefix>.dead-letter
+    <prefix>.D.retry-<n>ms  (TTL n ms, dead-letters to <prefix>.dead-letter with key D)
+
+A consumer that fails a message puts it in the retry queue of its attempt (through the default
+exchange); the TTL brings it back. When the attempts are spent, or the message is poison, it
+goes to the destination's ``dead_letter`` target through the dead-letter exchange.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pika
+import pika.exceptions
 
+from gateway.broker.connection import open_blocking
 from gateway.broker.names import Names
-from gateway.routing.table import RoutingTable
+from gateway.errors import BrokerUnavailable
+from gateway.routing.table import Destination, RoutingTable
 
 
 @dataclass(frozen=True)
 class Declaration:
     kind: str  # "exchange", "queue", "binding"
     name: str
-    arguments: dict[str, Any]
+    arguments: dict[str, Any] = field(default_factory=dict)
     target: str | None = None  # bindings: queue bound
     routing_key: str | None = None
+    durable: bool = True
 
     def __str__(self) -> str:
         if self.kind == "binding":
             return f"binding {self.name} → {self.target} [{self.routing_key}]"
         args = ", ".join(f"{k}={v}" for k, v in self.arguments.items())
-        return f"{self.kind} {self.name}" + (f" ({args})" if args else "")
+        transient = "" if self.durable else " transient"
+        return f"{self.kind} {self.name}{transient}" + (f" ({args})" if args else "")
 
 
 def plan(table: RoutingTable, names: Names) -> list[Declaration]:
     """What must exist on the broker for ``table`` (printed by `gateway topology --dry-run`)."""
     decls = [
-        Declaration("exchange", names.exchange, {"type": "topic", "durable": True}),
-        Declaration("exchange", names.dead_letter_exchange, {"type": "topic", "durable": True}),
+        Declaration("exchange", names.exchange, {"type": "topic"}),
+        Declaration("exchange", names.dead_letter_exchange, {"type": "topic"}),
     ]
     for dest in table.destinations.values():
-        args: dict[str, Any] = {"x-queue-type": dest.queue_type}
-        if dest.max_length:
-            args["x-max-length"] = dest.max_length
-            args["x-overflow"] = "reject-publish"
-        if dest.message_ttl_ms:
-            args["x-message-ttl"] = dest.message_ttl_ms
-        if dest.dead_letter:
-            args["x-dead-letter-exchange"] = names.dead_letter_exchange
-            args["x-dead-letter-routing-key"] = dest.dead_letter
         queue = names.queue(dest.queue)
-        decls.append(Declaration("queue", queue, args))
+        decls.append(
+            Declaration("queue", queue, queue_arguments(dest, names), durable=_durable(dest))
+        )
         decls.append(Declaration("binding", names.exchange, {}, queue, dest.name))
         decls.append(Declaration("binding", names.dead_letter_exchange, {}, queue, dest.name))
+        for delay in dest.retry_delays_ms:
+            retry_args = {
+                "x-queue-type": dest.queue_type,
+                "x-message-ttl": delay,
+                "x-dead-letter-exchange": names.dead_letter_exchange,
+                "x-dead-letter-routing-key": dest.name,
+            }
+            decls.append(
+                Declaration(
+                    "queue",
+                    names.retry_queue(dest.queue, delay),
+                    retry_args,
+                    durable=_durable(dest),
+                )
+            )
     return decls
+
+
+def queue_arguments(dest: Destination, names: Names) -> dict[str, Any]:
+    args: dict[str, Any] = {"x-queue-type": dest.queue_type}
+    if dest.max_length:
+        args["x-max-length"] = dest.max_length
+        args["x-overflow"] = "reject-publish"  # the publisher is told (nack), nothing dropped
+    if dest.message_ttl_ms:
+        args["x-message-ttl"] = dest.message_ttl_ms
+    if dest.dead_letter:
+        args["x-dead-letter-exchange"] = names.dead_letter_exchange
+        args["x-dead-letter-routing-key"] = dest.dead_letter
+    if dest.single_active_consumer:
+        args["x-single-active-consumer"] = True
+    return args
+
+
+def _durable(dest: Destination) -> bool:
+    return dest.durable or dest.queue_type == "quorum"  # quorum queues are always durable
 
 
 def declare(
@@ -54,11 +96,23 @@ def declare(
 ) -> None:
     for d in decls:
         if d.kind == "exchange":
-            channel.exchange_declare(d.name, exchange_type=d.arguments["type"], durable=True)
+            channel.exchange_declare(d.name, exchange_type=d.arguments["type"], durable=d.durable)
         elif d.kind == "queue":
-            channel.queue_declare(d.name, durable=True, arguments=d.arguments)
+            channel.queue_declare(d.name, durable=d.durable, arguments=d.arguments)
         else:
             channel.queue_bind(d.target, d.name, routing_key=d.routing_key)
+
+
+def declare_at(url: str, decls: list[Declaration]) -> None:
+    """Declare on a short-lived connection; BrokerUnavailable when the broker refuses."""
+    conn = open_blocking(url)
+    try:
+        declare(conn.channel(), decls)
+    except pika.exceptions.AMQPError as exc:
+        raise BrokerUnavailable(f"cannot declare topology: {exc!r}") from None
+    finally:
+        if conn.is_open:
+            conn.close()
 
 
 def delete(

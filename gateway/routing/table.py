@@ -16,6 +16,7 @@ from typing import Any
 from gateway.envelope import Envelope
 
 OPERATORS = ("equals", "in", "prefix", "regex", "exists")
+STRIPPABLE = ("patient",)  # envelope parts a destination may refuse to receive
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,36 +32,54 @@ class Destination:
     dead_letter: str | None = None  # destination that receives what this queue rejects
     retry_delays_ms: tuple[int, ...] = ()  # one retry per delay, then dead-letter
     consumer: str | None = None  # built-in consumer attached to it ("patient-record", …)
+    single_active_consumer: bool = False  # one consumer at a time across processes: FIFO
+    strip: tuple[str, ...] = ()  # parts removed before publishing here, e.g. ("patient",)
+
+    @property
+    def strips_patient(self) -> bool:
+        return "patient" in self.strip
 
 
 @dataclass(frozen=True, slots=True)
 class Condition:
-    """``field`` ``op`` ``value`` over the envelope, e.g. type_code.code equals 11502-2."""
+    """``field`` ``op`` ``value`` over the envelope, e.g. type_code equals 11502-2.
+
+    A field may hold several values (confidentiality codes, authors …): the test holds when
+    any value passes. ``negate`` inverts the whole test (``not:`` in routing.yaml), so
+    ``confidentiality not in [MASQUE_PS]`` holds when *no* code is MASQUE_PS.
+    """
 
     field: str
     op: str
     value: Any = None
+    negate: bool = False
 
     def test(self, envelope: Envelope) -> bool:
-        values = field_values(envelope, self.field)
+        return self._holds(field_values(envelope, self.field)) != self.negate
+
+    def _holds(self, values: list[str]) -> bool:
         if self.op == "exists":
-            return bool(values) == bool(self.value if self.value is not None else True)
+            return bool(values) == (self.value is None or bool(self.value))
         if self.op == "equals":
-            return str(self.value) in values
+            return scalar(self.value) in values
         if self.op == "in":
-            return any(v in {str(x) for x in self.value} for v in values)
+            wanted = {scalar(x) for x in self.value}
+            return any(v in wanted for v in values)
         if self.op == "prefix":
             return any(v.startswith(str(self.value)) for v in values)
         if self.op == "regex":
             return any(re.fullmatch(str(self.value), v) for v in values)
         raise ValueError(f"unknown operator {self.op}")
 
+    def negated(self) -> Condition:
+        return Condition(self.field, self.op, self.value, not self.negate)
+
     def __str__(self) -> str:
-        return (
-            f"{self.field} {self.op} {self.value!r}"
-            if self.op != "exists"
-            else (f"{self.field} exists" if self.value in (None, True) else f"{self.field} absent")
-        )
+        if self.op == "exists":
+            present = self.value is None or bool(self.value)
+            return f"{self.field} {'exists' if present != self.negate else 'absent'}"
+        value = [scalar(v) for v in self.value] if self.op == "in" else scalar(self.value)
+        return f"{self.field} {'not ' if self.negate else ''}{self.op} {value!r}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +128,52 @@ class RoutingTable:
             reasons.append(f"no rule matched → default {', '.join(self.default) or '(none)'}")
         return Decision(tuple(chosen), tuple(reasons), tuple(matched))
 
+    def explain(self, envelope: Envelope) -> list[str]:
+        """Every rule's verdict in order, for `gateway route --explain`: what matched and why,
+        which condition failed, and which rules were never evaluated after a stop."""
+        lines: list[str] = []
+        stopped_by: str | None = None
+        for rule in self.rules:
+            where = f" (line {rule.line})" if rule.line else ""
+            if stopped_by is not None:
+                lines.append(f"  skip  {rule.name}{where}: not evaluated, {stopped_by!r} stopped")
+                continue
+            failed = next((c for c in rule.conditions if not c.test(envelope)), None)
+            if failed is not None:
+                seen = ", ".join(field_values(envelope, failed.field)) or "nothing"
+                lines.append(f"  no    {rule.name}{where}: {failed} is false (found: {seen})")
+                continue
+            why = " and ".join(map(str, rule.conditions)) or "no condition"
+            action = "stop" if rule.stop else "continue"
+            lines.append(f"  MATCH {rule.name}{where}: {why} → {', '.join(rule.to)} ({action})")
+            if rule.stop:
+                stopped_by = rule.name
+        return lines
+
+
+def unreachable(rules: tuple[Rule, ...]) -> list[tuple[Rule, str]]:
+    """Rules that can never match, with why: an earlier stopping rule already takes
+    everything they would (its conditions are a subset of theirs), or they require a
+    condition and its negation at once."""
+    found: list[tuple[Rule, str]] = []
+    for i, rule in enumerate(rules):
+        conditions = set(rule.conditions)
+        if any(c.negated() in conditions for c in conditions):
+            found.append((rule, "it requires a condition and its opposite"))
+            continue
+        for earlier in rules[:i]:
+            if earlier.stop and set(earlier.conditions) <= conditions:
+                found.append((rule, f"rule {earlier.name!r} before it matches first and stops"))
+                break
+    return found
+
+
+def scalar(value: Any) -> str:
+    """A rule's value as the string field values are compared with (YAML true → "true")."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
 
 def field_values(envelope: Envelope, path: str) -> list[str]:
     """Values of a dotted envelope path as strings (lists flatten; absent gives [])."""
@@ -135,7 +200,7 @@ def _flatten(value: Any) -> list[str]:
     if isinstance(value, tuple | list):
         return [s for v in value for s in _flatten(v)]
     if isinstance(value, bool):
-        return ["true" if value else "false"]
+        return [scalar(value)]
     if hasattr(value, "code"):  # a Code: match on its code
         return [value.code]
     return [str(value)]
