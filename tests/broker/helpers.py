@@ -1,0 +1,56 @@
+"""Small helpers for broker tests: read queues with bounded waits."""
+
+from __future__ import annotations
+
+import time
+
+import pika
+
+
+def get_one(url: str, queue: str, timeout: float = 10.0):
+    """(properties, body) of the next message of ``queue`` (acked), waiting up to ``timeout``."""
+    conn = pika.BlockingConnection(pika.URLParameters(url))
+    try:
+        channel = conn.channel()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            method, props, body = channel.basic_get(queue, auto_ack=True)
+            if method is not None:
+                return props, body
+            conn.sleep(0.05)
+    finally:
+        conn.close()
+    raise AssertionError(f"no message in {queue} within {timeout}s")
+
+
+def depth(url: str, queue: str) -> int:
+    conn = pika.BlockingConnection(pika.URLParameters(url))
+    try:
+        return conn.channel().queue_declare(queue, passive=True).method.message_count
+    finally:
+        conn.close()
+
+
+def publish(url: str, exchange: str, key: str, body: bytes, message_id: str = "doc-1") -> None:
+    conn = pika.BlockingConnection(pika.URLParameters(url))
+    try:
+        channel = conn.channel()
+        channel.confirm_delivery()
+        props = pika.BasicProperties(
+            message_id=message_id,
+            correlation_id="trace-1",
+            delivery_mode=pika.DeliveryMode.Persistent,
+        )
+        channel.basic_publish(exchange, key, body, props, mandatory=True)
+    finally:
+        conn.close()
+
+
+def wait_for(predicate, timeout: float = 10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError("condition not met in time")
