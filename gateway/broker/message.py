@@ -84,9 +84,12 @@ def headers(envelope: Envelope) -> dict[str, str]:
 
 def encode_deidentified(envelope: Envelope) -> bytes:
     """For destinations with ``strip: [patient]``: the envelope without the patient. The
-    payload and attachments are left out too, because the document itself names the patient."""
-    stripped = dataclasses.replace(envelope, patient=Patient())
-    body = {"format": DEIDENTIFIED_FORMAT, "envelope": stripped.to_dict()}
+    payload, attachments and detached signature document are left out too, because they
+    carry the document itself, which names the patient."""
+    signature = envelope.signature and dataclasses.replace(envelope.signature, signature=None)
+    stripped = dataclasses.replace(envelope, patient=Patient(), signature=signature).to_dict()
+    stripped.pop("patient", None)
+    body = {"format": DEIDENTIFIED_FORMAT, "envelope": stripped}
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
