@@ -197,6 +197,8 @@ def _step(value: Any, part: str) -> Any:
 
 
 def _flatten(value: Any) -> list[str]:
+    if isinstance(value, Mapping):  # a whole map (flags, metadata): its keys; {} is absent
+        return [str(k) for k in value]
     if isinstance(value, tuple | list):
         return [s for v in value for s in _flatten(v)]
     if isinstance(value, bool):

@@ -71,6 +71,8 @@ default: {{to: [parking]}}
             True,
         ),
         ("{metadata.hl7_version: {exists: true}}", envelope(), False),
+        ("{flags: {exists: false}}", envelope(), True),
+        ("{flags: {exists: false}}", envelope(flags={"MASQUE_PS": False}), False),
     ],
 )
 def test_each_operator_over_each_field_kind(match, env, hit):
@@ -135,6 +137,17 @@ def test_destdmp_no_keeps_it_out_of_the_record(example):
     assert example.decide(env).destinations == ("secure-mail-ps",)
 
 
+def test_flags_without_destdmp_do_not_reach_the_record(example):
+    """MSSanté-only messages carry masking flags but no DESTDMP: not for the shared record."""
+    env = envelope(source_kind="hl7v2", flags=flags(MASQUE_PS=False, INVISIBLE_PATIENT=True))
+    assert "patient-record" not in example.decide(env).destinations
+
+
+def test_raw_hl7v2_without_any_flag_goes_to_the_record(example):
+    d = example.decide(envelope(source_kind="hl7v2"))
+    assert d.destinations == ("patient-record", "patient-notification")
+
+
 def test_biology_reports_also_go_to_lab_statistics(example):
     d = example.decide(envelope(type_code=Code("11502-2", "2.16.840.1.113883.6.1")))
     assert "lab-statistics" in d.destinations and "patient-record" in d.destinations
@@ -143,8 +156,9 @@ def test_biology_reports_also_go_to_lab_statistics(example):
 @pytest.mark.parametrize(
     "hidden",
     [
-        {"flags": {"MASQUE_PS": True}},
-        {"flags": {"INVISIBLE_PATIENT": True}},
+        {"flags": {"DESTDMP": True, "MASQUE_PS": True}},
+        {"flags": {"DESTDMP": True, "INVISIBLE_PATIENT": True}},
+        {"flags": {"DESTDMP": True}, "confidentiality": (Code("MASQUE_PS", HDS),)},
         {"confidentiality": (Code("N"), Code("MASQUE_PS", HDS))},
         {"confidentiality": (Code("INVISIBLE_PATIENT", HDS),)},
     ],

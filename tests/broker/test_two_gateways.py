@@ -1,0 +1,49 @@
+"""Two gateway instances on one broker and one PostgreSQL record, publishing concurrently with
+a record consumer on each: every document is filed exactly once, nothing is parked."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from tests.broker.helpers import depth, wait_for
+from tests.conftest import FIXTURES
+
+pytestmark = [pytest.mark.broker, pytest.mark.postgres]
+
+INS = "184127505612355"
+COUNT = 40
+
+
+def post(url: str, body: bytes) -> int:
+    req = urllib.request.Request(url, data=body, method="POST")
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        assert json.loads(resp.read())["status"] == "accepted"
+        return resp.status
+
+
+def test_two_gateways_file_every_document_exactly_once(start_gateway, broker_ns, pg_url):
+    gateways = [start_gateway(database_url=pg_url), start_gateway(database_url=pg_url)]
+    assert all(c.consuming.wait(10) for gw in gateways for c in gw.services.consumers)
+    template = (FIXTURES / "cda/crbio_glycemia.xml").read_bytes()
+    ids = [f"1.2.250.1.999.1.1.20261101.{9000 + i}" for i in range(COUNT)]
+    bodies = [template.replace(b"1.2.250.1.999.1.1.20261101.4711", i.encode()) for i in ids]
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        statuses = list(
+            pool.map(
+                lambda n: post(gateways[n % 2].http_url + "/documents", bodies[n]), range(COUNT)
+            )
+        )
+    assert statuses == [202] * COUNT
+
+    store = gateways[0].services.store
+    wait_for(lambda: len(store.documents_for_patient(INS)) >= COUNT, timeout=30)
+    filed = [d["document_id"] for d in store.documents_for_patient(INS)]
+    assert sorted(filed) == sorted(ids)  # each once: none lost, none twice
+    names = broker_ns.names
+    wait_for(lambda: depth(broker_ns.url, names.queue("patient-record")) == 0)
+    assert depth(broker_ns.url, names.queue("parking")) == 0
