@@ -30,6 +30,7 @@ import pika.exceptions
 
 from gateway.broker import names as h
 from gateway.broker.connection import parameters, redact
+from gateway.broker.message import moved
 from gateway.broker.names import Names
 from gateway.errors import StoreUnavailable
 from gateway.logs import log
@@ -220,16 +221,10 @@ class Consumer:
             h.FAILED_QUEUE: self._queue,
             h.DESTINATION: delivery.headers.get(h.DESTINATION) or policy.destination,
         }
-        copy = pika.BasicProperties(
-            content_type=properties.content_type,
-            delivery_mode=pika.DeliveryMode.Persistent,
-            message_id=properties.message_id,
-            correlation_id=properties.correlation_id,
-            type=properties.type,
-            headers=headers,
-        )
         try:
-            channel.basic_publish(target, key, delivery.body, copy, mandatory=True)
+            channel.basic_publish(
+                target, key, delivery.body, moved(properties, headers), mandatory=True
+            )
         except (pika.exceptions.UnroutableError, pika.exceptions.NackError):
             log("consumer.move-failed", level=40, component=self._name, queue=key)
             channel.basic_nack(method.delivery_tag, requeue=True)

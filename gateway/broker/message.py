@@ -17,6 +17,8 @@ import dataclasses
 import json
 from dataclasses import dataclass
 
+import pika
+
 from gateway.envelope import Envelope, Patient
 from gateway.outcome import Attachment, Rejected
 from gateway.submission import Submission
@@ -107,3 +109,16 @@ def encode_rejection(submission: Submission, rejected: Rejected) -> bytes:
         "input": base64.b64encode(submission.raw).decode("ascii"),
     }
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def moved(properties: pika.BasicProperties, headers: dict) -> pika.BasicProperties:
+    """The properties of a message being moved to another queue (retry, parking, replay):
+    same ids and type, persistent, with ``headers`` instead of its own."""
+    return pika.BasicProperties(
+        content_type=properties.content_type,
+        delivery_mode=pika.DeliveryMode.Persistent,
+        message_id=properties.message_id,
+        correlation_id=properties.correlation_id,
+        type=properties.type,
+        headers=headers,
+    )

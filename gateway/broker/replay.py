@@ -17,6 +17,7 @@ import pika.exceptions
 
 from gateway.broker import names as h
 from gateway.broker.connection import open_blocking
+from gateway.broker.message import moved
 from gateway.broker.names import Names
 from gateway.broker.publisher import PUBLISH_ID
 from gateway.errors import BrokerUnavailable
@@ -145,14 +146,7 @@ def _fresh(props: pika.BasicProperties) -> pika.BasicProperties:
         and not k.startswith("x-last-death")
     }
     headers[h.REPLAYED] = int(headers.get(h.REPLAYED) or 0) + 1
-    return pika.BasicProperties(
-        content_type=props.content_type,
-        delivery_mode=pika.DeliveryMode.Persistent,
-        message_id=props.message_id,
-        correlation_id=props.correlation_id,
-        type=props.type,
-        headers=headers,
-    )
+    return moved(props, headers)
 
 
 def _lookup(props: pika.BasicProperties, key: str):

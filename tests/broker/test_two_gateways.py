@@ -3,26 +3,17 @@ a record consumer on each: every document is filed exactly once, nothing is park
 
 from __future__ import annotations
 
-import json
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.broker.helpers import depth, wait_for
+from tests.broker.helpers import depth, post, wait_for
 from tests.conftest import FIXTURES
 
 pytestmark = [pytest.mark.broker, pytest.mark.postgres]
 
 INS = "184127505612355"
 COUNT = 40
-
-
-def post(url: str, body: bytes) -> int:
-    req = urllib.request.Request(url, data=body, method="POST")
-    with urllib.request.urlopen(req, timeout=30) as resp:
-        assert json.loads(resp.read())["status"] == "accepted"
-        return resp.status
 
 
 def test_two_gateways_file_every_document_exactly_once(start_gateway, broker_ns, pg_url):
@@ -38,7 +29,9 @@ def test_two_gateways_file_every_document_exactly_once(start_gateway, broker_ns,
                 lambda n: post(gateways[n % 2].http_url + "/documents", bodies[n]), range(COUNT)
             )
         )
-    assert statuses == [202] * COUNT
+    assert [(status, receipt["status"]) for status, receipt in statuses] == [
+        (202, "accepted")
+    ] * COUNT
 
     store = gateways[0].services.store
     wait_for(lambda: len(store.documents_for_patient(INS)) >= COUNT, timeout=30)

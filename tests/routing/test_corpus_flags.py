@@ -7,15 +7,13 @@ the HL7v2 adapter; the end-to-end test sends the messages through the gateway it
 
 from __future__ import annotations
 
-import json
 import re
-import urllib.request
 
 import pytest
 
 from gateway.envelope import Envelope, Patient
 from gateway.routing import loader
-from tests.broker.helpers import depth
+from tests.broker.helpers import depth, post
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.shared
@@ -66,12 +64,7 @@ def test_corpus_flag_combinations_route_as_the_flags_say(shared):
 def test_corpus_messages_reach_their_queues_through_the_gateway(shared, start_gateway, broker_ns):
     path = next(p for p in corpus_messages(shared) if "ORU_CR_Bio_INIT" in p.name)
     gw = start_gateway()
-    req = urllib.request.Request(gw.http_url + "/hl7v2", data=path.read_bytes(), method="POST")
-    try:
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            receipt = json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        receipt = json.loads(exc.read())
+    _, receipt = post(gw.http_url + "/hl7v2", path.read_bytes())
     if receipt["status"] != "accepted" or "secure-mail-ps" not in receipt.get("destinations", []):
         pytest.xfail(
             "the HL7v2 adapter does not yet accept this message or fill its "

@@ -6,13 +6,12 @@ from __future__ import annotations
 import base64
 import json
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from gateway.routing import loader
-from tests.broker.helpers import depth, get_one, wait_for
+from tests.broker.helpers import depth, get_one, post, wait_for
 from tests.conftest import FIXTURES
 
 pytestmark = pytest.mark.broker
@@ -44,15 +43,6 @@ def routing_with_every_kind() -> str:
     lines += ["  - name: stats", "    match: {type_code: 11502-2}", "    to: [stats-anon]"]
     lines += ["default: {to: [parking]}", "rejected: rejected", "parking: parking", ""]
     return "\n".join(lines)
-
-
-def post(url: str, body: bytes) -> tuple[int, dict]:
-    req = urllib.request.Request(url, data=body, method="POST")
-    try:
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
 
 
 @pytest.fixture
