@@ -1,8 +1,9 @@
 """The ANS HL7v2 corpus: its MetaDMPMSS flag combinations reach the right queues.
 
-The flags are read here with a deliberately small reader (OBX-3 ``NAME^…^MetaDMPMSS`` with
-OBX-5 ``Y``/``N``) so the routing decision is proven on the real combinations independently of
-the HL7v2 adapter; the end-to-end test sends the messages through the gateway itself.
+The first test reads the flags of every corpus message with a deliberately small reader
+(OBX-3 ``NAME^…^MetaDMPMSS``, OBX-5 ``Y``/``N``), so each real combination is proven against
+routing.yaml even where the adapter refuses the message; the others send messages through the
+running gateway and look in the queues.
 """
 
 from __future__ import annotations
@@ -60,16 +61,38 @@ def test_corpus_flag_combinations_route_as_the_flags_say(shared):
     assert {"DESTDMP", "DESTMSSANTEPS", "DESTMSSANTEPAT", "INVISIBLE_PATIENT"} <= seen
 
 
+def corpus_file(shared, name: str):
+    return next((shared / "corpus/hl7v2").rglob(name))
+
+
 @pytest.mark.broker
-def test_corpus_messages_reach_their_queues_through_the_gateway(shared, start_gateway, broker_ns):
-    path = next(p for p in corpus_messages(shared) if "ORU_CR_Bio_INIT" in p.name)
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        # DESTDMP + DESTMSSANTEPS, invisible to the patient: no notification, no mailbox
+        ("message_MDM_CR_Radio_INIT_N1_Base64.er7", ["patient-record", "secure-mail-ps"]),
+        # DESTDMP + DESTMSSANTEPS + DESTMSSANTEPAT, a biology report
+        (
+            "message_ORU_CR_Bio_RPLC_N1_Base64_N3_Base64.er7",
+            [
+                "patient-record",
+                "patient-notification",
+                "secure-mail-ps",
+                "patient-mailbox",
+                "lab-statistics",
+            ],
+        ),
+        # MSSanté-only profile: recipients, no DEST flag
+        ("message_MDM__LPS_MSS_CR_Radio_INIT_N1_Base64.er7", ["secure-mail-ps"]),
+    ],
+)
+def test_corpus_messages_reach_their_queues_through_the_gateway(
+    shared, start_gateway, broker_ns, name, expected
+):
     gw = start_gateway()
-    _, receipt = post(gw.http_url + "/hl7v2", path.read_bytes())
-    if receipt["status"] != "accepted" or "secure-mail-ps" not in receipt.get("destinations", []):
-        pytest.xfail(
-            "the HL7v2 adapter does not yet accept this message or fill its "
-            "MetaDMPMSS flags (issue 4)"
-        )
-    assert "patient-record" in receipt["destinations"]  # consumed at once by the record worker
-    for queue in ("secure-mail-ps", "patient-mailbox"):  # no consumer: the copy waits there
-        assert depth(broker_ns.url, broker_ns.names.queue(queue)) == 1
+    status, receipt = post(gw.http_url + "/hl7v2", corpus_file(shared, name).read_bytes())
+    assert status == 202, receipt
+    assert receipt["destinations"] == expected
+    for queue in ("secure-mail-ps", "patient-mailbox", "patient-notification"):
+        filled = depth(broker_ns.url, broker_ns.names.queue(queue)) > 0
+        assert filled == (queue in expected), queue  # no consumer there: copies wait
