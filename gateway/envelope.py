@@ -99,6 +99,8 @@ class Envelope:
     facility_type_code: Code | None = None
     practice_setting_code: Code | None = None
     flags: dict[str, bool] = field(default_factory=dict)  # MetaDMPMSS: DESTDMP, MASQUE_PS …
+    # names of the coded fields above whose code is outside its national value set (kept as is)
+    local_codes: tuple[str, ...] = ()
     metadata: dict[str, str] = field(default_factory=dict)  # anything else routing may match
     signature: SignatureInfo | None = None
     warnings: tuple[Finding, ...] = ()

@@ -7,16 +7,18 @@ from dataclasses import dataclass, field
 
 from gateway.adapters.cda.parser import CdaDocument
 from gateway.findings import Finding
-from gateway.validators import cda_header
+from gateway.validators import cda_header, cda_models
 
 Rule = Callable[[CdaDocument], list[Finding]]
+
+BUILT_IN: tuple[Rule, ...] = (cda_header.validate, cda_models.validate)
 
 
 @dataclass(frozen=True)
 class CdaValidator:
     """Runs the built-in tier, then any further layers (the conformance pack) in order."""
 
-    layers: Sequence[Rule] = field(default_factory=lambda: (cda_header.validate,))
+    layers: Sequence[Rule] = field(default_factory=lambda: BUILT_IN)
 
     def validate(self, doc: CdaDocument) -> list[Finding]:
         findings: list[Finding] = []

@@ -76,7 +76,7 @@ def test_cda_over_http_and_oru_over_mllp_reach_the_patient_record(start_gateway,
     oru_docs = wait_for(lambda: get(f"{gw.http_url}/patients/{ORU_INS}/documents")["documents"])
     assert [d["id"] for d in cda_docs] == ["1.2.250.1.999.1.1.20261101.4711"]
     assert cda_docs[0]["type_code"] == "11502-2"
-    assert cda_docs[0]["set_id"] == "1.2.250.1.999.1.1.20261101.4711.set"
+    assert cda_docs[0]["set_id"] == "1.2.250.1.999.1.2.20261101.4711"
     assert len(oru_docs) == 1 and oru_docs[0]["source_kind"] == "hl7v2"
 
 

@@ -13,6 +13,7 @@ from lxml import etree
 from gateway.adapters.cda.parser import CdaDocument
 from gateway.adapters.cda.xpath import xp
 from gateway.envelope import Code, Party, Patient
+from gateway.validators import cda_codes
 from gateway.validators.ins import INS_OIDS
 
 _ID = xp("h:id")
@@ -30,10 +31,31 @@ _CUSTODIAN_ORG = xp("h:custodian/h:assignedCustodian/h:representedCustodianOrgan
 _LEGAL = xp("h:legalAuthenticator/h:assignedEntity")
 _SERVICE_TIME = xp("h:documentationOf/h:serviceEvent/h:effectiveTime")
 _FACILITY = xp("h:componentOf/h:encompassingEncounter/h:location/h:healthCareFacility")
+_PRACTICE_SETTING = xp(
+    "h:documentationOf/h:serviceEvent/h:performer/h:assignedEntity/h:representedOrganization"
+    "/h:standardIndustryClassCode"
+)
+_CONFIDENTIALITY_TRANSLATIONS = xp("h:confidentialityCode/h:translation")
 _NON_XML_BODY = xp("h:component/h:nonXMLBody")
 _TEMPLATE_IDS = xp("h:templateId/@root")
 
 CONTENT_TYPE = "application/hl7-cda+xml"
+
+LOINC = "2.16.840.1.113883.6.1"
+# XDS formatCodes of the IHE content profiles the CI-SIS builds on (IHE ITI TF-3, LAB TF-3).
+IHE_FORMAT_SYSTEM = "1.3.6.1.4.1.19376.1.2.3"
+XD_LAB = Code("urn:ihe:lab:xd-lab:2008", IHE_FORMAT_SYSTEM, "CR-BIO (IHE XD-LAB)")
+XDS_SD_PDF = Code("urn:ihe:iti:xds-sd:pdf:2008", IHE_FORMAT_SYSTEM, "PDF document (IHE XDS-SD)")
+_IHE_LAB_REPORT = "1.3.6.1.4.1.19376.1.3.3"
+_NON_XML_MEDIA = xp("h:component/h:nonXMLBody/h:text/@mediaType")
+
+# Envelope fields whose national value set is known: a code outside it is kept but flagged.
+_VALUE_SETS = {
+    "type_code": cda_codes.TYPE_CODES,
+    "facility_type_code": cda_codes.FACILITY_TYPE_CODES,
+    "practice_setting_code": cda_codes.PRACTICE_SETTING_CODES,
+    "confidentiality": cda_codes.CONFIDENTIALITY_CODES,
+}
 
 
 def instance_id(el: etree._Element | None) -> str | None:
@@ -51,9 +73,36 @@ def _first(nodes: list) -> Any:
 
 
 def _code(el: etree._Element | None) -> Code | None:
+    """A coded element as a Code; a LOINC code named only by codeSystemName gets LOINC's OID."""
     if el is None or not el.get("code"):
         return None
-    return Code(el.get("code"), el.get("codeSystem", ""), el.get("displayName"))
+    system = el.get("codeSystem", "")
+    if not system and (el.get("codeSystemName") or "").upper() == "LOINC":
+        system = LOINC
+    return Code(el.get("code"), system, el.get("displayName"))
+
+
+def _is_known(code: Code, value_set: dict[str, frozenset[str]]) -> bool:
+    return code.code in value_set.get(code.system, ())
+
+
+def local_codes(fields: dict[str, Any]) -> tuple[str, ...]:
+    """Names of the envelope fields holding a code outside its national value set."""
+    flagged = []
+    for name, value_set in _VALUE_SETS.items():
+        value = fields.get(name)
+        codes = value if isinstance(value, tuple) else (value,) if value else ()
+        if any(not _is_known(c, value_set) for c in codes):
+            flagged.append(name)
+    return tuple(flagged)
+
+
+def _format_code(cd: etree._Element, template_ids: list[str]) -> Code | None:
+    if _IHE_LAB_REPORT in template_ids:
+        return XD_LAB
+    if "application/pdf" in _NON_XML_MEDIA(cd):
+        return XDS_SD_PDF
+    return None
 
 
 def _text(el: etree._Element | None, path: str) -> str | None:
@@ -136,6 +185,7 @@ def extract(doc: CdaDocument) -> dict[str, Any]:
         if facility is not None
         else None
     )
+    template_ids = _TEMPLATE_IDS(cd)
     fields: dict[str, Any] = {
         "document_id": instance_id(_first(_ID(cd))),
         "set_id": instance_id(_first(_SET_ID(cd))),
@@ -145,7 +195,9 @@ def extract(doc: CdaDocument) -> dict[str, Any]:
         "patient": _patient(_first(_PATIENT_ROLE(cd))),
         "title": _TITLE(cd) or None,
         "type_code": _code(_first(_CODE(cd))),
-        "confidentiality": tuple(c for c in map(_code, _CONFIDENTIALITY(cd)) if c),
+        "confidentiality": tuple(
+            c for c in map(_code, _CONFIDENTIALITY(cd) + _CONFIDENTIALITY_TRANSLATIONS(cd)) if c
+        ),
         "language_code": _first(_LANGUAGE(cd)),
         "creation_time": _first(_EFFECTIVE(cd)),
         "authors": tuple(_assigned_party(a) for a in _AUTHORS(cd)),
@@ -155,14 +207,17 @@ def extract(doc: CdaDocument) -> dict[str, Any]:
         "facility_type_code": _code(
             facility.find("{urn:hl7-org:v3}code") if facility is not None else None
         ),
+        "practice_setting_code": _code(_first(_PRACTICE_SETTING(cd))),
+        "format_code": _format_code(cd, template_ids),
         "service_start": _time(service, "low"),
         "service_stop": _time(service, "high"),
         "content_type": CONTENT_TYPE,
         "metadata": {
-            "template_ids": " ".join(_TEMPLATE_IDS(cd)),
+            "template_ids": " ".join(template_ids),
             "level": "1" if _NON_XML_BODY(cd) else "3",
         },
     }
+    fields["local_codes"] = local_codes(fields)
     return fields
 
 

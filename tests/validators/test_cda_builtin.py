@@ -1,0 +1,78 @@
+"""Built-in tier: each rule has a minimal failing fixture, and names itself precisely."""
+
+import pytest
+
+from gateway.adapters.cda.parser import parse
+from gateway.findings import Report
+from gateway.validators.cda import CdaValidator
+from tests.validators.cda_mutations import (
+    CRBIO,
+    CRIMG,
+    HEADER_MUTATIONS,
+    MODEL_MUTATIONS,
+    mutate,
+    set_attr,
+)
+
+VALIDATOR = CdaValidator()
+
+
+def judge(raw: bytes) -> Report:
+    doc, findings = parse(raw)
+    assert doc is not None, findings
+    return Report.of(VALIDATOR.validate(doc))
+
+
+@pytest.mark.parametrize("fixture", [CRBIO, CRIMG], ids=["cr-bio", "cr-img"])
+def test_fixtures_are_valid_without_findings(fixture):
+    assert judge(fixture.read_bytes()).findings == ()
+
+
+@pytest.mark.parametrize(
+    ("fixture", "change", "rule"),
+    list(HEADER_MUTATIONS.values()) + list(MODEL_MUTATIONS.values()),
+    ids=list(HEADER_MUTATIONS) + list(MODEL_MUTATIONS),
+)
+def test_each_rule_rejects_its_mutation_and_only_it(fixture, change, rule):
+    report = judge(mutate(fixture, change))
+    assert not report.valid
+    assert {f.rule for f in report.errors} == {rule}
+    for f in report.errors:
+        assert f.location.startswith("/ClinicalDocument") and f.line and f.layer and f.message
+
+
+def test_error_location_points_at_the_element_and_its_line():
+    raw = mutate(CRBIO, set_attr("h:languageCode", "code", "en-US"))
+    [f] = judge(raw).errors
+    assert f.location == "/ClinicalDocument/languageCode"
+    assert raw.decode().splitlines()[f.line - 1].strip().startswith("<languageCode")
+
+
+@pytest.mark.parametrize(
+    ("xpath", "rule"),
+    [
+        ("h:componentOf//h:healthCareFacility/h:code", "cda.header.facilityType"),
+        ("h:documentationOf//h:standardIndustryClassCode", "cda.header.practiceSetting"),
+    ],
+)
+def test_unknown_local_codes_are_warnings_not_rejections(xpath, rule):
+    report = judge(mutate(CRBIO, set_attr(xpath, "code", "LOCAL-42")))
+    assert report.valid
+    [w] = report.warnings
+    assert w.rule == rule and "LOCAL-42" in w.message
+
+
+def test_masking_codes_are_accepted_and_unknown_translation_is_not():
+    assert judge(CRIMG.read_bytes()).valid  # carries MASQUE_PS and INVISIBLE_PATIENT
+    raw = mutate(CRIMG, set_attr("h:confidentialityCode/h:translation[1]", "code", "MASQUE_TOUT"))
+    assert {f.rule for f in judge(raw).errors} == {"cda.header.confidentialityCode"}
+
+
+def test_a_document_cannot_replace_itself():
+    def self_replacing(cd):
+        own = cd.find("{urn:hl7-org:v3}id")
+        parent = cd.find(".//{urn:hl7-org:v3}parentDocument/{urn:hl7-org:v3}id")
+        parent.attrib.update(own.attrib)
+
+    [f] = judge(mutate(CRIMG, self_replacing)).errors
+    assert f.rule == "cda.header.relatedDocument" and "itself" in f.message
