@@ -21,15 +21,24 @@ from gateway.routing.table import RoutingTable
 from gateway.service import IngestService
 from gateway.signing import setup as signing
 from gateway.signing.xades import XadesSigner
-from gateway.validators.cda import CdaValidator
+from gateway.validators.cda import BUILT_IN, CdaValidator
 
 PATIENT_RECORD_CONSUMER = "patient-record"
 
 
 def load_checks(settings: Settings) -> Checks:
+    """Built-in CDA rules always; the conformance pack's layers too when one is configured."""
+    validator = CdaValidator()
+    if settings.conformance_pack is not None:
+        from gateway.conformance import pack
+        from gateway.conformance.validator import PackValidator
+
+        validator = CdaValidator(
+            layers=(*BUILT_IN, PackValidator(pack.load(settings.conformance_pack)))
+        )
     return Checks(
         cda_limits=CdaLimits(max_bytes=settings.max_document_bytes),
-        cda_validator=CdaValidator(),
+        cda_validator=validator,
     )
 
 

@@ -28,10 +28,17 @@ def register(sub) -> None:
         "check CDA documents and HL7v2 messages without sending them",
         "  gateway validate report.xml\n"
         "  gateway validate --json tests/fixtures/cda/ | jq 'select(.valid|not)'\n"
-        "  gateway validate message.hl7 && echo valid",
+        "  gateway validate message.hl7 && echo valid\n"
+        "  gateway validate --pack ../shared/cisis report.xml   # also the national pack's rules",
     )
     p.add_argument("paths", nargs="+", metavar="PATH", help="files or directories")
     p.add_argument("--json", action="store_true", help="one JSON object per file per line")
+    p.add_argument(
+        "--pack",
+        metavar="DIR",
+        help="ANS CI-SIS conformance pack to validate CDA documents against "
+        "(default: GATEWAY_CONFORMANCE_PACK; built-in rules only when neither is set)",
+    )
     p.set_defaults(run=run)
 
 
@@ -52,14 +59,24 @@ def check(raw: bytes, checks: Checks) -> dict:
 
 
 def run(args) -> int:
+    import dataclasses
+    from pathlib import Path
+
     from gateway.bootstrap import load_checks
     from gateway.cli import EXIT_INVALID, EXIT_OK, EXIT_USAGE, fail
+    from gateway.errors import ConfigError
 
     files = expand(args.paths)
     missing = [given for given, path in files if not path.is_file()]
     if missing:
         return fail(f"no such file: {', '.join(missing)}", EXIT_USAGE)
-    checks = load_checks(Settings.from_env())
+    settings = Settings.from_env()
+    if args.pack:
+        settings = dataclasses.replace(settings, conformance_pack=Path(args.pack).resolve())
+    try:
+        checks = load_checks(settings)
+    except ConfigError as exc:
+        return fail(str(exc), EXIT_USAGE)
     all_valid = True
     for given, path in files:
         verdict = {"file": given, **check(path.read_bytes(), checks)}

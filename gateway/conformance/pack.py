@@ -112,7 +112,7 @@ class Pack:
 
 def load(root: Path) -> Pack:
     """Read a pack's layout; ConfigError when ``root`` is not a pack at all."""
-    root = Path(root)
+    root = Path(root).resolve()
     if not (root / SCHEMATRONS).is_dir() or not (root / ENGINE).is_dir():
         raise ConfigError(
             f"{root} is not a CI-SIS conformance pack (no schematrons/ and schematrons/moteur/)"
