@@ -114,7 +114,10 @@ class PackValidator:
             key=lambda m: m.version or "",
             reverse=True,
         )
-        results = [self._model_run(m, standalone, doc.root) for m in versions]
+        runnable = [m for m in versions if not any(r.kind == "include" for r in m.missing)]
+        if not runnable:
+            return self._model_run(versions[0], standalone, doc.root)
+        results = [self._model_run(m, standalone, doc.root) for m in runnable]
         return next((r for r in results if Report.of(r).valid), results[0])
 
     def _model_run(self, sch: Schematron, standalone: str, root: etree._Element) -> list[Finding]:
