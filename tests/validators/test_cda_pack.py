@@ -1,0 +1,121 @@
+"""Pack tier against ../shared/cisis: the national layers run, the pack's defects are handled,
+and the built-in INS check still runs. The pack is compiled once per session (≈30 s)."""
+
+import pytest
+
+from gateway.adapters.cda.parser import parse
+from gateway.conformance import pack
+from gateway.conformance.validator import PackValidator
+from gateway.findings import Report
+from gateway.validators.cda import BUILT_IN, CdaValidator
+from tests.validators.cda_mutations import CRBIO, mutate, swap_with_next
+
+pytestmark = pytest.mark.shared
+CORPUS = "corpus/cda"
+
+
+@pytest.fixture(scope="session")
+def pack_validator(shared) -> CdaValidator:
+    layer = PackValidator(pack.load(shared / "cisis"))
+    assert layer.warm_up() == []
+    return CdaValidator(layers=(*BUILT_IN, layer))
+
+
+def judge(validator: CdaValidator, raw: bytes) -> Report:
+    doc, findings = parse(raw)
+    assert doc is not None, findings
+    return Report.of(validator.validate(doc))
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "BIO-CR-BIO_2024.01_TSH_1.xml",  # CR-BIO without a version extension
+        "BIO-CR-BIO_2021.01_Auto-Presentable_avec-image.xml",  # wrapped in XSLT
+        "IMG_CR_IMG_2024.01_CDA-R2-Niveau-1.xml",  # level 1, replacement
+        "LDL-SES_2022.01.xml",
+    ],
+)
+def test_patient_documents_are_accepted_by_every_layer(pack_validator, shared, name):
+    report = judge(pack_validator, (shared / CORPUS / name).read_bytes())
+    assert report.valid, [f.to_dict() for f in report.errors]
+    layers = {f.layer for f in report.findings}
+    assert not any(
+        f.rule in {"pack.layer-failed", "pack.layer-unavailable"} for f in report.findings
+    ), layers
+
+
+def test_model_rules_absent_from_the_pack_are_reported_not_judged(pack_validator, shared):
+    report = judge(
+        pack_validator, (shared / CORPUS / "BIO-CR-BIO_2023.01_Electrophorese.xml").read_bytes()
+    )
+    assert report.valid
+    [note] = [f for f in report.findings if f.rule == "pack.model-unavailable"]
+    assert note.layer == "pack:model:BIO-CR-BIO_2023.01" and "unavailable" in note.message
+
+
+@pytest.mark.parametrize(
+    "name", ["CANCER-FRCP_2022.01_Appareil.xml", "TLM-DA_2022.01_TCG_anamnèse-non-structurée.xml"]
+)
+def test_documents_the_national_tool_rejects_are_rejected_with_its_rule(
+    pack_validator, shared, name
+):
+    raw = (shared / CORPUS / name).read_bytes()
+    report = judge(pack_validator, raw)
+    [err] = report.errors
+    assert err.layer == "pack:ModelesDeContenusCDA" and err.rule == "JDV_assignedAuthorCode"
+    assert err.location.endswith("/author/assignedAuthor/code") and err.line
+    assert raw.decode().splitlines()[err.line - 1].strip().startswith("<code")
+
+
+def test_the_built_in_ins_check_runs_in_pack_mode(pack_validator, shared):
+    report = judge(pack_validator, (shared / CORPUS / "OBP-SNE_2024.01.xml").read_bytes())
+    assert [f.rule for f in report.errors] == ["ins.nir-key"]
+
+
+def test_elements_out_of_order_are_rejected_by_the_schema_with_a_line(pack_validator):
+    raw = mutate(CRBIO, swap_with_next("h:title"))  # title after effectiveTime
+    report = judge(pack_validator, raw)
+    xsd = [f for f in report.errors if f.layer == "pack:xsd"]
+    assert xsd and xsd[0].rule == "pack.xsd" and xsd[0].line
+    assert "effectiveTime" in xsd[0].message or "title" in xsd[0].message
+
+
+def test_a_broken_pack_never_rejects_nor_crashes(tmp_path, shared):
+    """A profile schematron including a missing file and reading a missing value set."""
+    root = tmp_path / "pack"
+    (root / "schematrons/profils").mkdir(parents=True)
+    (root / "schematrons/moteur").symlink_to(shared / "cisis/schematrons/moteur")
+    (root / "schematrons/profils/IHE.sch").write_text(
+        """<schema xmlns="http://purl.oclc.org/dsdl/schematron" queryBinding="xslt2">
+  <ns prefix="cda" uri="urn:hl7-org:v3"/>
+  <include href="../include/absent.sch"/>
+  <pattern id="reads-a-missing-file">
+    <rule context="cda:ClinicalDocument">
+      <assert id="needs-doc" test="doc('../jeuxDeValeurs/absent.xml')">never reached</assert>
+    </rule>
+  </pattern>
+</schema>"""
+    )
+    loaded = pack.load(root)
+    [ihe] = loaded.profiles
+    assert sorted(r.href for r in ihe.missing) == [
+        "../include/absent.sch",
+        "../jeuxDeValeurs/absent.xml",
+    ]
+    validator = CdaValidator(layers=(*BUILT_IN, PackValidator(loaded)))
+    report = judge(validator, CRBIO.read_bytes())
+    assert report.valid
+    rules = {f.rule for f in report.findings}
+    ihe = {f.rule for f in report.findings if f.layer == "pack:IHE"}
+    assert ihe == {"pack.rules-unavailable"}  # ran without the missing files, said so
+    assert "pack.layer-unavailable" in {f.rule for f in report.findings if f.layer == "pack:xsd"}
+    assert "pack.model-unknown" in rules
+
+
+def test_missing_value_set_is_supplied_from_its_svs_form(shared):
+    loaded = pack.load(shared / "cisis")
+    [strucmin] = [s for s in loaded.profiles if s.layer == "structurationMinimale"]
+    [ref] = [r for r in strucmin.references if r.href.endswith("5.471-DYNAMIC.xml")]
+    assert ref.resolved is None and ref.substitute.name == "JDV_J07_XdsTypeCode_CISIS.xml"
+    assert not ref.missing
