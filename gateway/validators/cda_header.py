@@ -34,6 +34,7 @@ HEADER_TEMPLATE_IDS = {
 
 # TS with at least minute precision and a mandatory UTC offset (CI-SIS: dates carry a timezone).
 _TS_TZ = re.compile(r"^\d{12}(\d{2}(\.\d{1,4})?)?[+-]\d{4}$")
+_TS_MINUTE = re.compile(r"^\d{12}(\d{2}(\.\d{1,4})?)?([+-]\d{4})?$")
 _OID = re.compile(r"^[0-2](\.(0|[1-9]\d*))+$")
 _UUID = re.compile(r"^[0-9A-Fa-f]{8}-([0-9A-Fa-f]{4}-){3}[0-9A-Fa-f]{12}$")
 _LANGUAGE = "fr-FR"
@@ -177,12 +178,20 @@ def effective_time(cd: etree._Element) -> Iterable[Finding]:
             cd,
             "effectiveTime",
         )
-    elif not _TS_TZ.match(el.get("value")):
+    elif not _TS_MINUTE.match(el.get("value")):
         yield finding(
             "cda.header.effectiveTime",
-            "effectiveTime must be precise to the minute at least and carry a UTC offset "
-            "(YYYYMMDDHHMM[SS]±HHMM)",
+            "effectiveTime must be precise to the minute at least (YYYYMMDDHHMM[SS]±HHMM)",
             el,
+            hl7_code=102,
+        )
+    elif not _TS_TZ.match(el.get("value")):
+        # CI-SIS requires the offset; older published documents lack it: flagged, not rejected.
+        yield finding(
+            "cda.header.effectiveTime",
+            "effectiveTime has no UTC offset (±HHMM): the creation time is ambiguous",
+            el,
+            severity=Severity.WARNING,
             hl7_code=102,
         )
 
@@ -235,12 +244,21 @@ def language_code(cd: etree._Element) -> Iterable[Finding]:
 
 def set_id_and_version(cd: etree._Element) -> Iterable[Finding]:
     set_id, version = _child(cd, "setId"), _child(cd, "versionNumber")
-    if set_id is None or not is_instance_id(set_id.get("root")):
+    if set_id is None:
+        # Required by the CI-SIS; documents of the first DMP generation omit it. Without it the
+        # document cannot be versioned later: flagged, not rejected.
         yield finding(
             "cda.header.setId",
-            "setId with an OID or UUID root is required: all versions of a document share it",
-            set_id if set_id is not None else cd,
-            None if set_id is not None else "setId",
+            "no setId: later versions of this document cannot be linked to it",
+            cd,
+            "setId",
+            severity=Severity.WARNING,
+        )
+    elif not is_instance_id(set_id.get("root")):
+        yield finding(
+            "cda.header.setId",
+            "setId needs an OID or UUID root: all versions of a document share it",
+            set_id,
         )
     value = version.get("value", "") if version is not None else ""
     if not value.isdigit() or int(value) < 1:
@@ -375,11 +393,14 @@ def custodian(cd: etree._Element) -> Iterable[Finding]:
 def legal_authenticator(cd: etree._Element) -> Iterable[Finding]:
     legal = _child(cd, "legalAuthenticator")
     if legal is None:
+        # Required by the CI-SIS; reports converted from HL7v2 results without a responsible
+        # biologist (OBR-32) have none. Flagged, not rejected: see docs/cda-validation.md.
         yield finding(
             "cda.header.legalAuthenticator",
-            "legalAuthenticator is required",
+            "no legalAuthenticator: nobody is named as legally responsible for the content",
             cd,
             "legalAuthenticator",
+            severity=Severity.WARNING,
         )
         return
     time, signature = _child(legal, "time"), _child(legal, "signatureCode")

@@ -56,3 +56,8 @@ def test_usage_errors_exit_2():
     assert run("validate").returncode == 2
     res = run("validate", "/no/such/file.xml")
     assert res.returncode == 2 and "no such file" in res.stderr
+
+
+def test_pack_that_is_not_a_pack_is_a_usage_error(tmp_path):
+    res = run("validate", "--pack", str(tmp_path), str(FIXTURES / "cda/crbio_glycemia.xml"))
+    assert res.returncode == 2 and "not a CI-SIS conformance pack" in res.stderr

@@ -111,7 +111,7 @@ HEADER_MUTATIONS: dict[str, tuple] = {
     "title": (CRBIO, clear_text("h:title"), "cda.header.title"),
     "effectiveTime": (
         CRBIO,
-        set_attr("h:effectiveTime", "value", "20261101093000"),
+        set_attr("h:effectiveTime", "value", "20261101"),
         "cda.header.effectiveTime",
     ),
     "confidentialityCode": (
@@ -124,7 +124,7 @@ HEADER_MUTATIONS: dict[str, tuple] = {
         set_attr("h:languageCode", "code", "en-US"),
         "cda.header.languageCode",
     ),
-    "setId": (CRBIO, remove("h:setId"), "cda.header.setId"),
+    "setId": (CRBIO, set_attr("h:setId", "root", "set-4711"), "cda.header.setId"),
     "versionNumber": (
         CRBIO,
         set_attr("h:versionNumber", "value", "0"),
@@ -155,7 +155,7 @@ HEADER_MUTATIONS: dict[str, tuple] = {
     "custodian": (CRBIO, remove("h:custodian"), "cda.header.custodian"),
     "legalAuthenticator": (
         CRBIO,
-        remove("h:legalAuthenticator"),
+        set_attr("h:legalAuthenticator/h:signatureCode", "code", "X"),
         "cda.header.legalAuthenticator",
     ),
     "documentationOf": (CRBIO, remove("h:documentationOf"), "cda.header.documentationOf"),

@@ -11,6 +11,7 @@ from tests.validators.cda_mutations import (
     HEADER_MUTATIONS,
     MODEL_MUTATIONS,
     mutate,
+    remove,
     set_attr,
 )
 
@@ -76,3 +77,18 @@ def test_a_document_cannot_replace_itself():
 
     [f] = judge(mutate(CRIMG, self_replacing)).errors
     assert f.rule == "cda.header.relatedDocument" and "itself" in f.message
+
+
+@pytest.mark.parametrize(
+    ("change", "rule"),
+    [
+        (remove("h:legalAuthenticator"), "cda.header.legalAuthenticator"),
+        (remove("h:setId"), "cda.header.setId"),
+        (set_attr("h:effectiveTime", "value", "20261101093000"), "cda.header.effectiveTime"),
+    ],
+    ids=["no-legalAuthenticator", "no-setId", "no-timezone"],
+)
+def test_omissions_of_first_generation_documents_are_flagged_not_rejected(change, rule):
+    report = judge(mutate(CRBIO, change))
+    assert report.valid
+    assert [w.rule for w in report.warnings] == [rule]
