@@ -7,12 +7,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from gateway.adapters.cda.parser import CdaLimits
+from gateway.api import identity
 from gateway.broker import topology
 from gateway.broker.consumer import Consumer, RetryPolicy
 from gateway.broker.names import Names
 from gateway.broker.publisher import Publisher
 from gateway.config import Settings
 from gateway.pipeline import Checks, Tools
+from gateway.records import notify
 from gateway.records.store import RecordStore
 from gateway.records.worker import RecordWorker
 from gateway.routing import loader
@@ -63,6 +65,8 @@ class Services:
     consumers: list[Consumer] = field(default_factory=list)
     executor: ThreadPoolExecutor | None = None
     reloader: RoutingReloader | None = None
+    token_secret: bytes = b""  # records API tokens (gateway/api/identity.py)
+    notifier: notify.Notifier | None = None  # patient notifications, when routing.yaml has them
 
 
 def start(settings: Settings) -> Services:
@@ -70,6 +74,7 @@ def start(settings: Settings) -> Services:
     BrokerUnavailable, StoreUnavailable) propagate with a message naming the cause."""
     tools = load_tools(settings)
     verifier = signing.load_verifier(settings)
+    token_secret = identity.load_secret(settings.data_dir, settings.token_secret)
     names = Names(settings.amqp_prefix)
     store = RecordStore.open(settings.database_url)
     publisher = Publisher(
@@ -91,8 +96,11 @@ def start(settings: Settings) -> Services:
         store=store,
         ingest=IngestService(tools, publisher, names, executor, settings.publish_timeout_s),
         executor=executor,
+        token_secret=token_secret,
     )
-    worker = RecordWorker(store, verifier)
+    if notify.DESTINATION in tools.routing.destinations:
+        services.notifier = notify.BrokerNotifier(publisher, names, settings.publish_timeout_s)
+    worker = RecordWorker(store, verifier, notifier=services.notifier)
     for dest in tools.routing.destinations.values():
         if dest.consumer == PATIENT_RECORD_CONSUMER:
             consumer = Consumer(

@@ -51,6 +51,7 @@ class Settings:
     trust_store: Path | None = None  # PEM CA bundle for sender signatures
     signed_senders: frozenset[str] = frozenset()  # senders that must sign ("*": all)
     routing_reload_s: float = 2.0  # how often routing.yaml is checked for changes
+    token_secret: str | None = None  # records API tokens; else var/token.secret (api/identity)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, root: Path | None = None) -> Settings:
@@ -78,6 +79,7 @@ class Settings:
             log_format=env.get("GATEWAY_LOG_FORMAT", "json"),
             **_signing(env, root, keys_dir),
             routing_reload_s=_float(env, "GATEWAY_ROUTING_RELOAD_INTERVAL", 2.0),
+            token_secret=env.get("GATEWAY_TOKEN_SECRET") or None,
         )
 
 

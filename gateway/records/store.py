@@ -1,12 +1,15 @@
 """RecordStore: documents by patient, in SQLite (embedded default) or PostgreSQL.
 
-Filing is idempotent on the document id: the same document delivered twice is stored once.
-Database failures become StoreUnavailable, which the consumer answers with a requeue.
+Filing is idempotent on the document id: the same document delivered twice is stored once
+(the version rules are in records/filing.py). Every change commits together with its audit
+event. Database failures become StoreUnavailable, which the consumer answers with a requeue.
 """
 
 from __future__ import annotations
 
-import enum
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,15 +21,28 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
 from gateway.broker.message import DocumentMessage
 from gateway.errors import StoreUnavailable
-from gateway.records.schema import documents
+from gateway.records import audit
+from gateway.records.access import PatientFacts
+from gateway.records.filing import (
+    NOTIFY_RELEASED,
+    Filing,
+    file_message,
+    queue_notification,
+)
+from gateway.records.schema import (
+    access_decisions,
+    audit_events,
+    document_authors,
+    documents,
+    legal_representatives,
+    notifications,
+    patients,
+)
+
+__all__ = ["DocumentQuery", "Filing", "RecordStore", "create_engine", "migrate"]
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-
-
-class Filing(enum.StrEnum):
-    STORED = "stored"
-    DUPLICATE = "duplicate"  # same id, same content: already filed (redelivery, resend)
-    CONFLICT = "conflict"  # same id, different content: never overwrite
+FILING_ATTEMPTS = 3  # concurrent filers of one set: the loser of a unique-key race retries
 
 
 def engine_url(url: str) -> str:
@@ -45,11 +61,19 @@ def create_engine(url: str) -> sa.Engine:
 
         @sa.event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record) -> None:
+            # We issue BEGIN ourselves (below), so pysqlite must not.
+            dbapi_conn.isolation_level = None
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=FULL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
+
+        @sa.event.listens_for(engine, "begin")
+        def _sqlite_begin(conn) -> None:
+            # Take the write lock up front: a read-then-write transaction (filing a version)
+            # cannot then fail half-way on another writer's commit.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     return sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
@@ -61,6 +85,18 @@ def migrate(engine: sa.Engine) -> None:
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentQuery:
+    """Filters of a record listing; None means no filter. Dates are YYYY-MM-DD, inclusive."""
+
+    type_code: str | None = None
+    date_from: str | None = None
+    date_to: str | None = None
+    author_id: str | None = None
+    facility_id: str | None = None
+    include_history: bool = False
 
 
 class RecordStore:
@@ -89,70 +125,268 @@ class RecordStore:
         except SQLAlchemyError:
             return False
 
-    def file(self, message: DocumentMessage) -> Filing:
-        env = message.envelope
-        row = {
-            "document_id": env.document_id,
-            "set_id": env.set_id,
-            "version": env.version,
-            "patient_ins": env.patient.ins,
-            "patient_ins_system": env.patient.ins_system,
-            "type_code": env.type_code.code if env.type_code else None,
-            "source_kind": env.source_kind,
-            "sender": env.sender,
-            "content_type": env.content_type,
-            "sha256": env.sha256,
-            "size": env.size,
-            "creation_time": env.creation_time,
-            "received_at": env.received_at,
-            "filed_at": datetime.now(UTC),
-            "trace_id": env.trace_id,
-            "envelope": env.to_json(),
-            "payload": message.payload,
-        }
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[sa.Connection]:
+        try:
+            with self.engine.connect() as conn:
+                yield conn
+        except OperationalError as exc:
+            raise StoreUnavailable(f"record store unavailable: {type(exc.orig).__name__}") from None
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[sa.Connection]:
         try:
             with self.engine.begin() as conn:
-                existing = conn.execute(
-                    sa.select(documents.c.sha256).where(documents.c.document_id == env.document_id)
-                ).scalar_one_or_none()
-                if existing is not None:
-                    return Filing.DUPLICATE if existing == env.sha256 else Filing.CONFLICT
-                conn.execute(documents.insert().values(**row))
-            return Filing.STORED
-        except IntegrityError:
-            # Another consumer filed the same id between our select and insert.
-            return self._after_race(env.document_id, env.sha256)
+                yield conn
         except OperationalError as exc:
             raise StoreUnavailable(f"record store unavailable: {type(exc.orig).__name__}") from None
 
-    def _after_race(self, document_id: str, sha256: str) -> Filing:
-        with self.engine.connect() as conn:
-            existing = conn.execute(
-                sa.select(documents.c.sha256).where(documents.c.document_id == document_id)
-            ).scalar_one_or_none()
-        return Filing.DUPLICATE if existing == sha256 else Filing.CONFLICT
+    # -- filing ------------------------------------------------------------------------------
+
+    def file(self, message: DocumentMessage, signature_status: str = "unchecked") -> Filing:
+        for attempt in range(FILING_ATTEMPTS):
+            try:
+                with self._writing() as conn:
+                    return file_message(conn, message, signature_status)
+            except IntegrityError:
+                # Another consumer filed the same id or set between our reads and writes:
+                # the next attempt sees its row and decides again.
+                if attempt == FILING_ATTEMPTS - 1:
+                    raise StoreUnavailable("record store: filing kept racing; retry") from None
+        raise AssertionError("unreachable")
+
+    # -- reads -------------------------------------------------------------------------------
 
     def documents_for_patient(self, ins: str) -> list[dict[str, Any]]:
+        """Every filed row of a patient (all versions), without payload: operators and tests."""
         cols = [c for c in documents.c if c.name not in ("payload", "envelope")]
-        try:
-            with self.engine.connect() as conn:
-                rows = conn.execute(
-                    sa.select(*cols)
-                    .where(documents.c.patient_ins == ins)
-                    .order_by(documents.c.filed_at)
-                ).mappings()
-                return [dict(r) for r in rows]
-        except OperationalError as exc:
-            raise StoreUnavailable(f"record store unavailable: {type(exc.orig).__name__}") from None
+        with self._reading() as conn:
+            rows = conn.execute(
+                sa.select(*cols)
+                .where(documents.c.patient_ins == ins)
+                .order_by(documents.c.filed_at)
+            ).mappings()
+            return [dict(r) for r in rows]
+
+    def query(self, ins: str, q: DocumentQuery) -> list[dict[str, Any]]:
+        """A patient's documents matching ``q`` (no payload), newest first, with author ids."""
+        cols = [c for c in documents.c if c.name != "payload"]
+        stmt = sa.select(*cols).where(documents.c.patient_ins == ins)
+        if not q.include_history:
+            stmt = stmt.where(documents.c.status == "current")
+        if q.type_code:
+            stmt = stmt.where(documents.c.type_code == q.type_code)
+        if q.date_from:
+            stmt = stmt.where(documents.c.creation_date >= q.date_from)
+        if q.date_to:
+            stmt = stmt.where(documents.c.creation_date <= q.date_to)
+        if q.facility_id:
+            stmt = stmt.where(documents.c.facility_id == q.facility_id)
+        if q.author_id:
+            stmt = stmt.where(
+                sa.exists().where(
+                    document_authors.c.document_id == documents.c.document_id,
+                    document_authors.c.author_id == q.author_id,
+                )
+            )
+        stmt = stmt.order_by(documents.c.creation_date.desc(), documents.c.filed_at.desc())
+        with self._reading() as conn:
+            rows = [dict(r) for r in conn.execute(stmt).mappings()]
+            authors = self._authors(conn, [r["document_id"] for r in rows])
+        for r in rows:
+            r["author_ids"] = authors.get(r["document_id"], frozenset())
+        return rows
 
     def document(self, document_id: str) -> dict[str, Any] | None:
-        try:
-            with self.engine.connect() as conn:
-                row = (
-                    conn.execute(sa.select(documents).where(documents.c.document_id == document_id))
-                    .mappings()
-                    .first()
+        """One document row with payload and author ids, or None."""
+        with self._reading() as conn:
+            row = (
+                conn.execute(sa.select(documents).where(documents.c.document_id == document_id))
+                .mappings()
+                .first()
+            )
+            if row is None:
+                return None
+            out = dict(row)
+            out["author_ids"] = self._authors(conn, [document_id]).get(document_id, frozenset())
+            return out
+
+    def versions(self, set_id: str) -> list[dict[str, Any]]:
+        """Every version of a set, newest first (document id, version, status, filed_at)."""
+        cols = (
+            documents.c.document_id,
+            documents.c.version,
+            documents.c.status,
+            documents.c.filed_at,
+        )
+        with self._reading() as conn:
+            rows = conn.execute(
+                sa.select(*cols)
+                .where(documents.c.set_id == set_id)
+                .order_by(documents.c.version.desc(), documents.c.filed_at.desc())
+            ).mappings()
+            return [dict(r) for r in rows]
+
+    @staticmethod
+    def _authors(conn: sa.Connection, ids: list[str]) -> dict[str, frozenset[str]]:
+        out: dict[str, set[str]] = {}
+        for chunk in (ids[i : i + 500] for i in range(0, len(ids), 500)):
+            rows = conn.execute(
+                sa.select(document_authors.c.document_id, document_authors.c.author_id).where(
+                    document_authors.c.document_id.in_(chunk)
                 )
-                return dict(row) if row else None
-        except OperationalError as exc:
-            raise StoreUnavailable(f"record store unavailable: {type(exc.orig).__name__}") from None
+            )
+            for doc_id, author_id in rows:
+                if author_id:
+                    out.setdefault(doc_id, set()).add(author_id)
+        return {k: frozenset(v) for k, v in out.items()}
+
+    def patient(self, ins: str) -> PatientFacts:
+        """What the access policy needs to know about a patient (defaults when unknown)."""
+        with self._reading() as conn:
+            row = conn.execute(sa.select(patients).where(patients.c.ins == ins)).first()
+            reps = conn.execute(
+                sa.select(legal_representatives.c.representative_id).where(
+                    legal_representatives.c.patient_ins == ins
+                )
+            ).scalars()
+            decisions = conn.execute(
+                sa.select(access_decisions.c.professional_id, access_decisions.c.decision).where(
+                    access_decisions.c.patient_ins == ins
+                )
+            ).all()
+            return PatientFacts(
+                ins=ins,
+                birth_date=row.birth_date if row else None,
+                attending_id=row.attending_id if row else None,
+                representatives=frozenset(reps),
+                granted=frozenset(p for p, d in decisions if d == "grant"),
+                opposed=frozenset(p for p, d in decisions if d == "oppose"),
+            )
+
+    def audit_trail(
+        self, ins: str, since: datetime | None = None, limit: int = 500
+    ) -> list[dict[str, Any]]:
+        stmt = sa.select(audit_events).where(audit_events.c.patient_ins == ins)
+        if since is not None:
+            stmt = stmt.where(audit_events.c.at >= since)
+        stmt = stmt.order_by(audit_events.c.id.desc()).limit(limit)
+        with self._reading() as conn:
+            return [dict(r) for r in conn.execute(stmt).mappings()]
+
+    # -- changes, each with its audit event ----------------------------------------------------
+
+    def audit(self, event: audit.Event) -> None:
+        """An event with no change attached: reads and denials."""
+        with self._writing() as conn:
+            audit.write(conn, event)
+
+    def set_masked(self, document_id: str, masked: bool, event: audit.Event) -> None:
+        with self._writing() as conn:
+            conn.execute(
+                documents.update()
+                .where(documents.c.document_id == document_id)
+                .values(masked=masked)
+            )
+            audit.write(conn, event)
+
+    def release(self, document_id: str, ins: str, event: audit.Event) -> bool:
+        """Make an invisible-to-patient document visible; False when it already was."""
+        with self._writing() as conn:
+            done = conn.execute(
+                documents.update()
+                .where(documents.c.document_id == document_id)
+                .where(documents.c.released_at.is_(None))
+                .values(released_at=datetime.now(UTC))
+            ).rowcount
+            if done:
+                queue_notification(conn, ins, document_id, NOTIFY_RELEASED)
+            audit.write(conn, event)
+            return bool(done)
+
+    def set_access(
+        self, ins: str, professional_id: str, decision: str | None, event: audit.Event
+    ) -> None:
+        """Record a patient's "grant" or "oppose" for one professional; None revokes either."""
+        with self._writing() as conn:
+            self._ensure_patient(conn, ins)
+            conn.execute(
+                access_decisions.delete().where(
+                    access_decisions.c.patient_ins == ins,
+                    access_decisions.c.professional_id == professional_id,
+                )
+            )
+            if decision is not None:
+                conn.execute(
+                    access_decisions.insert().values(
+                        patient_ins=ins,
+                        professional_id=professional_id,
+                        decision=decision,
+                        decided_at=datetime.now(UTC),
+                        decided_by=event.actor.id,
+                    )
+                )
+            audit.write(conn, event)
+
+    def set_attending(self, ins: str, professional_id: str | None, event: audit.Event) -> None:
+        with self._writing() as conn:
+            self._ensure_patient(conn, ins)
+            conn.execute(
+                patients.update().where(patients.c.ins == ins).values(attending_id=professional_id)
+            )
+            audit.write(conn, event)
+
+    def set_representative(
+        self, ins: str, representative_id: str, present: bool, event: audit.Event
+    ) -> None:
+        with self._writing() as conn:
+            self._ensure_patient(conn, ins)
+            conn.execute(
+                legal_representatives.delete().where(
+                    legal_representatives.c.patient_ins == ins,
+                    legal_representatives.c.representative_id == representative_id,
+                )
+            )
+            if present:
+                conn.execute(
+                    legal_representatives.insert().values(
+                        patient_ins=ins,
+                        representative_id=representative_id,
+                        since=datetime.now(UTC),
+                    )
+                )
+            audit.write(conn, event)
+
+    def set_birth_date(self, ins: str, birth_date: str) -> None:
+        """Operators and tests: the birth date decides minority when no document gave it."""
+        with self._writing() as conn:
+            self._ensure_patient(conn, ins)
+            conn.execute(
+                patients.update().where(patients.c.ins == ins).values(birth_date=birth_date)
+            )
+
+    @staticmethod
+    def _ensure_patient(conn: sa.Connection, ins: str) -> None:
+        exists = conn.execute(sa.select(patients.c.ins).where(patients.c.ins == ins)).first()
+        if exists is None:
+            conn.execute(patients.insert().values(ins=ins, created_at=datetime.now(UTC)))
+
+    # -- notification outbox ----------------------------------------------------------------------
+
+    def pending_notifications(self, limit: int = 100) -> list[dict[str, Any]]:
+        with self._reading() as conn:
+            rows = conn.execute(
+                sa.select(notifications)
+                .where(notifications.c.sent_at.is_(None))
+                .order_by(notifications.c.id)
+                .limit(limit)
+            ).mappings()
+            return [dict(r) for r in rows]
+
+    def mark_notified(self, notification_id: int) -> None:
+        with self._writing() as conn:
+            conn.execute(
+                notifications.update()
+                .where(notifications.c.id == notification_id)
+                .values(sent_at=datetime.now(UTC))
+            )

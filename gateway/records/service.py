@@ -1,0 +1,147 @@
+"""RecordService: the records API's use cases. Each call loads the facts, asks the policy
+(records/access.py), writes the audit event (allowed or denied) and only then answers.
+
+Denials raise Denied with the policy's reason; unknown documents raise NotFound. Neither
+says whether a record the caller may not open holds anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from typing import Any
+
+from gateway.records import access
+from gateway.records.access import Caller, DocumentFacts, PatientFacts
+from gateway.records.audit import Action, Actor, Event, Outcome
+from gateway.records.store import DocumentQuery, RecordStore
+
+
+class Denied(Exception):
+    """The policy refused; str() is the reason (audited, safe to show the caller)."""
+
+
+class NotFound(Exception):
+    """No such document."""
+
+
+def facts(row: dict[str, Any]) -> DocumentFacts:
+    return DocumentFacts(
+        document_id=row["document_id"],
+        patient_ins=row["patient_ins"] or "",
+        author_ids=row.get("author_ids", frozenset()),
+        masked=bool(row["masked"]),
+        invisible_patient=bool(row["invisible_patient"]),
+        invisible_representatives=bool(row["invisible_representatives"]),
+        released=row["released_at"] is not None,
+    )
+
+
+def _today() -> date:
+    return datetime.now(UTC).date()
+
+
+class RecordService:
+    def __init__(self, store: RecordStore, today: Callable[[], date] = _today) -> None:
+        self.store = store
+        self._today = today
+
+    def _event(self, caller: Caller, action: Action, decision, ins, doc_id=None) -> Event:
+        outcome = Outcome.ALLOWED if decision else Outcome.DENIED
+        return Event(Actor.of(caller), action, outcome, ins, doc_id, decision.reason)
+
+    def _check(self, caller: Caller, action: Action, decision, ins: str, doc_id=None) -> Event:
+        """The audit event for an allowed call; a denied one is audited here and raised."""
+        event = self._event(caller, action, decision, ins, doc_id)
+        if not decision:
+            self.store.audit(event)
+            raise Denied(decision.reason)
+        return event
+
+    def _document(self, caller: Caller, action: Action, document_id: str):
+        row = self.store.document(document_id)
+        if row is None:
+            self.store.audit(Event(Actor.of(caller), action, Outcome.NOT_FOUND, None, document_id))
+            raise NotFound(document_id)
+        return row, self.store.patient(row["patient_ins"] or "")
+
+    # -- reads -----------------------------------------------------------------------------
+
+    def list(self, caller: Caller, ins: str, query: DocumentQuery) -> list[dict[str, Any]]:
+        """The patient's documents ``caller`` may see, matching ``query``."""
+        patient = self.store.patient(ins)
+        today = self._today()
+        event = self._check(caller, Action.LIST, access.record_access(caller, patient, today), ins)
+        rows = [
+            r
+            for r in self.store.query(ins, query)
+            if access.document_access(caller, patient, facts(r), today)
+        ]
+        self.store.audit(event)
+        return rows
+
+    def read(self, caller: Caller, document_id: str) -> tuple[dict[str, Any], list[dict]]:
+        """One document (with payload) and the versions of its set the caller may see."""
+        row, patient = self._document(caller, Action.READ, document_id)
+        today = self._today()
+        decision = access.document_access(caller, patient, facts(row), today)
+        event = self._check(caller, Action.READ, decision, patient.ins, document_id)
+        versions = []
+        if row["set_id"]:
+            versions = [
+                v
+                for v in self.store.versions(row["set_id"])
+                if v["document_id"] == document_id or self._sees(caller, patient, v, today)
+            ]
+        self.store.audit(event)
+        return row, versions
+
+    def _sees(self, caller: Caller, patient: PatientFacts, version: dict, today: date) -> bool:
+        row = self.store.document(version["document_id"])
+        return row is not None and bool(access.document_access(caller, patient, facts(row), today))
+
+    def audit_trail(self, caller: Caller, ins: str, since: datetime | None = None) -> list[dict]:
+        """Who looked at (and changed) the record: for the patient or their representative."""
+        patient = self.store.patient(ins)
+        decision = access.may_manage(caller, patient, self._today())
+        event = self._check(caller, Action.AUDIT, decision, ins)
+        events = self.store.audit_trail(ins, since)
+        self.store.audit(event)
+        return events
+
+    # -- changes ---------------------------------------------------------------------------
+
+    def mask(self, caller: Caller, document_id: str, masked: bool) -> None:
+        action = Action.MASK if masked else Action.UNMASK
+        row, patient = self._document(caller, action, document_id)
+        today = self._today()
+        decision = access.may_manage(caller, patient, today)
+        if decision:
+            decision = access.document_access(caller, patient, facts(row), today)
+        event = self._check(caller, action, decision, patient.ins, document_id)
+        self.store.set_masked(document_id, masked, event)
+
+    def release(self, caller: Caller, document_id: str) -> bool:
+        row, patient = self._document(caller, Action.RELEASE, document_id)
+        decision = access.may_release(caller, patient, facts(row), self._today())
+        event = self._check(caller, Action.RELEASE, decision, patient.ins, document_id)
+        return self.store.release(document_id, patient.ins, event)
+
+    def decide_access(
+        self, caller: Caller, ins: str, professional_id: str, decision_: str | None
+    ) -> None:
+        """``decision_``: "grant", "oppose", or None to revoke the previous decision."""
+        action = {"grant": Action.GRANT, "oppose": Action.OPPOSE, None: Action.REVOKE}[decision_]
+        patient = self.store.patient(ins)
+        decision = access.may_manage(caller, patient, self._today())
+        event = self._check(caller, action, decision, ins)
+        event = Event(
+            event.actor, action, event.outcome, ins, None, f"professional {professional_id}"
+        )
+        self.store.set_access(ins, professional_id, decision_, event)
+
+    def set_attending(self, caller: Caller, ins: str, professional_id: str | None) -> None:
+        patient = self.store.patient(ins)
+        decision = access.may_manage(caller, patient, self._today())
+        event = self._check(caller, Action.ATTENDING, decision, ins)
+        self.store.set_attending(ins, professional_id, event)
