@@ -29,9 +29,18 @@ def post(url: str, body: bytes) -> tuple[int, dict]:
         return exc.code, json.loads(exc.read())
 
 
-def get(url: str) -> dict:
-    with urllib.request.urlopen(url, timeout=30) as resp:
+def get(url: str, token: str | None = None) -> dict:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=30) as resp:
         return json.loads(resp.read())
+
+
+def patient_token(gw, ins: str) -> str:
+    """What the patient shows the records API (api/identity.py)."""
+    from gateway.api.identity import mint
+    from gateway.records.access import Caller, CallerKind
+
+    return mint(gw.services.token_secret, Caller(CallerKind.PATIENT, ins))
 
 
 def mllp_exchange(address: tuple[str, int], message: bytes) -> bytes:
@@ -72,8 +81,13 @@ def test_cda_over_http_and_oru_over_mllp_reach_the_patient_record(start_gateway,
     assert ack.value("MSA-2") == "LAB-000001"
     assert ack.value("MSH-3") == "PASSERELLE" and ack.value("MSH-5") == "LAB-SIL"
 
-    cda_docs = wait_for(lambda: get(f"{gw.http_url}/patients/{CDA_INS}/documents")["documents"])
-    oru_docs = wait_for(lambda: get(f"{gw.http_url}/patients/{ORU_INS}/documents")["documents"])
+    cda_token, oru_token = patient_token(gw, CDA_INS), patient_token(gw, ORU_INS)
+    cda_docs = wait_for(
+        lambda: get(f"{gw.http_url}/patients/{CDA_INS}/documents", cda_token)["documents"]
+    )
+    oru_docs = wait_for(
+        lambda: get(f"{gw.http_url}/patients/{ORU_INS}/documents", oru_token)["documents"]
+    )
     assert [d["id"] for d in cda_docs] == ["1.2.250.1.999.1.1.20261101.4711"]
     assert cda_docs[0]["type_code"] == "11502-2"
     assert cda_docs[0]["set_id"] == "1.2.250.1.999.1.2.20261101.4711"

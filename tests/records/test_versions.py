@@ -1,0 +1,163 @@
+"""Versions of a document (same setId) on SQLite and PostgreSQL: replacement keeps history,
+a late stale version never becomes current, redelivery files once, withdrawal by the author's
+organisation only. Plus the notification outbox that filing feeds."""
+
+import pytest
+
+from gateway.records.filing import Placement, placement
+from gateway.records.store import DocumentQuery, Filing
+from tests.records.builders import INS, OTHER_INS, OTHER_ORG, message
+
+
+def current(store, ins=INS):
+    return [r["document_id"] for r in store.query(ins, DocumentQuery())]
+
+
+def status(store, doc_id):
+    return store.document(doc_id)["status"]
+
+
+def test_higher_version_supersedes_and_the_old_one_stays_as_history(store):
+    assert store.file(message("d^1", version=1)) is Filing.STORED
+    assert store.file(message("d^2", version=2, replaces="d^1")) is Filing.STORED
+    assert current(store) == ["d^2"]
+    old = store.document("d^1")
+    assert old["status"] == "superseded" and old["superseded_by"] == "d^2"
+    assert old["payload"] == b"<doc id='d^1'/>"  # history is retrievable whole
+    assert [v["document_id"] for v in store.versions("1.2.3.set")] == ["d^2", "d^1"]
+    history = store.query(INS, DocumentQuery(include_history=True))
+    assert {r["document_id"] for r in history} == {"d^1", "d^2"}
+
+
+def test_a_stale_version_arriving_late_is_history_and_never_current(store):
+    store.file(message("d^1", version=1))
+    store.file(message("d^3", version=3))
+    assert store.file(message("d^2", version=2)) is Filing.HISTORY
+    assert current(store) == ["d^3"]
+    assert status(store, "d^2") == "superseded"
+    assert store.document("d^2")["superseded_by"] == "d^3"
+    # the first version arriving after everything changes nothing either
+    assert store.file(message("d^0", version=0)) is Filing.HISTORY
+    assert current(store) == ["d^3"]
+
+
+def test_replacement_without_version_numbers_follows_relatedDocument(store):
+    store.file(message("r^1", set_id=None, version=None))
+    assert store.file(message("r^2", set_id=None, version=None, replaces="r^1")) is Filing.STORED
+    assert current(store) == ["r^2"]
+    # a document naming an already-replaced version as its predecessor is not newer
+    assert store.file(message("r^x", set_id=None, version=None, replaces="r^1")) is Filing.HISTORY
+    assert current(store) == ["r^2"]
+
+
+def test_same_set_and_version_under_another_id_is_a_conflict(store):
+    store.file(message("d^1", version=1))
+    assert store.file(message("d^1bis", version=1)) is Filing.CONFLICT
+    assert store.document("d^1bis") is None
+
+
+def test_a_replacement_for_another_patient_is_refused(store):
+    store.file(message("d^1", version=1))
+    replacement = message("d^2", version=2, ins=OTHER_INS, set_id=None, replaces="d^1")
+    assert store.file(replacement) is Filing.CONFLICT
+    assert current(store) == ["d^1"] and current(store, OTHER_INS) == []
+
+
+def test_redelivery_of_each_version_changes_nothing(store):
+    store.file(message("d^1", version=1))
+    store.file(message("d^2", version=2))
+    assert store.file(message("d^1", version=1)) is Filing.DUPLICATE
+    assert store.file(message("d^2", version=2)) is Filing.DUPLICATE
+    assert current(store) == ["d^2"]
+    assert len(store.documents_for_patient(INS)) == 2
+
+
+def test_withdrawal_from_the_authors_organisation_marks_it_withdrawn(store):
+    store.file(message("d^1"))
+    assert store.file(message("del^1", action="delete", replaces="d^1")) is Filing.WITHDRAWN
+    assert status(store, "d^1") == "withdrawn"
+    assert current(store) == []
+    assert store.document("d^1")["payload"]  # marked, not erased
+    # redelivered withdrawal
+    assert store.file(message("del^1", action="delete", replaces="d^1")) is Filing.DUPLICATE
+
+
+def test_withdrawal_naming_the_set_withdraws_its_current_version(store):
+    store.file(message("d^1", version=1))
+    store.file(message("d^2", version=2))
+    assert store.file(message("del", action="delete", version=None)) is Filing.WITHDRAWN
+    assert status(store, "d^2") == "withdrawn" and status(store, "d^1") == "superseded"
+
+
+def test_withdrawal_from_another_organisation_is_refused_and_audited(store):
+    store.file(message("d^1"))
+    request = message("del^1", action="delete", replaces="d^1", org=OTHER_ORG)
+    assert store.file(request) is Filing.REFUSED
+    assert status(store, "d^1") == "current"
+    [event] = [e for e in store.audit_trail(INS) if e["action"] == "document.withdraw"]
+    assert event["outcome"] == "refused" and event["document_id"] == "d^1"
+
+
+def test_withdrawal_of_an_unknown_document_is_an_orphan(store):
+    assert store.file(message("del", action="delete", replaces="nothing^1")) is Filing.ORPHAN
+
+
+def test_the_patients_mask_holds_for_later_versions(store):
+    store.file(message("d^1", version=1))
+    from gateway.records.audit import Action, Actor, Event
+
+    store.set_masked("d^1", True, Event(Actor("patient", INS), Action.MASK, "allowed", INS))
+    store.file(message("d^2", version=2))
+    assert store.document("d^2")["masked"]
+
+
+@pytest.mark.parametrize(
+    ("codes", "flags", "notified"),
+    [
+        ((), {}, True),
+        (("MASQUE_PS",), {}, False),
+        (("INVISIBLE_PATIENT",), {}, False),
+        ((), {"MASQUE_PS": True}, False),
+        ((), {"INVISIBLE_PATIENT": True}, False),
+        (("INVISIBLE_REPRESENTANTS_LEGAUX",), {}, True),
+    ],
+)
+def test_filing_queues_a_notification_unless_masked_or_invisible(store, codes, flags, notified):
+    store.file(message("n^1", codes=codes, flags=flags))
+    pending = store.pending_notifications()
+    assert [(p["document_id"], p["event"]) for p in pending] == (
+        [("n^1", "document-filed")] if notified else []
+    )
+
+
+def test_history_and_redelivery_queue_no_notification(store):
+    store.file(message("d^2", version=2))
+    store.file(message("d^1", version=1))
+    store.file(message("d^2", version=2))
+    assert [p["document_id"] for p in store.pending_notifications()] == ["d^2"]
+    store.mark_notified(store.pending_notifications()[0]["id"])
+    assert store.pending_notifications() == []
+
+
+def test_filing_audits_each_document(store):
+    store.file(message("d^1", version=1))
+    store.file(message("d^0", version=0))
+    events = {(e["document_id"], e["outcome"]) for e in store.audit_trail(INS)}
+    assert events == {("d^1", "stored"), ("d^0", "history")}
+
+
+@pytest.mark.parametrize(
+    ("version", "replaces", "current_id", "current_version", "expected"),
+    [
+        (1, None, None, None, Placement.CURRENT),
+        (2, None, "a", 1, Placement.CURRENT),
+        (1, None, "a", 2, Placement.HISTORY),
+        (2, None, "a", 2, Placement.CONFLICT),
+        (None, "a", "a", 1, Placement.CURRENT),
+        (None, "old", "a", 1, Placement.HISTORY),
+        (None, None, "a", None, Placement.HISTORY),
+        (3, "a", "a", None, Placement.CURRENT),
+    ],
+)
+def test_placement(version, replaces, current_id, current_version, expected):
+    assert placement(version, replaces, current_id, current_version) is expected
