@@ -1,0 +1,145 @@
+"""The authorisation policy, rule by rule and caller role by caller role (pure)."""
+
+from datetime import date
+
+import pytest
+
+from gateway.records.access import (
+    Caller,
+    CallerKind,
+    DocumentFacts,
+    PatientFacts,
+    document_access,
+    may_manage,
+    may_release,
+    record_access,
+)
+
+TODAY = date(2026, 11, 2)
+INS, CHILD = "184127505612355", "212345678901234"
+ATTENDING, AUTHOR, GRANTED, OPPOSED_DOC, STRANGER = "8001", "8002", "8003", "8004", "8005"
+PARENT, OTHER_PARENT = "rep-1", "rep-2"
+
+ADULT = PatientFacts(
+    ins=INS,
+    birth_date="19841205",
+    attending_id=ATTENDING,
+    granted=frozenset({GRANTED, AUTHOR, OPPOSED_DOC}),
+    opposed=frozenset({OPPOSED_DOC}),
+    representatives=frozenset({PARENT}),
+)
+MINOR = PatientFacts(
+    ins=CHILD, birth_date="20150301", attending_id=ATTENDING, representatives=frozenset({PARENT})
+)
+
+
+def pro(rpps: str) -> Caller:
+    return Caller(CallerKind.PROFESSIONAL, rpps, "10")
+
+
+def doc(patient=ADULT, **flags) -> DocumentFacts:
+    return DocumentFacts("d^1", patient.ins, frozenset({AUTHOR}), **flags)
+
+
+PATIENT = Caller(CallerKind.PATIENT, INS)
+CHILD_SELF = Caller(CallerKind.PATIENT, CHILD)
+REP = Caller(CallerKind.REPRESENTATIVE, PARENT)
+
+
+@pytest.mark.parametrize(
+    ("caller", "patient", "allowed"),
+    [
+        (PATIENT, ADULT, True),
+        (Caller(CallerKind.PATIENT, "292059912304525"), ADULT, False),  # someone else's
+        (CHILD_SELF, MINOR, False),  # a minor's rights are held by the representatives
+        (REP, MINOR, True),
+        (Caller(CallerKind.REPRESENTATIVE, OTHER_PARENT), MINOR, False),
+        (REP, ADULT, False),  # representation ends at majority
+        (pro(ATTENDING), ADULT, True),
+        (pro(GRANTED), ADULT, True),
+        (pro(STRANGER), ADULT, False),  # no grant
+        (pro(OPPOSED_DOC), ADULT, False),  # opposition beats a grant
+    ],
+)
+def test_record_access(caller, patient, allowed):
+    decision = record_access(caller, patient, TODAY)
+    assert decision.allowed is allowed and decision.reason
+
+
+def test_opposing_the_attending_doctor_shuts_them_out():
+    patient = PatientFacts(ins=INS, attending_id=ATTENDING, opposed=frozenset({ATTENDING}))
+    assert not record_access(pro(ATTENDING), patient, TODAY)
+
+
+def test_minority_ends_on_the_eighteenth_birthday():
+    teen = PatientFacts(ins=CHILD, birth_date="20081103", representatives=frozenset({PARENT}))
+    assert teen.is_minor(date(2026, 11, 2)) and not teen.is_minor(date(2026, 11, 3))
+    assert not PatientFacts(ins=INS).is_minor(TODAY)  # unknown birth date: adult
+
+
+@pytest.mark.parametrize(
+    ("caller", "allowed"),
+    [
+        (pro(ATTENDING), True),
+        (pro(AUTHOR), True),
+        (pro(GRANTED), False),
+        (PATIENT, True),  # masking is about professionals only
+    ],
+)
+def test_masked_document(caller, allowed):
+    assert document_access(caller, ADULT, doc(masked=True), TODAY).allowed is allowed
+
+
+@pytest.mark.parametrize(
+    ("caller", "patient", "released", "allowed"),
+    [
+        (PATIENT, ADULT, False, False),
+        (PATIENT, ADULT, True, True),
+        (REP, MINOR, False, False),
+        (REP, MINOR, True, True),
+        (pro(GRANTED), ADULT, False, True),  # professionals see it: they announce it
+    ],
+)
+def test_invisible_to_the_patient_until_released(caller, patient, released, allowed):
+    facts = doc(patient, invisible_patient=True, released=released)
+    assert document_access(caller, patient, facts, TODAY).allowed is allowed
+
+
+def test_hidden_from_legal_representatives():
+    facts = doc(MINOR, invisible_representatives=True)
+    assert not document_access(REP, MINOR, facts, TODAY)
+    assert document_access(pro(ATTENDING), MINOR, facts, TODAY)
+
+
+def test_a_document_of_another_patient_is_never_seen_through_this_record():
+    other = DocumentFacts("d^9", "292059912304525")
+    assert not document_access(PATIENT, ADULT, other, TODAY)
+
+
+@pytest.mark.parametrize(
+    ("caller", "patient", "allowed"),
+    [
+        (PATIENT, ADULT, True),
+        (REP, MINOR, True),
+        (CHILD_SELF, MINOR, False),
+        (REP, ADULT, False),
+        (pro(ATTENDING), ADULT, False),  # professionals never manage the patient's choices
+    ],
+)
+def test_who_manages_the_record(caller, patient, allowed):
+    assert may_manage(caller, patient, TODAY).allowed is allowed
+
+
+@pytest.mark.parametrize(
+    ("caller", "masked", "allowed"),
+    [
+        (pro(GRANTED), False, True),
+        (pro(GRANTED), True, False),  # cannot announce what they cannot see
+        (pro(AUTHOR), True, True),
+        (pro(STRANGER), False, False),
+        (PATIENT, False, False),
+    ],
+)
+def test_who_releases(caller, masked, allowed):
+    facts = doc(invisible_patient=True, masked=masked)
+    assert may_release(caller, ADULT, facts, TODAY).allowed is allowed

@@ -1,0 +1,233 @@
+"""The records API over HTTP (FastAPI app, real store on SQLite and PostgreSQL): tokens, each
+access rule from each caller role including denials, and the audit trail they leave."""
+
+from __future__ import annotations
+
+import time
+from types import SimpleNamespace
+from urllib.parse import quote
+
+import pytest
+from fastapi.testclient import TestClient
+
+from gateway.api.app import create_app
+from gateway.api.identity import mint
+from gateway.records.access import Caller, CallerKind
+from gateway.records.audit import Action, Actor, Event
+from tests.records.builders import AUTHOR, INS, message
+
+SECRET = b"k" * 32
+CHILD = "212345678901234"
+ATTENDING, GRANTED, STRANGER = "810000000001", "810000000002", "810000000003"
+PARENT = "rep-0001"
+
+
+def token(kind: CallerKind, sub: str, role: str | None = None, **kw) -> dict:
+    return {"Authorization": "Bearer " + mint(SECRET, Caller(kind, sub, role), **kw)}
+
+
+PATIENT = token(CallerKind.PATIENT, INS)
+CHILD_SELF = token(CallerKind.PATIENT, CHILD)
+REP = token(CallerKind.REPRESENTATIVE, PARENT)
+
+
+def pro(rpps: str) -> dict:
+    return token(CallerKind.PROFESSIONAL, rpps, "10")
+
+
+@pytest.fixture
+def client(store):
+    services = SimpleNamespace(store=store, token_secret=SECRET, notifier=None)
+    with TestClient(create_app(services)) as c:
+        c.store = store
+        yield c
+
+
+def ids(response) -> list[str]:
+    assert response.status_code == 200, response.text
+    return sorted(d["id"] for d in response.json()["documents"])
+
+
+def doc_url(doc_id: str, suffix: str = "") -> str:
+    return f"/documents/{quote(doc_id, safe='')}{suffix}"
+
+
+def test_every_route_needs_a_valid_token(client):
+    client.store.file(message("d^1"))
+    assert client.get(f"/patients/{INS}/documents").status_code == 401
+    assert client.get(doc_url("d^1")).status_code == 401
+    forged = token(CallerKind.PATIENT, INS)["Authorization"][:-4] + "AAAA"
+    assert client.get(doc_url("d^1"), headers={"Authorization": forged}).status_code == 401
+    expired = token(CallerKind.PATIENT, INS, ttl_s=10, now=time.time() - 60)
+    r = client.get(f"/patients/{INS}/documents", headers=expired)
+    assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
+
+
+def test_patient_lists_with_filters_and_fetches_one(client):
+    s = client.store
+    s.file(message("bio^1", set_id="bio", created="20261101093000+0100"))
+    s.file(message("img^1", set_id="img", type_code="18748-4", created="20260615", author="8111"))
+    s.file(message("old^1", set_id="old", created="20250101", facility="1750000077"))
+    url = f"/patients/{INS}/documents"
+    assert ids(client.get(url, headers=PATIENT)) == ["bio^1", "img^1", "old^1"]
+    assert ids(client.get(url, params={"type": "18748-4"}, headers=PATIENT)) == ["img^1"]
+    dated = client.get(url, params={"from": "2026-01-01", "to": "2026-10-31"}, headers=PATIENT)
+    assert ids(dated) == ["img^1"]
+    assert ids(client.get(url, params={"author": "8111"}, headers=PATIENT)) == ["img^1"]
+    assert ids(client.get(url, params={"facility": "1750000077"}, headers=PATIENT)) == ["old^1"]
+    assert client.get(url, params={"from": "yesterday"}, headers=PATIENT).status_code == 422
+
+    s.file(message("bio^2", set_id="bio", version=2))
+    assert "bio^1" not in ids(client.get(url, headers=PATIENT))
+    assert "bio^1" in ids(client.get(url, params={"history": True}, headers=PATIENT))
+    one = client.get(doc_url("bio^2"), headers=PATIENT)
+    assert one.status_code == 200
+    body = one.json()
+    assert body["status"] == "current" and body["envelope"]["document_id"] == "bio^2"
+    assert body["payload"] == "PGRvYyBpZD0nYmlvXjInLz4="  # base64 of the filed bytes
+    assert body["signature"]["status"] == "unchecked"
+    assert [v["id"] for v in body["versions"]] == ["bio^2", "bio^1"]
+    assert client.get(doc_url("nothing^1"), headers=PATIENT).status_code == 404
+
+
+def test_professionals_need_a_grant_and_are_shut_out_by_an_opposition(client):
+    client.store.file(message("d^1"))
+    url = f"/patients/{INS}/documents"
+    assert client.get(url, headers=pro(STRANGER)).status_code == 403
+    assert client.get(doc_url("d^1"), headers=pro(STRANGER)).status_code == 403
+
+    grant = {"decision": "grant"}
+    assert client.put(f"/patients/{INS}/access/{GRANTED}", json=grant, headers=PATIENT).is_success
+    assert ids(client.get(url, headers=pro(GRANTED))) == ["d^1"]
+    # only the patient decides
+    r = client.put(f"/patients/{INS}/access/{STRANGER}", json=grant, headers=pro(GRANTED))
+    assert r.status_code == 403
+
+    oppose = {"decision": "oppose"}
+    assert client.put(f"/patients/{INS}/access/{GRANTED}", json=oppose, headers=PATIENT).is_success
+    assert client.get(url, headers=pro(GRANTED)).status_code == 403
+    assert client.delete(f"/patients/{INS}/access/{GRANTED}", headers=PATIENT).is_success
+    assert client.get(url, headers=pro(GRANTED)).status_code == 403  # revoked: no grant either
+
+
+def test_masked_documents_stay_visible_to_the_attending_doctor_and_the_author(client):
+    s = client.store
+    s.file(message("open^1", set_id="open"))
+    s.file(message("masked^1", set_id="m", codes=("MASQUE_PS",)))
+    s.file(message("later^1", set_id="later"))
+    for rpps in (GRANTED, AUTHOR):
+        client.put(f"/patients/{INS}/access/{rpps}", json={"decision": "grant"}, headers=PATIENT)
+    assert client.put(
+        f"/patients/{INS}/attending", json={"professional_id": ATTENDING}, headers=PATIENT
+    ).is_success
+    url = f"/patients/{INS}/documents"
+    everything = ["later^1", "masked^1", "open^1"]
+    assert ids(client.get(url, headers=pro(GRANTED))) == ["later^1", "open^1"]
+    assert client.get(doc_url("masked^1"), headers=pro(GRANTED)).status_code == 403
+    assert ids(client.get(url, headers=pro(ATTENDING))) == everything
+    assert ids(client.get(url, headers=pro(AUTHOR))) == everything
+    assert ids(client.get(url, headers=PATIENT)) == everything
+
+    # the patient masks and unmasks; professionals cannot
+    assert client.put(doc_url("later^1", "/mask"), headers=pro(ATTENDING)).status_code == 403
+    assert client.put(doc_url("later^1", "/mask"), headers=PATIENT).is_success
+    assert ids(client.get(url, headers=pro(GRANTED))) == ["open^1"]
+    assert client.delete(doc_url("masked^1", "/mask"), headers=PATIENT).is_success
+    assert ids(client.get(url, headers=pro(GRANTED))) == ["masked^1", "open^1"]
+
+
+def test_invisible_to_the_patient_until_a_professional_releases_it(client):
+    client.store.file(message("diag^1", codes=("INVISIBLE_PATIENT",)))
+    client.put(f"/patients/{INS}/access/{GRANTED}", json={"decision": "grant"}, headers=PATIENT)
+    assert ids(client.get(f"/patients/{INS}/documents", headers=PATIENT)) == []
+    assert client.get(doc_url("diag^1"), headers=PATIENT).status_code == 403
+    assert client.store.pending_notifications() == []  # nothing told before the announcement
+
+    assert client.post(doc_url("diag^1", "/release"), headers=PATIENT).status_code == 403
+    assert client.post(doc_url("diag^1", "/release"), headers=pro(STRANGER)).status_code == 403
+    assert client.post(doc_url("diag^1", "/release"), headers=pro(GRANTED)).is_success
+    assert client.get(doc_url("diag^1"), headers=PATIENT).status_code == 200
+    [note] = client.store.pending_notifications()
+    assert (note["document_id"], note["event"]) == ("diag^1", "document-released")
+
+
+def test_legal_representatives_act_for_a_minor(client):
+    s = client.store
+    s.file(message("c^1", set_id="c1", ins=CHILD, birth_date="20150301"))
+    s.file(
+        message(
+            "c^2",
+            set_id="c2",
+            ins=CHILD,
+            birth_date="20150301",
+            codes=("INVISIBLE_REPRESENTANTS_LEGAUX",),
+        )
+    )
+    operator = Event(Actor("operator", "test"), Action.REPRESENTATIVE, "allowed", CHILD)
+    s.set_representative(CHILD, PARENT, True, operator)
+    url = f"/patients/{CHILD}/documents"
+    assert ids(client.get(url, headers=REP)) == ["c^1"]
+    assert client.get(doc_url("c^2"), headers=REP).status_code == 403
+    assert client.get(url, headers=CHILD_SELF).status_code == 403  # rights held by the parents
+    # the representative manages the record for the child
+    assert client.put(doc_url("c^1", "/mask"), headers=REP).is_success
+    r = client.put(f"/patients/{CHILD}/access/{GRANTED}", json={"decision": "grant"}, headers=REP)
+    assert r.is_success
+    assert client.get(f"/patients/{CHILD}/audit", headers=REP).status_code == 200
+    # but represents nobody else
+    assert client.get(f"/patients/{INS}/documents", headers=REP).status_code == 403
+
+
+def test_the_audit_trail_records_every_read_and_change_with_denials(client):
+    client.store.file(message("d^1"))
+    client.get(f"/patients/{INS}/documents", headers=PATIENT)
+    client.get(doc_url("d^1"), headers=PATIENT)
+    client.get(doc_url("d^1"), headers=pro(STRANGER))  # denied
+    client.put(f"/patients/{INS}/access/{GRANTED}", json={"decision": "grant"}, headers=PATIENT)
+    client.get(doc_url("d^1"), headers=pro(GRANTED))
+    client.put(doc_url("d^1", "/mask"), headers=PATIENT)
+    client.put(doc_url("d^1", "/mask"), headers=pro(GRANTED))  # denied
+    assert client.get(f"/patients/{INS}/audit", headers=pro(GRANTED)).status_code == 403
+
+    trail = client.get(f"/patients/{INS}/audit", headers=PATIENT)
+    assert trail.status_code == 200
+    seen = [
+        (e["actor"]["kind"], e["actor"]["id"], e["action"], e["outcome"])
+        for e in reversed(trail.json()["events"])
+    ]
+    assert seen == [
+        ("sender", "lab-sil", "document.file", "stored"),
+        ("patient", INS, "record.list", "allowed"),
+        ("patient", INS, "document.read", "allowed"),
+        ("professional", STRANGER, "document.read", "denied"),
+        ("patient", INS, "access.grant", "allowed"),
+        ("professional", GRANTED, "document.read", "allowed"),
+        ("patient", INS, "document.mask", "allowed"),
+        ("professional", GRANTED, "document.mask", "denied"),
+        ("professional", GRANTED, "record.audit", "denied"),
+    ]
+    events = trail.json()["events"]
+    assert all(e["at"] for e in events)
+    denied = next(e for e in events if e["actor"]["id"] == STRANGER)
+    assert (
+        denied["actor"]["role"] == "10" and denied["reason"] == "no access granted by the patient"
+    )
+    # reading the trail is itself in the trail
+    again = client.get(f"/patients/{INS}/audit", headers=PATIENT).json()["events"]
+    assert (again[0]["action"], again[0]["actor"]["id"]) == ("record.audit", INS)
+
+
+def test_openapi_schema_is_served_at_docs(client):
+    page = client.get("/docs")
+    assert page.status_code == 200 and "swagger" in page.text.lower()
+    schema = client.get("/openapi.json").json()
+    for path in (
+        "/patients/{ins}/documents",
+        "/documents/{document_id}",
+        "/documents/{document_id}/mask",
+        "/documents/{document_id}/release",
+        "/patients/{ins}/access/{professional_id}",
+        "/patients/{ins}/audit",
+    ):
+        assert path in schema["paths"]
+    assert schema["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
