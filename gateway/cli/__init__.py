@@ -10,9 +10,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from gateway.cli import keys, pack, replay, routing, send, serve, sign, validate, verify
+from gateway.cli import keys, pack, records, replay, routing, send, serve, sign, validate, verify
 
-COMMANDS = (serve, validate, send, keys, sign, verify, pack, routing, replay)
+COMMANDS = (serve, validate, send, keys, sign, verify, pack, routing, replay, records)
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
 
