@@ -1,0 +1,144 @@
+"""Patient notifications through real RabbitMQ: published after filing, without clinical
+content, never for masked or invisible documents, and kept in the outbox while the broker is
+away. Also the record worker's refusals."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pika
+import pytest
+import yaml
+
+from gateway.broker import topology
+from gateway.broker.consumer import Delivery, Poison
+from gateway.broker.message import encode
+from gateway.broker.publisher import Publisher
+from gateway.records.notify import DESTINATION, BrokerNotifier
+from gateway.records.store import RecordStore
+from gateway.records.worker import RecordWorker
+from gateway.routing import loader
+from tests.conftest import FIXTURES, ROOT
+from tests.records.builders import INS, OTHER_ORG, message
+
+pytestmark = pytest.mark.broker
+
+
+def routing_with_notifications() -> dict:
+    data = yaml.safe_load((ROOT / "routing.yaml").read_text())
+    data["destinations"][DESTINATION] = {"queue": DESTINATION, "type": "quorum"}
+    return data
+
+
+def delivery(msg) -> Delivery:
+    return Delivery(encode(msg), msg.envelope.document_id, "t", {}, False, "patient-record")
+
+
+def take(url: str, queue: str, timeout: float = 10.0) -> list[dict]:
+    """Every message waiting in ``queue`` (polls until one arrives or ``timeout``)."""
+    conn = pika.BlockingConnection(pika.URLParameters(url))
+    try:
+        ch = conn.channel()
+        out: list[dict] = []
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            method, props, body = ch.basic_get(queue, auto_ack=True)
+            if method is None:
+                if out:
+                    return out
+                time.sleep(0.05)
+                continue
+            out.append({"id": props.message_id, "type": props.type, **json.loads(body)})
+        return out
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def wired(broker_ns, tmp_path):
+    table = loader.from_dict(routing_with_notifications())
+    broker_ns.track(table)
+    publisher = Publisher(broker_ns.url, topology.plan(table, broker_ns.names))
+    publisher.start()
+    store = RecordStore.open(f"sqlite:///{tmp_path / 'r.sqlite3'}")
+    yield store, publisher, broker_ns
+    publisher.stop()
+    store.close()
+
+
+def test_notification_after_filing_carries_no_clinical_content(wired):
+    store, publisher, ns = wired
+    worker = RecordWorker(store, notifier=BrokerNotifier(publisher, ns.names, 5))
+    worker(delivery(message("n^1", set_id="n1")))
+    worker(delivery(message("m^1", set_id="m1", codes=("MASQUE_PS",))))
+    worker(delivery(message("i^1", set_id="i1", flags={"INVISIBLE_PATIENT": True})))
+    [note] = take(ns.url, ns.names.queue(DESTINATION), timeout=5)
+    assert note == {
+        "id": "document-filed:n^1",
+        "type": "notification",
+        "format": "passerelle.notification/1",
+        "event": "document-filed",
+        "patient": {"ins": INS},
+        "document_id": "n^1",
+        "at": note["at"],
+    }
+    assert store.pending_notifications() == []
+
+
+def test_notifications_wait_in_the_outbox_while_the_broker_is_away(wired):
+    store, publisher, ns = wired
+    publisher.stop()
+    worker = RecordWorker(store, notifier=BrokerNotifier(publisher, ns.names, 2))
+    worker(delivery(message("a^1", set_id="a")))  # filed although nothing can be published
+    assert store.document("a^1")["status"] == "current"
+    assert [p["document_id"] for p in store.pending_notifications()] == ["a^1"]
+
+    table = loader.from_dict(routing_with_notifications())
+    again = Publisher(ns.url, topology.plan(table, ns.names))
+    again.start()
+    try:
+        worker = RecordWorker(store, notifier=BrokerNotifier(again, ns.names, 5))
+        worker(delivery(message("b^1", set_id="b")))
+        got = take(ns.url, ns.names.queue(DESTINATION), timeout=5)
+        assert [n["document_id"] for n in got] == ["a^1", "b^1"]
+        assert store.pending_notifications() == []
+    finally:
+        again.stop()
+
+
+def test_worker_parks_refused_withdrawals_and_records_signature_status(tmp_path):
+    store = RecordStore.open(f"sqlite:///{tmp_path / 'r.sqlite3'}")
+    try:
+        worker = RecordWorker(store)
+        worker(delivery(message("d^1")))
+        assert store.document("d^1")["signature_status"] == "unsigned"
+        stranger = message("del^1", action="delete", replaces="d^1", org=OTHER_ORG)
+        with pytest.raises(Poison, match="did not author"):
+            worker(delivery(stranger))
+        with pytest.raises(Poison, match="names no filed document"):
+            worker(delivery(message("del^2", action="delete", replaces="none^1")))
+        worker(delivery(message("del^3", action="delete", replaces="d^1")))
+        assert store.document("d^1")["status"] == "withdrawn"
+    finally:
+        store.close()
+
+
+def test_the_running_gateway_notifies_the_patient_of_a_filed_cda(start_gateway, tmp_path):
+    routing = tmp_path / "routing.yaml"
+    routing.write_text(yaml.safe_dump(routing_with_notifications()))
+    gw = start_gateway(GATEWAY_ROUTING_FILE=str(routing))
+    import urllib.request
+
+    req = urllib.request.Request(
+        gw.http_url + "/documents",
+        data=(FIXTURES / "cda/crbio_glycemia.xml").read_bytes(),
+        method="POST",
+    )
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        assert resp.status == 202
+    names = gw.services.names
+    [note] = take(gw.services.settings.amqp_url, names.queue(DESTINATION), timeout=20)
+    assert note["document_id"] == "1.2.250.1.999.1.1.20261101.4711"
+    assert note["patient"] == {"ins": "184127505612355"}
+    assert set(note) == {"id", "type", "format", "event", "patient", "document_id", "at"}
