@@ -2,16 +2,13 @@
 
 import base64
 import json
-import os
-import subprocess
-import sys
+from types import SimpleNamespace
 
 import pytest
 
 from gateway.api.identity import InvalidToken, load_secret, mint, verify
 from gateway.errors import ConfigError
 from gateway.records.access import Caller, CallerKind
-from tests.conftest import ROOT
 
 SECRET = b"s" * 32
 NOW = 1_800_000_000.0
@@ -49,29 +46,26 @@ def test_the_secret_is_made_once_in_the_data_dir_readable_by_its_owner_only(tmp_
         load_secret(tmp_path, "short")
 
 
-def run_cli(*args, env):
-    return subprocess.run(
-        [sys.executable, "-m", "gateway", *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **env},
-        cwd=ROOT,
-        timeout=60,
-    )
+def test_gateway_token_and_records_represent(tmp_path, monkeypatch, capsys):
+    from gateway.cli import main
 
+    def run_cli(*args, env):
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        code = main(list(args))
+        return SimpleNamespace(returncode=code, stdout=capsys.readouterr().out)
 
-def test_gateway_token_and_records_represent(tmp_path):
     env = {
         "GATEWAY_DATA_DIR": str(tmp_path),
         "GATEWAY_DATABASE_URL": f"sqlite:///{tmp_path / 'r.sqlite3'}",
     }
     res = run_cli("token", "representative", "rep-0001", env=env)
-    assert res.returncode == 0, res.stderr
+    assert res.returncode == 0
     caller = verify(load_secret(tmp_path), res.stdout.strip())
     assert caller == Caller(CallerKind.REPRESENTATIVE, "rep-0001")
 
     res = run_cli("records", "represent", "212345678901234", "rep-0001", env=env)
-    assert res.returncode == 0, res.stderr
+    assert res.returncode == 0
     from gateway.records.store import RecordStore
 
     store = RecordStore.open(env["GATEWAY_DATABASE_URL"])

@@ -161,3 +161,19 @@ def test_filing_audits_each_document(store):
 )
 def test_placement(version, replaces, current_id, current_version, expected):
     assert placement(version, replaces, current_id, current_version) is expected
+
+
+def test_concurrent_filers_in_any_order_leave_the_highest_version_current(store):
+    """Several consumers file versions of one set (and redeliveries) at once, out of order."""
+    import random
+    from concurrent.futures import ThreadPoolExecutor
+
+    versions = list(range(1, 25)) * 2  # every version delivered twice
+    random.Random(7).shuffle(versions)
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        results = list(pool.map(lambda v: store.file(message(f"c^{v}", version=v)), versions))
+    assert results.count(Filing.DUPLICATE) == 24
+    assert current(store) == ["c^24"]
+    rows = store.documents_for_patient(INS)
+    assert len(rows) == 24
+    assert {r["document_id"] for r in rows if r["status"] == "current"} == {"c^24"}
