@@ -8,6 +8,7 @@ GATEWAY_REQUIRE_SHARED=1 (CI).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import urllib.parse
@@ -106,16 +107,25 @@ def pg_admin_url() -> str:
     return PG_ADMIN_URL
 
 
+@contextlib.contextmanager
+def throwaway_database(admin_url: str, prefix: str = "passerelle_test"):
+    """URL of a new, empty PostgreSQL database, dropped on exit."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    parts = urllib.parse.urlsplit(admin_url)
+    try:
+        yield urllib.parse.urlunsplit(parts._replace(path=f"/{name}"))
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture
 def pg_url(pg_admin_url: str):
     """A fresh PostgreSQL database for this test, dropped afterwards."""
-    name = f"passerelle_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    parts = urllib.parse.urlsplit(pg_admin_url)
-    yield urllib.parse.urlunsplit(parts._replace(path=f"/{name}"))
-    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with throwaway_database(pg_admin_url) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

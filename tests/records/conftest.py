@@ -1,25 +1,17 @@
-import urllib.parse
-import uuid
-
-import psycopg
 import pytest
 import sqlalchemy as sa
 
 from gateway.records.schema import metadata
 from gateway.records.store import RecordStore
+from tests.conftest import throwaway_database
 
 
 @pytest.fixture(scope="session")
 def records_pg_url(pg_admin_url):
     """One migrated PostgreSQL database for the record tests (emptied between tests):
     creating a database per test costs more than the tests themselves."""
-    name = f"passerelle_records_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    parts = urllib.parse.urlsplit(pg_admin_url)
-    yield urllib.parse.urlunsplit(parts._replace(path=f"/{name}"))
-    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with throwaway_database(pg_admin_url, "passerelle_records") as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
