@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from gateway.records import access
-from gateway.records.access import Caller, DocumentFacts, PatientFacts
+from gateway.records.access import Caller, DocumentFacts
 from gateway.records.audit import Action, Actor, Event, Outcome
 from gateway.records.store import DocumentQuery, RecordStore
 
@@ -91,14 +91,10 @@ class RecordService:
             versions = [
                 v
                 for v in self.store.versions(row["set_id"])
-                if v["document_id"] == document_id or self._sees(caller, patient, v, today)
+                if access.document_access(caller, patient, facts(v), today)
             ]
         self.store.audit(event)
         return row, versions
-
-    def _sees(self, caller: Caller, patient: PatientFacts, version: dict, today: date) -> bool:
-        row = self.store.document(version["document_id"])
-        return row is not None and bool(access.document_access(caller, patient, facts(row), today))
 
     def audit_trail(self, caller: Caller, ins: str, since: datetime | None = None) -> list[dict]:
         """Who looked at (and changed) the record: for the patient or their representative."""

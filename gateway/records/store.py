@@ -212,20 +212,31 @@ class RecordStore:
             return out
 
     def versions(self, set_id: str) -> list[dict[str, Any]]:
-        """Every version of a set, newest first (document id, version, status, filed_at)."""
+        """Every version of a set, newest first, with what the access policy needs."""
         cols = (
             documents.c.document_id,
             documents.c.version,
             documents.c.status,
             documents.c.filed_at,
+            documents.c.patient_ins,
+            documents.c.masked,
+            documents.c.invisible_patient,
+            documents.c.invisible_representatives,
+            documents.c.released_at,
         )
         with self._reading() as conn:
-            rows = conn.execute(
-                sa.select(*cols)
-                .where(documents.c.set_id == set_id)
-                .order_by(documents.c.version.desc(), documents.c.filed_at.desc())
-            ).mappings()
-            return [dict(r) for r in rows]
+            rows = [
+                dict(r)
+                for r in conn.execute(
+                    sa.select(*cols)
+                    .where(documents.c.set_id == set_id)
+                    .order_by(documents.c.version.desc(), documents.c.filed_at.desc())
+                ).mappings()
+            ]
+            authors = self._authors(conn, [r["document_id"] for r in rows])
+        for r in rows:
+            r["author_ids"] = authors.get(r["document_id"], frozenset())
+        return rows
 
     @staticmethod
     def _authors(conn: sa.Connection, ids: list[str]) -> dict[str, frozenset[str]]:

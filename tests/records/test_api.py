@@ -231,3 +231,13 @@ def test_openapi_schema_is_served_at_docs(client):
     ):
         assert path in schema["paths"]
     assert schema["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+
+
+def test_a_documents_history_lists_only_the_versions_the_caller_may_see(client):
+    client.store.file(message("h^1", set_id="h", version=1, codes=("INVISIBLE_PATIENT",)))
+    client.store.file(message("h^2", set_id="h", version=2))
+    client.put(f"/patients/{INS}/access/{GRANTED}", json={"decision": "grant"}, headers=PATIENT)
+    mine = client.get(doc_url("h^2"), headers=PATIENT).json()["versions"]
+    assert [v["id"] for v in mine] == ["h^2"]
+    theirs = client.get(doc_url("h^2"), headers=pro(GRANTED)).json()["versions"]
+    assert [(v["id"], v["status"]) for v in theirs] == [("h^2", "current"), ("h^1", "superseded")]
