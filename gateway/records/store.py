@@ -42,6 +42,7 @@ from gateway.records.schema import (
 __all__ = ["DocumentQuery", "Filing", "RecordStore", "create_engine", "migrate"]
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+WRITER = "passerelle_writer"  # execution option: this connection writes (SQLite BEGIN IMMEDIATE)
 FILING_ATTEMPTS = 3  # concurrent filers of one set: the loser of a unique-key race retries
 
 
@@ -71,9 +72,11 @@ def create_engine(url: str) -> sa.Engine:
 
         @sa.event.listens_for(engine, "begin")
         def _sqlite_begin(conn) -> None:
-            # Take the write lock up front: a read-then-write transaction (filing a version)
-            # cannot then fail half-way on another writer's commit.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # Writers take the write lock up front: a read-then-write transaction (filing a
+            # version) cannot then fail half-way on another writer's commit. Readers do not
+            # queue behind writers (WAL).
+            immediate = conn.get_execution_options().get(WRITER, False)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
         return engine
     return sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
@@ -136,7 +139,7 @@ class RecordStore:
     @contextlib.contextmanager
     def _writing(self) -> Iterator[sa.Connection]:
         try:
-            with self.engine.begin() as conn:
+            with self.engine.connect().execution_options(**{WRITER: True}) as conn, conn.begin():
                 yield conn
         except OperationalError as exc:
             raise StoreUnavailable(f"record store unavailable: {type(exc.orig).__name__}") from None
