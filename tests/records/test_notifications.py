@@ -142,3 +142,16 @@ def test_the_running_gateway_notifies_the_patient_of_a_filed_cda(start_gateway, 
     assert note["document_id"] == "1.2.250.1.999.1.1.20261101.4711"
     assert note["patient"] == {"ins": "184127505612355"}
     assert set(note) == {"id", "type", "format", "event", "patient", "document_id", "at"}
+
+    # the consumer checked the gateway's signature before filing; the API says so
+    from gateway.api.identity import mint
+    from gateway.records.access import Caller, CallerKind
+
+    bearer = mint(gw.services.token_secret, Caller(CallerKind.PATIENT, "184127505612355"))
+    fetch = urllib.request.Request(
+        gw.http_url + "/documents/" + note["document_id"],
+        headers={"Authorization": f"Bearer {bearer}"},
+    )
+    with urllib.request.urlopen(fetch, timeout=30) as resp:
+        body = json.loads(resp.read())
+    assert body["signature"]["status"] == "verified" and body["signature"]["key_id"]
