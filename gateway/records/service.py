@@ -101,6 +101,8 @@ class RecordService:
         patient = self.store.patient(ins)
         decision = access.may_manage(caller, patient, self._today())
         event = self._check(caller, Action.AUDIT, decision, ins)
+        if since is not None and since.tzinfo is not None:
+            since = since.astimezone(UTC)  # SQLite compares the stored UTC text
         events = self.store.audit_trail(ins, since)
         self.store.audit(event)
         return events

@@ -212,6 +212,14 @@ def test_the_audit_trail_records_every_read_and_change_with_denials(client):
     assert (
         denied["actor"]["role"] == "10" and denied["reason"] == "no access granted by the patient"
     )
+    recent = client.get(
+        f"/patients/{INS}/audit", params={"since": "2000-01-01T00:00:00Z"}, headers=PATIENT
+    )
+    assert len(recent.json()["events"]) == len(events) + 1  # + the previous trail read
+    future = client.get(
+        f"/patients/{INS}/audit", params={"since": "2999-01-01T00:00:00Z"}, headers=PATIENT
+    )
+    assert future.json()["events"] == []
     # reading the trail is itself in the trail
     again = client.get(f"/patients/{INS}/audit", headers=PATIENT).json()["events"]
     assert (again[0]["action"], again[0]["actor"]["id"]) == ("record.audit", INS)
