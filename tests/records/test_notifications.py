@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 
 import pika
 import pytest
@@ -128,8 +131,6 @@ def test_the_running_gateway_notifies_the_patient_of_a_filed_cda(start_gateway, 
     routing = tmp_path / "routing.yaml"
     routing.write_text(yaml.safe_dump(routing_with_notifications()))
     gw = start_gateway(GATEWAY_ROUTING_FILE=str(routing))
-    import urllib.request
-
     req = urllib.request.Request(
         gw.http_url + "/documents",
         data=(FIXTURES / "cda/crbio_glycemia.xml").read_bytes(),
@@ -155,3 +156,68 @@ def test_the_running_gateway_notifies_the_patient_of_a_filed_cda(start_gateway, 
     with urllib.request.urlopen(fetch, timeout=30) as resp:
         body = json.loads(resp.read())
     assert body["signature"]["status"] == "verified" and body["signature"]["key_id"]
+
+
+@pytest.mark.shared
+def test_corpus_mdm_invisible_to_the_patient_until_released(start_gateway, tmp_path, shared):
+    """The ANS example MDM^T02 flags its report INVISIBLE_PATIENT (MetaDMPMSS): filed, shown to
+    a professional the patient granted, hidden from the patient and not notified until that
+    professional releases it."""
+    from gateway.api.identity import mint
+    from gateway.records.access import Caller, CallerKind
+
+    routing = tmp_path / "routing.yaml"
+    routing.write_text(yaml.safe_dump(routing_with_notifications()))
+    gw = start_gateway(GATEWAY_ROUTING_FILE=str(routing))
+    mdm = shared / "corpus/hl7v2/TRANS_DOC_CDA_HL7V2_V2.0/MDM/Transmission initiale MDM"
+    raw = (mdm / "message_MDM_CR_Radio_INIT_N1_Base64.er7").read_bytes()
+
+    def call(method: str, path: str, caller: Caller, body: bytes | None = None):
+        bearer = mint(gw.services.token_secret, caller)
+        req = urllib.request.Request(
+            gw.http_url + path,
+            data=body,
+            method=method,
+            headers={"Authorization": f"Bearer {bearer}", "Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                return resp.status, json.loads(resp.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read())
+
+    with urllib.request.urlopen(
+        urllib.request.Request(gw.http_url + "/hl7v2", data=raw, method="POST"), timeout=30
+    ) as resp:
+        assert resp.status == 202
+    from gateway.pipeline import read
+    from gateway.submission import Submission
+
+    fields = read(Submission(raw=raw, transport="test"), gw.services.tools.checks).fields
+    ins, doc_id, author = fields["patient"].ins, fields["document_id"], fields["authors"][0].id
+    store = gw.services.store
+    deadline = time.monotonic() + 20
+    while not store.documents_for_patient(ins):
+        assert time.monotonic() < deadline, "not filed in time"
+        time.sleep(0.05)
+
+    patient = Caller(CallerKind.PATIENT, ins)
+    doctor = Caller(CallerKind.PROFESSIONAL, "810000000042", "10")
+    path = "/documents/" + urllib.parse.quote(doc_id, safe="")
+    assert call("GET", f"/patients/{ins}/documents", patient) == (200, {"documents": []})
+    assert call("GET", path, patient)[0] == 403
+    grant = json.dumps({"decision": "grant"}).encode()
+    assert call("PUT", f"/patients/{ins}/access/{doctor.id}", patient, grant)[0] == 200
+    status, body = call("GET", path, doctor)
+    assert status == 200 and body["invisible_patient"] and author in body["authors"]
+    queue = gw.services.names.queue(DESTINATION)
+    assert take(gw.services.settings.amqp_url, queue, timeout=0.5) == []
+
+    assert call("POST", path + "/release", doctor)[0] == 200
+    assert call("GET", path, patient)[0] == 200
+    [note] = take(gw.services.settings.amqp_url, queue, timeout=10)
+    assert (note["event"], note["document_id"]) == ("document-released", doc_id)
+    trail = call("GET", f"/patients/{ins}/audit", patient)[1]["events"]
+    assert ("professional", "document.release", "allowed") in {
+        (e["actor"]["kind"], e["action"], e["outcome"]) for e in trail
+    }
