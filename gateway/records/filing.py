@@ -93,18 +93,25 @@ def organisations(env: Envelope) -> set[str]:
     return {a.organisation.id for a in env.authors if a.organisation and a.organisation.id}
 
 
+def _already_filed(conn: sa.Connection, env: Envelope, sender: audit.Actor) -> Filing | None:
+    """DUPLICATE or CONFLICT when this document id is already filed, else None."""
+    existing = conn.execute(
+        sa.select(documents.c.sha256).where(documents.c.document_id == env.document_id)
+    ).scalar_one_or_none()
+    if existing is None:
+        return None
+    if existing == env.sha256:
+        return Filing.DUPLICATE
+    return _refuse(conn, env, sender, Filing.CONFLICT, "same id, different content")
+
+
 def file_message(conn: sa.Connection, message: DocumentMessage, signature_status: str) -> Filing:
     env = message.envelope
     sender = audit.Actor("sender", env.sender)
     if env.action == "delete":
         return _withdraw(conn, env, sender)
-    existing = conn.execute(
-        sa.select(documents.c.sha256).where(documents.c.document_id == env.document_id)
-    ).scalar_one_or_none()
-    if existing is not None:
-        if existing == env.sha256:
-            return Filing.DUPLICATE
-        return _refuse(conn, env, sender, Filing.CONFLICT, "same id, different content")
+    if (filed := _already_filed(conn, env, sender)) is not None:
+        return filed
     now = datetime.now(UTC)
     ins = env.patient.ins
     set_id = env.set_id
@@ -122,6 +129,10 @@ def file_message(conn: sa.Connection, message: DocumentMessage, signature_status
     head = conn.execute(
         sa.select(document_sets).where(document_sets.c.set_id == set_id).with_for_update()
     ).first()
+    # Under the set lock, look again: a concurrent filer of this very document may have
+    # committed while we waited (PostgreSQL READ COMMITTED shows its row now).
+    if head is not None and (filed := _already_filed(conn, env, sender)) is not None:
+        return filed
     if head is not None and head.patient_ins != (ins or ""):
         return _refuse(conn, env, sender, Filing.CONFLICT, "set belongs to another patient")
     place = placement(

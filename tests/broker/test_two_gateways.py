@@ -20,8 +20,11 @@ def test_two_gateways_file_every_document_exactly_once(start_gateway, broker_ns,
     gateways = [start_gateway(database_url=pg_url), start_gateway(database_url=pg_url)]
     assert all(c.consuming.wait(10) for gw in gateways for c in gw.services.consumers)
     template = (FIXTURES / "cda/crbio_glycemia.xml").read_bytes()
+    # Each document its own id and setId (same setId + version with another id is a conflict).
+    bodies = [
+        template.replace(b"20261101.4711", f"20261101.{9000 + i}".encode()) for i in range(COUNT)
+    ]
     ids = [f"1.2.250.1.999.1.1.20261101.{9000 + i}" for i in range(COUNT)]
-    bodies = [template.replace(b"1.2.250.1.999.1.1.20261101.4711", i.encode()) for i in ids]
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         statuses = list(

@@ -54,9 +54,7 @@ def test_corpus_flag_combinations_route_as_the_flags_say(shared):
         assert ("patient-record" in dests) == flags.get("DESTDMP", False), path.name
         assert ("secure-mail-ps" in dests) == flags.get("DESTMSSANTEPS", False), path.name
         assert ("patient-mailbox" in dests) == flags.get("DESTMSSANTEPAT", False), path.name
-        hidden = flags.get("INVISIBLE_PATIENT") or flags.get("MASQUE_PS")
-        if hidden:
-            assert "patient-notification" not in dests, path.name
+        assert "patient-notification" not in dests, path.name  # the record consumer's job
         seen |= {k for k, v in flags.items() if v}
     assert {"DESTDMP", "DESTMSSANTEPS", "DESTMSSANTEPAT", "INVISIBLE_PATIENT"} <= seen
 
@@ -69,14 +67,13 @@ def corpus_file(shared, name: str):
 @pytest.mark.parametrize(
     ("name", "expected"),
     [
-        # DESTDMP + DESTMSSANTEPS, invisible to the patient: no notification, no mailbox
+        # DESTDMP + DESTMSSANTEPS, invisible to the patient: no mailbox
         ("message_MDM_CR_Radio_INIT_N1_Base64.er7", ["patient-record", "secure-mail-ps"]),
         # DESTDMP + DESTMSSANTEPS + DESTMSSANTEPAT, a biology report
         (
             "message_ORU_CR_Bio_RPLC_N1_Base64_N3_Base64.er7",
             [
                 "patient-record",
-                "patient-notification",
                 "secure-mail-ps",
                 "patient-mailbox",
                 "lab-statistics",
@@ -93,6 +90,6 @@ def test_corpus_messages_reach_their_queues_through_the_gateway(
     status, receipt = post(gw.http_url + "/hl7v2", corpus_file(shared, name).read_bytes())
     assert status == 202, receipt
     assert receipt["destinations"] == expected
-    for queue in ("secure-mail-ps", "patient-mailbox", "patient-notification"):
+    for queue in ("secure-mail-ps", "patient-mailbox"):
         filled = depth(broker_ns.url, broker_ns.names.queue(queue)) > 0
         assert filled == (queue in expected), queue  # no consumer there: copies wait

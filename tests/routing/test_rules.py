@@ -114,9 +114,9 @@ def flags(**values: bool) -> dict[str, bool]:
     return dict(values)
 
 
-def test_cda_sent_directly_goes_to_the_record_and_notifies_the_patient(example):
+def test_cda_sent_directly_goes_to_the_record(example):
     d = example.decide(envelope(type_code=Code("34133-9")))
-    assert d.destinations == ("patient-record", "patient-notification")
+    assert d.destinations == ("patient-record",)
 
 
 def test_hl7v2_flags_choose_record_secure_mail_and_patient_mailbox(example):
@@ -126,7 +126,6 @@ def test_hl7v2_flags_choose_record_secure_mail_and_patient_mailbox(example):
     )
     assert example.decide(env).destinations == (
         "patient-record",
-        "patient-notification",
         "secure-mail-ps",
         "patient-mailbox",
     )
@@ -145,7 +144,7 @@ def test_flags_without_destdmp_do_not_reach_the_record(example):
 
 def test_raw_hl7v2_without_any_flag_goes_to_the_record(example):
     d = example.decide(envelope(source_kind="hl7v2"))
-    assert d.destinations == ("patient-record", "patient-notification")
+    assert d.destinations == ("patient-record",)
 
 
 def test_biology_reports_also_go_to_lab_statistics(example):
@@ -158,12 +157,13 @@ def test_biology_reports_also_go_to_lab_statistics(example):
     [
         {"flags": {"DESTDMP": True, "MASQUE_PS": True}},
         {"flags": {"DESTDMP": True, "INVISIBLE_PATIENT": True}},
-        {"flags": {"DESTDMP": True}, "confidentiality": (Code("MASQUE_PS", HDS),)},
         {"confidentiality": (Code("N"), Code("MASQUE_PS", HDS))},
-        {"confidentiality": (Code("INVISIBLE_PATIENT", HDS),)},
+        {},
     ],
 )
-def test_masked_or_invisible_documents_never_notify_the_patient(example, hidden):
+def test_routing_never_sends_documents_to_the_patient_notification_queue(example, hidden):
+    """Notifications carry no clinical content and follow filing: the record consumer
+    publishes them (tests/records/test_notifications.py), never a copy of the document."""
     d = example.decide(envelope(**hidden))
     assert "patient-record" in d.destinations
     assert "patient-notification" not in d.destinations
