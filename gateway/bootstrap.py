@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from gateway.adapters.cda.parser import CdaLimits
 from gateway.api import identity
 from gateway.broker import topology
 from gateway.broker.consumer import Consumer, RetryPolicy
 from gateway.broker.names import Names
+from gateway.broker.probe import TopologyProbe
 from gateway.broker.publisher import Publisher
 from gateway.config import Settings
+from gateway.metrics import Metrics, QueueDepthCollector
 from gateway.pipeline import Checks, Tools
 from gateway.records import notify
 from gateway.records.store import RecordStore
@@ -24,6 +26,10 @@ from gateway.service import IngestService
 from gateway.signing import setup as signing
 from gateway.signing.xades import XadesSigner
 from gateway.validators.cda import BUILT_IN, CdaValidator
+from gateway.tracking.consumer import tracked
+from gateway.tracking.replay import ParkingReplayer, Replayer
+from gateway.tracking.store import TrackingStore
+from gateway.tracking.tracker import BufferedTracker, NullTracker, Tracker
 
 PATIENT_RECORD_CONSUMER = "patient-record"
 
@@ -67,20 +73,29 @@ class Services:
     reloader: RoutingReloader | None = None
     token_secret: bytes = b""  # records API tokens (gateway/api/identity.py)
     notifier: notify.Notifier | None = None  # patient notifications, when routing.yaml has them
+    metrics: Metrics = field(default_factory=Metrics)
+    tracker: Tracker = field(default_factory=NullTracker)
+    tracking: TrackingStore | None = None
+    probe: TopologyProbe | None = None
+    replayer: Replayer | None = None
 
 
 def start(settings: Settings) -> Services:
     """Load, connect and start everything; faults (ConfigError, KeystoreError,
     BrokerUnavailable, StoreUnavailable) propagate with a message naming the cause."""
+    metrics = Metrics()
     tools = load_tools(settings)
+    tools = replace(tools, signer=metrics.timed_signer(tools.signer))
     verifier = signing.load_verifier(settings)
     token_secret = identity.load_secret(settings.data_dir, settings.token_secret)
     names = Names(settings.amqp_prefix)
     store = RecordStore.open(settings.database_url)
+    declarations = topology.plan(tools.routing, names)
     publisher = Publisher(
         settings.amqp_url,
-        topology.plan(tools.routing, names),
+        declarations,
         parking=_parking(tools.routing, names),
+        on_state=lambda up: metrics.up.set(int(up)),
     )
     try:
         publisher.start()
@@ -88,15 +103,31 @@ def start(settings: Settings) -> Services:
         store.close()
         raise
     executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="ingest")
+    tracking = TrackingStore(store.engine)
+    tracker = BufferedTracker(tracking, on_drop=metrics.tracking_dropped.inc)
+    probe = TopologyProbe(settings.amqp_url, declarations)
+    metrics.watch(QueueDepthCollector(probe.queue_depths))
+    parking = tools.routing.parking
     services = Services(
         settings=settings,
         names=names,
         tools=tools,
         publisher=publisher,
         store=store,
-        ingest=IngestService(tools, publisher, names, executor, settings.publish_timeout_s),
+        ingest=IngestService(
+            tools, publisher, names, executor, settings.publish_timeout_s, tracker, metrics
+        ),
         executor=executor,
         token_secret=token_secret,
+        metrics=metrics,
+        tracker=tracker,
+        tracking=tracking,
+        probe=probe,
+        replayer=ParkingReplayer(
+            settings.amqp_url, names, tools.routing.destinations[parking].queue
+        )
+        if parking in tools.routing.destinations
+        else None,
     )
     if notify.DESTINATION in tools.routing.destinations:
         services.notifier = notify.BrokerNotifier(publisher, names, settings.publish_timeout_s)
@@ -106,7 +137,7 @@ def start(settings: Settings) -> Services:
             consumer = Consumer(
                 settings.amqp_url,
                 names.queue(dest.queue),
-                worker,
+                tracked(worker, dest.name, tracker, metrics),
                 settings.consumer_prefetch,
                 name=f"consumer-{dest.name}",
                 policy=RetryPolicy.for_destination(dest, names),
@@ -144,4 +175,5 @@ def stop(services: Services) -> None:
     services.publisher.stop()
     if services.executor is not None:
         services.executor.shutdown(wait=True, cancel_futures=True)
+    services.tracker.close()
     services.store.close()

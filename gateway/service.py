@@ -22,9 +22,12 @@ from gateway.broker.names import Names
 from gateway.broker.publisher import OutboundMessage, Publisher
 from gateway.errors import BrokerUnavailable
 from gateway.logs import log
+from gateway.metrics import Metrics
 from gateway.outcome import Accepted, Receipt, ReceiptStatus, Rejected
 from gateway.pipeline import Tools, ingest
 from gateway.submission import Submission
+from gateway.tracking import events
+from gateway.tracking.tracker import NullTracker, Tracker
 
 
 class IngestService:
@@ -35,26 +38,35 @@ class IngestService:
         names: Names,
         executor: Executor | None = None,
         publish_timeout_s: float = 10.0,
+        tracker: Tracker | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.tools = tools  # replaced whole on reload (routing.yaml, keys); never mutated
         self._publisher = publisher
         self._names = names
         self._executor = executor
         self._timeout = publish_timeout_s
+        self._tracker = tracker or NullTracker()
+        self.metrics = metrics or Metrics()
 
     async def accept(self, submission: Submission) -> Receipt:
         started = time.perf_counter()
         loop = asyncio.get_running_loop()
         tools = self.tools  # one routing table for the whole submission, even across a reload
+        self._tracker.record(events.received(submission))
+        outcome = None
         try:
             outcome = await loop.run_in_executor(self._executor, ingest, submission, tools)
         except Exception as exc:  # a bug, not the sender's fault: do not take responsibility
             log("ingest.failed", level=40, trace_id=submission.trace_id, error=type(exc).__name__)
-            return Receipt(
+            receipt = Receipt(
                 ReceiptStatus.UNAVAILABLE,
                 submission.trace_id,
                 reason="internal error while processing; retry later",
             )
+            self._observe(submission, None, receipt, started)
+            return receipt
+        self._tracker.record(events.judged(submission, outcome))
         if isinstance(outcome, Rejected):
             receipt = Receipt(
                 ReceiptStatus.REJECTED,
@@ -76,6 +88,7 @@ class IngestService:
             rules=sorted({f.rule for f in receipt.findings if f.is_error}) or None,
             duration_ms=round((time.perf_counter() - started) * 1000, 2),
         )
+        self._observe(submission, outcome, receipt, started)
         return receipt
 
     async def _publish_rejection(
@@ -105,6 +118,10 @@ class IngestService:
                 error=type(exc).__name__,
             )
 
+    def _observe(self, submission: Submission, outcome, receipt: Receipt, started: float) -> None:
+        self._tracker.record(events.answered(submission, receipt))
+        self.metrics.observe_ingest(submission, outcome, receipt, time.perf_counter() - started)
+
     def _messages(self, accepted: Accepted, tools: Tools) -> list[OutboundMessage]:
         env = accepted.envelope
         body = encode(DocumentMessage(env, accepted.payload, accepted.attachments))
@@ -128,10 +145,14 @@ class IngestService:
         # Documents of one submission (e.g. an ORU's level-1 and level-3 CDA) are confirmed
         # together: the sender is told "accepted" only once every one of them is durable.
         messages = [m for a in (accepted, *accepted.related) for m in self._messages(a, tools)]
+        published = time.perf_counter()
+        confirm = self.metrics.publish_seconds
         try:
             future = self._publisher.publish(messages)
             await asyncio.wait_for(asyncio.wrap_future(future), self._timeout)
+            confirm.labels("confirmed").observe(time.perf_counter() - published)
         except BrokerUnavailable as exc:
+            confirm.labels("failed").observe(time.perf_counter() - published)
             return Receipt(
                 ReceiptStatus.UNAVAILABLE,
                 submission.trace_id,
@@ -139,6 +160,7 @@ class IngestService:
                 reason=str(exc),
             )
         except TimeoutError:
+            confirm.labels("timeout").observe(time.perf_counter() - published)
             return Receipt(
                 ReceiptStatus.UNAVAILABLE,
                 submission.trace_id,

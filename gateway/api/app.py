@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from gateway.api import inbound, ops, records
+from gateway.api import inbound, messages, ops, records, ui
 
 
 def create_app(services) -> FastAPI:
@@ -17,4 +17,6 @@ def create_app(services) -> FastAPI:
     app.include_router(inbound.router)
     app.include_router(records.router)
     app.include_router(ops.router)
+    app.include_router(messages.router)
+    app.include_router(ui.router)
     return app

@@ -1,9 +1,10 @@
-"""Operations: liveness and readiness."""
+"""Operations: liveness, readiness and Prometheus metrics."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
 
 router = APIRouter(tags=["operations"])
 
@@ -17,5 +18,19 @@ def health() -> dict:
 def ready(request: Request) -> JSONResponse:
     services = request.app.state.services
     checks = {"broker": services.publisher.ready, "store": services.store.ping()}
+    if services.probe is not None:
+        state = services.probe.state()
+        checks["topology"] = state.declared
+        missing = list(state.missing)
+    else:
+        missing = []
     ok = all(checks.values())
-    return JSONResponse({"ready": ok, "checks": checks}, status_code=200 if ok else 503)
+    body: dict = {"ready": ok, "checks": checks}
+    if missing:
+        body["missing"] = missing
+    return JSONResponse(body, status_code=200 if ok else 503)
+
+
+@router.get("/metrics", summary="Prometheus metrics (text exposition format)")
+def metrics(request: Request) -> Response:
+    return Response(request.app.state.services.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)

@@ -78,7 +78,11 @@ def decode(body: bytes) -> DocumentMessage:
 
 def headers(envelope: Envelope) -> dict[str, str]:
     """Routing facts for operators; never patient data."""
-    out = {"x-source-kind": envelope.source_kind, "x-sender": envelope.sender}
+    out = {
+        "x-source-kind": envelope.source_kind,
+        "x-sender": envelope.sender,
+        "x-received-at": envelope.received_at,
+    }
     if envelope.type_code:
         out["x-type-code"] = envelope.type_code.code
     return out

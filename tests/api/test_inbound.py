@@ -52,4 +52,7 @@ def test_broker_gone_answers_503_with_retry_after(start_gateway):
 def test_health_and_ready(start_gateway):
     gw = start_gateway()
     with urllib.request.urlopen(gw.http_url + "/ready", timeout=10) as resp:
-        assert json.loads(resp.read()) == {"ready": True, "checks": {"broker": True, "store": True}}
+        assert json.loads(resp.read()) == {
+            "ready": True,
+            "checks": {"broker": True, "store": True, "topology": True},
+        }

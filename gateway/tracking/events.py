@@ -1,0 +1,168 @@
+"""Tracking events: what happened to one inbound message, as metadata only. Pure.
+
+Each step of a message's life (received, validated, signed, routed, accepted, rejected,
+unavailable, filed, parked, replayed) becomes one Event keyed by the trace id. Events never
+carry the payload nor the patient's identity: they are built from the submission's transport
+facts, the envelope's non-clinical fields and the validation findings — and every free text
+among them goes through ``mask_ins`` because a finding message or an HL7 control id is
+written by the sender, who may have pasted an identifier into it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from gateway.adapters import detect
+from gateway.adapters.hl7v2.parser import parse_header
+from gateway.outcome import Accepted, Receipt, ReceiptStatus, Rejected
+from gateway.submission import Submission
+
+# A NIR/NIA-shaped run of 13 to 15 characters (with the Corsican 2A/2B): masked wherever it
+# appears in text shown to operators. Over-masking (a 14-digit timestamp) is the safe error.
+_INS_LIKE = re.compile(r"(?<![0-9A-Za-z])[0-9]{5}(?:[0-9]{2}|2[AaBb])[0-9]{6,8}(?![0-9A-Za-z])")
+
+RECEIVED, VALIDATED, SIGNED, ROUTED = "received", "validated", "signed", "routed"
+ACCEPTED, REJECTED, UNAVAILABLE = "accepted", "rejected", "unavailable"
+FILED, PARKED, REPLAYED = "filed", "parked", "replayed"
+
+# Which statuses an event may replace in the message summary. Events of one message can be
+# recorded out of order across threads (a consumer may file before the service records the
+# broker's confirm), so a status only ever moves forward.
+STATUS_REPLACES: dict[str, frozenset[str] | None] = {
+    ACCEPTED: frozenset({RECEIVED}),
+    REJECTED: frozenset({RECEIVED}),
+    UNAVAILABLE: frozenset({RECEIVED}),
+    PARKED: frozenset({RECEIVED, ACCEPTED, REPLAYED}),
+    REPLAYED: frozenset({PARKED}),
+    FILED: None,  # any
+}
+STATUSES = (RECEIVED, ACCEPTED, REJECTED, UNAVAILABLE, FILED, PARKED, REPLAYED)
+
+
+def mask_ins(text: str) -> str:
+    """``text`` with every INS-shaped run replaced by asterisks but its last two characters."""
+    return _INS_LIKE.sub(lambda m: "*" * (len(m.group()) - 2) + m.group()[-2:], text)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One step. ``summary`` updates the message's row (sender, kind …); ``detail`` is shown
+    in its timeline."""
+
+    trace_id: str
+    name: str
+    at: datetime = field(default_factory=utc_now)
+    summary: dict[str, Any] = field(default_factory=dict)
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+def _masked(value: Any) -> Any:
+    if isinstance(value, str):
+        return mask_ins(value)
+    if isinstance(value, list | tuple):
+        return [_masked(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _masked(v) for k, v in value.items()}
+    return value
+
+
+def received(submission: Submission) -> Event:
+    summary: dict[str, Any] = {
+        "transport": submission.transport,
+        "sender": submission.sender[:256],
+        "size": len(submission.raw),
+        "received_at": submission.received_at,
+    }
+    kind = detect(submission.raw)
+    if kind:
+        summary["kind"] = kind
+    if kind == "hl7v2":
+        header = parse_header(submission.raw[:4096])
+        if header is not None:
+            summary["control_id"] = mask_ins(header.msh.field(10))[:64]
+            summary["message_type"] = "^".join(p for p in header.message_type if p)[:32]
+    return Event(submission.trace_id, RECEIVED, submission.received_at, summary)
+
+
+def judged(submission: Submission, outcome: Accepted | Rejected) -> list[Event]:
+    """validated + signed + routed for an accepted outcome; nothing yet for a rejection
+    (``answered`` records it with its report)."""
+    if isinstance(outcome, Rejected):
+        return []
+    env = outcome.envelope
+    tid = submission.trace_id
+    summary = {
+        "kind": env.source_kind,
+        "document_id": env.document_id[:256],
+        "type_code": env.type_code.code[:64] if env.type_code else None,
+    }
+    events = [
+        Event(
+            tid,
+            VALIDATED,
+            summary=summary,
+            detail={
+                "document_id": env.document_id,
+                "type_code": summary["type_code"],
+                "warnings": [_finding(f.to_dict()) for f in env.warnings],
+            },
+        )
+    ]
+    if env.signature is not None:
+        events.append(
+            Event(tid, SIGNED, detail={"key_id": env.signature.key_id, "form": env.signature.form})
+        )
+    events.append(
+        Event(
+            tid,
+            ROUTED,
+            summary={"destinations": ",".join(outcome.destinations)[:512]},
+            detail={"destinations": list(outcome.destinations)},
+        )
+    )
+    return events
+
+
+def answered(submission: Submission, receipt: Receipt) -> Event:
+    """What the sender was told: accepted (durable), rejected (with the report) or unavailable."""
+    tid = submission.trace_id
+    if receipt.status is ReceiptStatus.ACCEPTED:
+        return Event(tid, ACCEPTED, detail={"destinations": list(receipt.destinations)})
+    if receipt.status is ReceiptStatus.REJECTED:
+        errors = sorted({f.rule for f in receipt.findings if f.is_error})
+        return Event(
+            tid,
+            REJECTED,
+            summary={"rules": ",".join(errors)[:512]},
+            detail={
+                "rejection": receipt.rejection.value if receipt.rejection else None,
+                "report": [_finding(f.to_dict()) for f in receipt.findings],
+            },
+        )
+    return Event(tid, UNAVAILABLE, detail={"reason": mask_ins(receipt.reason or "")})
+
+
+def filed(trace_id: str, destination: str, document_id: str | None) -> Event:
+    return Event(trace_id, FILED, detail={"destination": destination, "document_id": document_id})
+
+
+def parked(trace_id: str, destination: str, reason: str) -> Event:
+    return Event(
+        trace_id, PARKED, detail={"destination": destination, "reason": mask_ins(reason)[:300]}
+    )
+
+
+def replayed(trace_id: str, destination: str) -> Event:
+    return Event(trace_id, REPLAYED, detail={"destination": destination})
+
+
+def _finding(data: dict[str, Any]) -> dict[str, Any]:
+    keep = ("rule", "severity", "location", "message", "fix", "layer", "line")
+    return {k: _masked(data[k]) for k in keep if k in data}

@@ -1,0 +1,176 @@
+"""TrackingStore: tracking events in and message timelines out, in the record store's database.
+
+Writes come in batches (one transaction per batch, from the tracker's writer thread). Reads
+serve ``GET /messages``, ``GET /messages/{id}`` and the message browser; every read is bounded
+(``MAX_LIST``) and returns metadata columns only.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import SQLAlchemyError
+
+from gateway.errors import StoreUnavailable
+from gateway.tracking.events import RECEIVED, STATUS_REPLACES, Event
+from gateway.tracking.schema import tracked_events, tracked_messages
+
+MAX_LIST = 500
+_SUMMARY_COLUMNS = frozenset(c.name for c in tracked_messages.c) - {"trace_id", "status"}
+
+
+class TrackingStore:
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+
+    # -- write --------------------------------------------------------------------------------
+
+    def write(self, events: Sequence[Event]) -> None:
+        """Record ``events`` in order, in one transaction."""
+        try:
+            with self.engine.begin() as conn:
+                for event in events:
+                    self._apply(conn, event)
+        except SQLAlchemyError as exc:
+            raise StoreUnavailable(f"tracking store unavailable: {type(exc).__name__}") from None
+
+    def _apply(self, conn: sa.Connection, event: Event) -> None:
+        conn.execute(
+            tracked_events.insert().values(
+                trace_id=event.trace_id,
+                at=event.at,
+                event=event.name,
+                detail=json.dumps(event.detail, ensure_ascii=False, default=str),
+            )
+        )
+        summary = {k: v for k, v in event.summary.items() if k in _SUMMARY_COLUMNS}
+        summary["updated_at"] = event.at
+        row = tracked_messages.c
+        if event.name == RECEIVED:
+            conn.execute(
+                tracked_messages.insert().values(
+                    trace_id=event.trace_id, status=RECEIVED, **summary
+                )
+            )
+            return
+        if summary:
+            conn.execute(
+                tracked_messages.update().where(row.trace_id == event.trace_id).values(**summary)
+            )
+        if event.name in STATUS_REPLACES:
+            replaces = STATUS_REPLACES[event.name]
+            where = row.trace_id == event.trace_id
+            if replaces is not None:
+                where &= row.status.in_(sorted(replaces))
+            conn.execute(tracked_messages.update().where(where).values(status=event.name))
+
+    # -- read ---------------------------------------------------------------------------------
+
+    def message(self, trace_id: str) -> dict[str, Any] | None:
+        """The message's summary and its timeline, oldest event first; None when unknown."""
+        with self._read() as conn:
+            row = (
+                conn.execute(
+                    sa.select(tracked_messages).where(tracked_messages.c.trace_id == trace_id)
+                )
+                .mappings()
+                .first()
+            )
+            if row is None:
+                return None
+            events = conn.execute(
+                sa.select(tracked_events.c.at, tracked_events.c.event, tracked_events.c.detail)
+                .where(tracked_events.c.trace_id == trace_id)
+                .order_by(tracked_events.c.id)
+                .limit(MAX_LIST)
+            ).mappings()
+            timeline = [
+                {"at": _iso(e["at"]), "event": e["event"], **json.loads(e["detail"])}
+                for e in events
+            ]
+        return {**_plain(row), "timeline": timeline}
+
+    def search(
+        self,
+        status: str | None = None,
+        sender: str | None = None,
+        type_code: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        control_id: str | None = None,
+        limit: int = 100,
+    ) -> list[dict[str, Any]]:
+        """Most recent first. ``sender`` matches a substring; the others match exactly."""
+        c = tracked_messages.c
+        query = sa.select(tracked_messages).order_by(c.received_at.desc(), c.trace_id)
+        if status:
+            query = query.where(c.status == status)
+        if sender:
+            escaped = sender.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            query = query.where(c.sender.like(f"%{escaped}%", escape="\\"))
+        if type_code:
+            query = query.where(c.type_code == type_code)
+        if control_id:
+            query = query.where(c.control_id == control_id)
+        if since:
+            query = query.where(c.received_at >= since)
+        if until:
+            query = query.where(c.received_at < until)
+        with self._read() as conn:
+            rows = conn.execute(query.limit(max(1, min(limit, MAX_LIST)))).mappings()
+            return [_plain(r) for r in rows]
+
+    def counts(self, since: datetime | None = None) -> dict[str, int]:
+        """Messages per status (received since ``since`` when given)."""
+        c = tracked_messages.c
+        query = sa.select(c.status, sa.func.count()).group_by(c.status)
+        if since:
+            query = query.where(c.received_at >= since)
+        with self._read() as conn:
+            return {status: n for status, n in conn.execute(query)}
+
+    def _read(self):
+        return _Reading(self.engine)
+
+
+class _Reading:
+    """A read connection whose database failures become StoreUnavailable."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self._engine = engine
+        self._conn: sa.Connection | None = None
+
+    def __enter__(self) -> sa.Connection:
+        try:
+            self._conn = self._engine.connect()
+        except SQLAlchemyError as exc:
+            raise StoreUnavailable(f"tracking store unavailable: {type(exc).__name__}") from None
+        return self._conn
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if self._conn is not None:
+            self._conn.close()
+        if exc is not None and isinstance(exc, SQLAlchemyError):
+            raise StoreUnavailable(f"tracking store unavailable: {type(exc).__name__}") from None
+        return False
+
+
+def _iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:  # SQLite gives naive datetimes back; they were written in UTC
+        value = value.replace(tzinfo=UTC)
+    return value.isoformat(timespec="milliseconds")
+
+
+def _plain(row) -> dict[str, Any]:
+    out = dict(row)
+    out["received_at"] = _iso(out["received_at"])
+    out["updated_at"] = _iso(out["updated_at"])
+    out["destinations"] = [d for d in (out.get("destinations") or "").split(",") if d]
+    out["rules"] = [r for r in (out.get("rules") or "").split(",") if r]
+    return out

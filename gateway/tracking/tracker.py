@@ -1,0 +1,102 @@
+"""Tracker: the one door through which the service and the consumers report a message's steps.
+
+Tracking is observability, not the durable path: it must never slow down nor fail an ingest.
+``record`` only appends to a bounded in-memory queue; one writer thread drains it in batches
+(one transaction each). When the queue is full or the database is down, events are dropped,
+logged and counted (``passerelle_tracking_events_dropped``) — the document itself is unaffected.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+from collections.abc import Callable, Iterable
+
+from gateway.errors import StoreUnavailable
+from gateway.logs import log
+from gateway.tracking.events import Event
+from gateway.tracking.store import TrackingStore
+
+MAX_QUEUED = 10_000
+BATCH = 500
+
+
+class Tracker:
+    """Records events; ``NullTracker`` is the do-nothing twin for tools that track nothing."""
+
+    def record(self, events: Event | Iterable[Event]) -> None:
+        raise NotImplementedError
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        return True
+
+    def close(self) -> None:
+        pass
+
+
+class NullTracker(Tracker):
+    def record(self, events: Event | Iterable[Event]) -> None:
+        pass
+
+
+class BufferedTracker(Tracker):
+    def __init__(
+        self,
+        store: TrackingStore,
+        on_drop: Callable[[int], None] | None = None,
+        max_queued: int = MAX_QUEUED,
+    ) -> None:
+        self._store = store
+        self._on_drop = on_drop
+        self._max = max_queued
+        self._queue: collections.deque[Event] = collections.deque()
+        self._in_flight = 0
+        self._cond = threading.Condition()
+        self._closing = False
+        self._thread = threading.Thread(target=self._run, name="tracking-writer", daemon=True)
+        self._thread.start()
+
+    def record(self, events: Event | Iterable[Event]) -> None:
+        batch = [events] if isinstance(events, Event) else list(events)
+        with self._cond:
+            room = self._max - len(self._queue)
+            self._queue.extend(batch[: max(room, 0)])
+            self._cond.notify()
+        if len(batch) > room:
+            self._dropped(len(batch) - max(room, 0), "queue full")
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until every event recorded so far is written (or dropped). Tests and shutdown."""
+        with self._cond:
+            return self._cond.wait_for(lambda: not self._queue and not self._in_flight, timeout)
+
+    def close(self, timeout: float = 5.0) -> None:
+        self.flush(timeout)
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._queue or self._closing)
+                if not self._queue and self._closing:
+                    return
+                batch = [self._queue.popleft() for _ in range(min(BATCH, len(self._queue)))]
+                self._in_flight = len(batch)
+            try:
+                self._store.write(batch)
+            except StoreUnavailable as exc:
+                self._dropped(len(batch), str(exc))
+            except Exception as exc:  # a bug here must not kill tracking for good
+                self._dropped(len(batch), type(exc).__name__)
+            finally:
+                with self._cond:
+                    self._in_flight = 0
+                    self._cond.notify_all()
+
+    def _dropped(self, count: int, reason: str) -> None:
+        log("tracking.dropped", level=30, count=count, reason=reason)
+        if self._on_drop:
+            self._on_drop(count)
