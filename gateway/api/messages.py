@@ -111,7 +111,7 @@ def replay(message_id: str, request: Request) -> JSONResponse:
         return JSONResponse(
             {"status": result.status.value, "reason": result.detail}, status_code=409
         )
-    services.tracker.record(events.replayed(message_id, result.destination))
+    services.tracker.record(events.replayed(message_id, result.destination, result.at))
     return JSONResponse(
         {"status": "replayed", "message_id": message_id, "destination": result.destination},
         status_code=202,

@@ -30,7 +30,8 @@ FILED, PARKED, REPLAYED = "filed", "parked", "replayed"
 
 # Which statuses an event may replace in the message summary. Events of one message can be
 # recorded out of order across threads (a consumer may file before the service records the
-# broker's confirm), so a status only ever moves forward.
+# broker's confirm; a replayed message may be parked again before the replay is recorded), so
+# a status only moves forward, and never to an event older than the one that set it.
 STATUS_REPLACES: dict[str, frozenset[str] | None] = {
     ACCEPTED: frozenset({RECEIVED}),
     REJECTED: frozenset({RECEIVED}),
@@ -159,8 +160,8 @@ def parked(trace_id: str, destination: str, reason: str) -> Event:
     )
 
 
-def replayed(trace_id: str, destination: str) -> Event:
-    return Event(trace_id, REPLAYED, detail={"destination": destination})
+def replayed(trace_id: str, destination: str, at: datetime | None = None) -> Event:
+    return Event(trace_id, REPLAYED, at or utc_now(), detail={"destination": destination})
 
 
 def _finding(data: dict[str, Any]) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Protocol
 
 import pika
@@ -42,6 +43,7 @@ class ReplayResult:
     status: ReplayStatus
     destination: str | None = None
     detail: str = ""
+    at: datetime | None = None  # when it was republished: it may be handled again at once
 
 
 class Replayer(Protocol):
@@ -86,6 +88,7 @@ class ParkingReplayer:
                 headers.pop(name, None)
             headers["x-replayed"] = int(headers.get("x-replayed", 0)) + 1
             props.headers = headers
+            at = datetime.now(UTC)
             try:
                 channel.basic_publish(
                     self._names.exchange, destination, body, props, mandatory=True
@@ -96,5 +99,5 @@ class ParkingReplayer:
                     f"RabbitMQ did not take the replay to {destination!r} ({type(exc).__name__})"
                 ) from None
             channel.basic_ack(method.delivery_tag)
-            return ReplayResult(ReplayStatus.REPLAYED, destination)
+            return ReplayResult(ReplayStatus.REPLAYED, destination, at=at)
         return ReplayResult(ReplayStatus.NOT_FOUND, detail="not in the parking queue")

@@ -20,7 +20,11 @@ from gateway.tracking.events import RECEIVED, STATUS_REPLACES, Event
 from gateway.tracking.schema import tracked_events, tracked_messages
 
 MAX_LIST = 500
-_SUMMARY_COLUMNS = frozenset(c.name for c in tracked_messages.c) - {"trace_id", "status"}
+_SUMMARY_COLUMNS = frozenset(c.name for c in tracked_messages.c) - {
+    "trace_id",
+    "status",
+    "updated_at",
+}
 
 
 class TrackingStore:
@@ -48,12 +52,11 @@ class TrackingStore:
             )
         )
         summary = {k: v for k, v in event.summary.items() if k in _SUMMARY_COLUMNS}
-        summary["updated_at"] = event.at
         row = tracked_messages.c
         if event.name == RECEIVED:
             conn.execute(
                 tracked_messages.insert().values(
-                    trace_id=event.trace_id, status=RECEIVED, **summary
+                    trace_id=event.trace_id, status=RECEIVED, updated_at=event.at, **summary
                 )
             )
             return
@@ -62,11 +65,16 @@ class TrackingStore:
                 tracked_messages.update().where(row.trace_id == event.trace_id).values(**summary)
             )
         if event.name in STATUS_REPLACES:
+            # updated_at is when the current status happened: an older event never replaces it
             replaces = STATUS_REPLACES[event.name]
-            where = row.trace_id == event.trace_id
+            where = (row.trace_id == event.trace_id) & (row.updated_at <= event.at)
             if replaces is not None:
-                where &= row.status.in_(sorted(replaces))
-            conn.execute(tracked_messages.update().where(where).values(status=event.name))
+                where &= row.status.in_(sorted(replaces | {event.name}))  # or refreshes itself
+            conn.execute(
+                tracked_messages.update()
+                .where(where)
+                .values(status=event.name, updated_at=event.at)
+            )
 
     # -- read ---------------------------------------------------------------------------------
 
@@ -85,7 +93,7 @@ class TrackingStore:
             events = conn.execute(
                 sa.select(tracked_events.c.at, tracked_events.c.event, tracked_events.c.detail)
                 .where(tracked_events.c.trace_id == trace_id)
-                .order_by(tracked_events.c.id)
+                .order_by(tracked_events.c.at, tracked_events.c.id)
                 .limit(MAX_LIST)
             ).mappings()
             timeline = [

@@ -1,0 +1,49 @@
+"""Tracking events: metadata only, INS masked, statuses that only move forward."""
+
+from gateway.findings import error
+from gateway.outcome import Receipt, ReceiptStatus, RejectionKind
+from gateway.submission import Submission
+from gateway.tracking import events
+from tests.conftest import FIXTURES
+
+
+def test_mask_ins_hides_nir_shaped_runs_but_keeps_other_numbers():
+    assert events.mask_ins("INS 184127505612355 invalide") == "INS *************55 invalide"
+    assert events.mask_ins("285052A12345678") == "*************78"  # Corsica (2A)
+    assert (
+        events.mask_ins("OID 1.2.250.1.213.1.4.8, 42 items") == "OID 1.2.250.1.213.1.4.8, 42 items"
+    )
+    assert events.mask_ins("ABC184127505612355") == "ABC184127505612355"  # part of a word
+
+
+def test_received_reads_hl7_header_without_patient_data():
+    raw = (FIXTURES / "hl7v2/oru_r01_lab_results.hl7").read_bytes()
+    event = events.received(Submission(raw=raw, transport="mllp", sender="mllp:10.0.0.1"))
+    assert event.name == "received"
+    assert event.summary["control_id"] == "LAB-000001"
+    assert event.summary["message_type"] == "ORU^R01^ORU_R01"
+    assert event.summary["kind"] == "hl7v2" and event.summary["size"] == len(raw)
+    assert "292059912304525" not in repr(event)
+
+
+def test_rejection_keeps_the_report_with_identifiers_masked():
+    sub = Submission(raw=b"<x/>", transport="http", sender="http:1.2.3.4")
+    finding = error(
+        "ins.nir-key", "INS 184127505612399 has a wrong key", location="/a", fix="check INSi"
+    )
+    receipt = Receipt(
+        ReceiptStatus.REJECTED, sub.trace_id, findings=(finding,), rejection=RejectionKind.INVALID
+    )
+    event = events.answered(sub, receipt)
+    assert event.name == "rejected" and event.summary == {"rules": "ins.nir-key"}
+    [reported] = event.detail["report"]
+    assert reported["rule"] == "ins.nir-key" and reported["fix"] == "check INSi"
+    assert reported["message"] == "INS *************99 has a wrong key"
+
+
+def test_status_never_moves_backwards():
+    # A consumer can file before the service records the broker's confirm.
+    assert events.RECEIVED in events.STATUS_REPLACES["accepted"]
+    assert events.FILED not in events.STATUS_REPLACES["accepted"]
+    assert events.STATUS_REPLACES["filed"] is None
+    assert events.STATUS_REPLACES["replayed"] == {events.PARKED}

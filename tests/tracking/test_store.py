@@ -1,0 +1,109 @@
+"""TrackingStore on SQLite and PostgreSQL (migration 0002_tracking): timelines and search."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from gateway.records.store import RecordStore
+from gateway.tracking import events
+from gateway.tracking.events import Event
+from gateway.tracking.store import TrackingStore
+from gateway.tracking.tracker import BufferedTracker
+
+T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
+
+
+def _received(trace_id: str, sender: str, at: datetime, **summary) -> Event:
+    base = {"transport": "http", "sender": sender, "size": 10, "received_at": at}
+    return Event(trace_id, events.RECEIVED, at, {**base, **summary})
+
+
+def _exercise(store: TrackingStore) -> None:
+    store.write(
+        [
+            _received("a" * 32, "http:10.0.0.1", T0, kind="cda"),
+            Event("a" * 32, events.VALIDATED, T0, {"type_code": "11502-2", "document_id": "d1"}),
+            Event("a" * 32, events.FILED, T0 + timedelta(seconds=1), detail={"destination": "pr"}),
+            # the broker's confirm recorded after the consumer filed: status stays "filed"
+            Event("a" * 32, events.ACCEPTED, T0 + timedelta(seconds=2)),
+            _received("b" * 32, "mllp:10.0.0.2", T0 + timedelta(days=1), control_id="C-1"),
+            Event(
+                "b" * 32,
+                events.REJECTED,
+                T0 + timedelta(days=1),
+                {"rules": "ins.nir-key"},
+                {"report": [{"rule": "ins.nir-key", "severity": "error"}]},
+            ),
+        ]
+    )
+    a = store.message("a" * 32)
+    assert a["status"] == "filed" and a["type_code"] == "11502-2"
+    assert [e["event"] for e in a["timeline"]] == ["received", "validated", "filed", "accepted"]
+    assert a["timeline"][2]["destination"] == "pr"
+    assert a["received_at"].startswith("2026-11-01T09:00:00")
+    b = store.message("b" * 32)
+    assert b["status"] == "rejected" and b["rules"] == ["ins.nir-key"]
+    assert b["timeline"][1]["report"] == [{"rule": "ins.nir-key", "severity": "error"}]
+    assert store.message("f" * 32) is None
+
+    assert [m["trace_id"] for m in store.search()] == ["b" * 32, "a" * 32]  # newest first
+    assert [m["trace_id"] for m in store.search(status="filed")] == ["a" * 32]
+    assert [m["trace_id"] for m in store.search(sender="mllp:")] == ["b" * 32]
+    assert [m["trace_id"] for m in store.search(sender="%")] == []  # LIKE wildcards are literal
+    assert [m["trace_id"] for m in store.search(type_code="11502-2")] == ["a" * 32]
+    assert [m["trace_id"] for m in store.search(control_id="C-1")] == ["b" * 32]
+    day2 = T0 + timedelta(hours=20)
+    assert [m["trace_id"] for m in store.search(since=day2)] == ["b" * 32]
+    assert [m["trace_id"] for m in store.search(until=day2)] == ["a" * 32]
+    assert store.counts() == {"filed": 1, "rejected": 1}
+
+    # replayed at t+2 but recorded after the re-park at t+3: still parked, timeline in time order
+    c = "c" * 32
+    store.write(
+        [
+            _received(c, "cli", T0),
+            Event(c, events.PARKED, T0 + timedelta(seconds=1)),
+            Event(c, events.PARKED, T0 + timedelta(seconds=3)),
+            Event(c, events.REPLAYED, T0 + timedelta(seconds=2)),
+        ]
+    )
+    c_row = store.message(c)
+    assert c_row["status"] == "parked"
+    assert [e["event"] for e in c_row["timeline"]] == ["received", "parked", "replayed", "parked"]
+    assert store.counts(since=day2) == {"rejected": 1}
+
+
+def test_sqlite(tmp_path):
+    records = RecordStore.open(f"sqlite:///{tmp_path / 'r.sqlite3'}")
+    try:
+        _exercise(TrackingStore(records.engine))
+    finally:
+        records.close()
+
+
+@pytest.mark.postgres
+def test_postgresql(pg_url):
+    records = RecordStore.open(pg_url)
+    try:
+        _exercise(TrackingStore(records.engine))
+    finally:
+        records.close()
+
+
+def test_buffered_tracker_writes_in_the_background_and_counts_drops(tmp_path):
+    records = RecordStore.open(f"sqlite:///{tmp_path / 'r.sqlite3'}")
+    dropped: list[int] = []
+    tracker = BufferedTracker(TrackingStore(records.engine), on_drop=dropped.append)
+    try:
+        tracker.record(_received("d" * 32, "cli", T0))
+        tracker.record([Event("d" * 32, events.ACCEPTED, T0)])
+        assert tracker.flush(5)
+        assert TrackingStore(records.engine).message("d" * 32)["status"] == "accepted"
+        records.engine.dispose()
+        with records.engine.begin() as conn:
+            conn.exec_driver_sql("DROP TABLE tracked_events")
+        tracker.record(Event("d" * 32, events.FILED, T0))  # the write fails: dropped, counted
+        assert tracker.flush(5) and dropped == [1]
+    finally:
+        tracker.close()
+        records.close()
