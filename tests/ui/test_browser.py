@@ -1,0 +1,117 @@
+"""The message browser in headless Chromium (Debian's chromium + chromedriver, via selenium).
+
+Drives /ui the way an operator does: live counters, search by status, a rejected message's
+validation report, the replay of a parked message. Saves screenshots to var/screenshots/ for
+a person to look at. Also checks that nothing the sender wrote can inject markup and that no
+patient identity reaches the page.
+"""
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from gateway.cli.send import send_mllp
+from tests.conftest import ROOT
+from tests.tracking.scenario import ORU, PATIENT_TEXT, populate, wait_for
+
+pytestmark = pytest.mark.broker
+
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+SCREENSHOTS = ROOT / "var" / "screenshots"
+HOSTILE = "<script>alert(1)</script>"
+
+
+@pytest.fixture
+def browser(tmp_path):
+    if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
+        pytest.skip(
+            f"{CHROMIUM} or {CHROMEDRIVER} missing: apt-get install -y chromium chromium-driver"
+        )
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--window-size=1400,1000",
+        f"--user-data-dir={tmp_path / 'chromium'}",
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(20)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(tmp_path / "chromium", ignore_errors=True)
+
+
+def test_operator_finds_a_rejection_and_replays_a_parked_message(start_gateway, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    gw = start_gateway()
+    ids = populate(gw)
+    host, port = gw.mllp
+    send_mllp(host, port, ORU.replace(b"LAB-000001", HOSTILE.encode()), timeout=30)
+    assert wait_for(
+        lambda: gw.services.tracker.flush(5) and gw.services.tracking.search(control_id=HOSTILE)
+    )
+    wait = WebDriverWait(browser, 10)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+
+    browser.get(gw.http_url + "/ui")
+    wait.until(
+        lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-counters-refreshed")
+    )
+    count = {
+        el.get_attribute("data-status"): int(el.text)
+        for el in browser.find_elements(By.CSS_SELECTOR, "#counters .n")
+    }
+    assert count["filed"] == 3 and count["rejected"] == 1 and count["parked"] == 1
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#messages tbody tr")) == 5
+    browser.save_screenshot(str(SCREENSHOTS / "ui.png"))
+
+    # Search: rejected only, then open it: its validation report, rule by rule.
+    Select(browser.find_element(By.NAME, "status")).select_by_value("rejected")
+    browser.find_element(By.CSS_SELECTOR, "#search button").click()
+    wait.until(lambda d: "status=rejected" in d.current_url)
+    rows = browser.find_elements(By.CSS_SELECTOR, "#messages tbody tr")
+    assert [r.get_attribute("data-id") for r in rows] == [ids.rejected]
+    rows[0].click()
+    report = wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#report tbody tr"))
+    assert "ins.nir-key" in report[0].text and "check the INS" in report[0].text
+    browser.save_screenshot(str(SCREENSHOTS / "ui-rejected.png"))
+    assert not browser.find_elements(By.ID, "replay")  # only parked messages can be replayed
+
+    # The parked one: replay it through the broker.
+    browser.get(gw.http_url + "/ui?status=parked")
+    browser.find_element(By.CSS_SELECTOR, "#messages tbody tr").click()
+    button = wait.until(lambda d: d.find_element(By.ID, "replay"))
+    assert button.get_attribute("data-id") == ids.parked
+    button.click()
+    wait.until(lambda d: "replayed to" in d.find_element(By.ID, "replay-result").text)
+    assert browser.find_element(By.ID, "replay-result").text == "replayed to patient-record"
+    browser.save_screenshot(str(SCREENSHOTS / "ui-replayed.png"))
+
+    # What the sender wrote is shown as text, never run; no patient identity anywhere.
+    browser.get(gw.http_url + "/ui?sender=mllp")
+    source = browser.page_source
+    assert len(browser.find_elements(By.TAG_NAME, "script")) == 1  # /ui/app.js only
+    [hostile] = gw.services.tracking.search(control_id=HOSTILE)
+    browser.get(gw.http_url + "/ui?selected=" + hostile["trace_id"])
+    assert HOSTILE in browser.find_element(By.ID, "detail").text
+    assert len(browser.find_elements(By.TAG_NAME, "script")) == 1
+    for page in (source, browser.page_source):
+        for text in PATIENT_TEXT:
+            assert text not in page
