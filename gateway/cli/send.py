@@ -3,6 +3,10 @@
 Each file is sent on its own (MLLP: one connection, one frame per file, the ACK read back;
 HTTP: POST /documents or /hl7v2 by content). Exit 0 when all were accepted, 1 when any was
 rejected, 3 when the gateway could not take one (unreachable, AR for unavailability, 503).
+
+Output: one line per file (``PATH: STATUS DETAIL``) then a summary table; on a terminal a
+progress bar replaces the per-file lines. The message id each answer carries (HTTP
+``message_id``) is shown so a rejection can be looked up in ``/ui`` or ``/messages/{id}``.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from gateway.adapters import detect
 from gateway.adapters.hl7v2.mllp import FrameDecoder, frame
 from gateway.adapters.hl7v2.parser import parse
 from gateway.cli._common import command, expand
+from gateway.cli._report import Progress, table
 
 
 def register(sub) -> None:
@@ -26,7 +31,9 @@ def register(sub) -> None:
         "send",
         "send CDA documents or HL7v2 messages to a running gateway",
         "  gateway send tests/fixtures/cda/crbio_glycemia.xml --to http://127.0.0.1:8080\n"
-        "  gateway send tests/fixtures/hl7v2/oru_r01_lab_results.hl7 --to mllp://127.0.0.1:2575",
+        "  gateway send tests/fixtures/hl7v2/oru_r01_lab_results.hl7 --to mllp://127.0.0.1:2575\n"
+        "  gateway send outbox/ --to http://127.0.0.1:8080   # every file, then a summary\n"
+        "  gateway send outbox/ --to mllp://127.0.0.1:2575 > sent.log   # plain lines, no bar",
     )
     p.add_argument("paths", nargs="+", metavar="PATH", help="files or directories")
     p.add_argument(
@@ -40,6 +47,7 @@ def register(sub) -> None:
 class Answer:
     status: str  # "accepted", "rejected", "unavailable"
     detail: str
+    message_id: str = ""  # the gateway's tracking id, when the answer carries it
 
 
 def send_mllp(host: str, port: int, raw: bytes, timeout: float) -> Answer:
@@ -79,15 +87,17 @@ def send_http(base: str, raw: bytes, timeout: float) -> Answer:
             body = json.loads(resp.read())
     except urllib.error.HTTPError as exc:
         body = json.loads(exc.read() or b"{}")
+        message_id = body.get("message_id", "")
         if exc.code == 422:
             rules = [
                 f"{f['rule']}: {f['message']}"
                 for f in body.get("findings", [])
                 if f.get("severity") == "error"
             ]
-            return Answer("rejected", "; ".join(rules))
-        return Answer("unavailable", f"HTTP {exc.code} {body.get('reason', '')}".strip())
-    return Answer("accepted", body.get("id", ""))
+            return Answer("rejected", "; ".join(rules), message_id)
+        detail = f"HTTP {exc.code} {body.get('reason', '')}".strip()
+        return Answer("unavailable", detail, message_id)
+    return Answer("accepted", body.get("id", ""), body.get("message_id", ""))
 
 
 def run(args) -> int:
@@ -101,7 +111,9 @@ def run(args) -> int:
     if missing:
         return fail(f"no such file: {', '.join(missing)}", EXIT_USAGE)
     worst = EXIT_OK
-    for given, path in files:
+    progress = Progress(len(files))
+    answers: list[tuple[str, Answer]] = []
+    for done, (given, path) in enumerate(files, 1):
         raw = path.read_bytes()
         try:
             if target.scheme == "mllp":
@@ -110,7 +122,31 @@ def run(args) -> int:
                 answer = send_http(args.to, raw, args.timeout)
         except OSError as exc:
             answer = Answer("unavailable", f"{type(exc).__name__}: {exc}")
-        print(f"{given}: {answer.status} {answer.detail}".rstrip())
+        answers.append((given, answer))
+        if progress.enabled:
+            progress.update(done, _tally(answers))
+        else:
+            print(f"{given}: {answer.status} {answer.detail}".rstrip(), flush=True)
         code = {"accepted": EXIT_OK, "rejected": EXIT_INVALID}.get(answer.status, EXIT_UNAVAILABLE)
         worst = max(worst, code)
+    progress.close()
+    print(summary(answers))
     return worst
+
+
+def _tally(answers: list[tuple[str, Answer]]) -> str:
+    counts = {s: sum(a.status == s for _, a in answers) for s in STATUSES}
+    return "  ".join(f"{s} {n}" for s, n in counts.items())
+
+
+STATUSES = ("accepted", "rejected", "unavailable")
+
+
+def summary(answers: list[tuple[str, Answer]]) -> str:
+    """Counts per status, then every file that was not accepted with the reason."""
+    counts = [(s, sum(a.status == s for _, a in answers)) for s in STATUSES]
+    out = ["", table(("status", "files"), counts)]
+    failed = [(f, a.status, a.message_id, a.detail) for f, a in answers if a.status != "accepted"]
+    if failed:
+        out += ["", table(("file", "status", "message id", "reason"), failed, max_width=100)]
+    return "\n".join(out)
