@@ -26,7 +26,8 @@ def register(sub) -> None:
         sub,
         "validate",
         "check CDA documents and HL7v2 messages without sending them",
-        "  gateway validate report.xml\n"
+        "  gateway validate report.xml          # readable: rule, location, fix\n"
+        "  gateway validate outbox/             # every file, then a count\n"
         "  gateway validate --json tests/fixtures/cda/ | jq 'select(.valid|not)'\n"
         "  gateway validate message.hl7 && echo valid\n"
         "  gateway validate --pack ../shared/cisis report.xml   # also the national pack's rules",
@@ -77,15 +78,17 @@ def run(args) -> int:
         checks = load_checks(settings)
     except ConfigError as exc:
         return fail(str(exc), EXIT_USAGE)
-    all_valid = True
+    invalid = 0
     for given, path in files:
         verdict = {"file": given, **check(path.read_bytes(), checks)}
-        all_valid &= verdict["valid"]
+        invalid += not verdict["valid"]
         if args.json:
             print(json.dumps(verdict, ensure_ascii=False), flush=True)
         else:
             print_readable(verdict)
-    return EXIT_OK if all_valid else EXIT_INVALID
+    if not args.json and len(files) > 1:
+        print(f"\n{len(files)} files: {len(files) - invalid} valid, {invalid} invalid")
+    return EXIT_OK if not invalid else EXIT_INVALID
 
 
 def print_readable(verdict: dict, out=sys.stdout) -> None:

@@ -4,6 +4,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import FIXTURES, ROOT
 
 GATEWAY = [sys.executable, "-m", "gateway"]
@@ -50,6 +52,34 @@ def test_readable_report_by_default(tmp_path):
     assert res.returncode == 1
     assert "INVALID" in res.stdout and "cda.clinical-document" in res.stdout
     assert "fix:" in res.stdout
+
+
+def test_readable_report_for_many_files_ends_with_a_count(tmp_path):
+    bad = tmp_path / "bad.xml"
+    bad.write_bytes(
+        (FIXTURES / "cda/crbio_glycemia.xml")
+        .read_bytes()
+        .replace(b"184127505612355", b"184127505612399")
+    )
+    res = run("validate", str(FIXTURES / "cda/crbio_glycemia.xml"), str(bad))
+    assert res.returncode == 1
+    lines = res.stdout.splitlines()
+    assert lines[0].endswith("crbio_glycemia.xml: valid (cda; no findings)")
+    assert lines[1] == f"{bad}: INVALID (cda; 1 error(s), 0 warning(s))"
+    assert lines[2].startswith("  error   ins.nir-key at /") and "INS key" in lines[2]
+    assert lines[3].strip() == "fix: check the INS against the patient's INSi record"
+    assert lines[-1] == "2 files: 1 valid, 1 invalid"
+    assert not any(line.startswith("{") for line in lines)  # JSON only with --json
+
+
+def test_every_command_has_help_with_examples(capsys):
+    from gateway.cli import build_parser
+
+    for command in ("serve", "validate", "send", "keys init"):
+        with pytest.raises(SystemExit) as exit_:
+            build_parser().parse_args([*command.split(), "--help"])
+        assert exit_.value.code == 0
+        assert "examples:\n  gateway " + command.split()[0] in capsys.readouterr().out, command
 
 
 def test_usage_errors_exit_2():
