@@ -15,6 +15,14 @@ def run(*args: str, cwd=ROOT) -> subprocess.CompletedProcess:
     return subprocess.run([*GATEWAY, *args], capture_output=True, text=True, cwd=cwd, timeout=60)
 
 
+def bad_ins_cda(tmp_path):
+    """The fixture with a mistyped INS (wrong NIR key)."""
+    bad = tmp_path / "bad.xml"
+    cda = (FIXTURES / "cda/crbio_glycemia.xml").read_bytes()
+    bad.write_bytes(cda.replace(b"184127505612355", b"184127505612399"))
+    return bad
+
+
 def test_json_lines_for_valid_files(tmp_path):
     cda = FIXTURES / "cda/crbio_glycemia.xml"
     oru = FIXTURES / "hl7v2/oru_r01_lab_results.hl7"
@@ -30,12 +38,7 @@ def test_json_lines_for_valid_files(tmp_path):
 
 
 def test_any_invalid_file_exits_1_and_names_the_rule(tmp_path):
-    bad = tmp_path / "bad.xml"
-    bad.write_bytes(
-        (FIXTURES / "cda/crbio_glycemia.xml")
-        .read_bytes()
-        .replace(b"184127505612355", b"184127505612399")
-    )
+    bad = bad_ins_cda(tmp_path)
     res = run("validate", "--json", str(FIXTURES / "cda/crbio_glycemia.xml"), str(bad))
     assert res.returncode == 1
     verdict = json.loads(res.stdout.splitlines()[1])
@@ -55,12 +58,7 @@ def test_readable_report_by_default(tmp_path):
 
 
 def test_readable_report_for_many_files_ends_with_a_count(tmp_path):
-    bad = tmp_path / "bad.xml"
-    bad.write_bytes(
-        (FIXTURES / "cda/crbio_glycemia.xml")
-        .read_bytes()
-        .replace(b"184127505612355", b"184127505612399")
-    )
+    bad = bad_ins_cda(tmp_path)
     res = run("validate", str(FIXTURES / "cda/crbio_glycemia.xml"), str(bad))
     assert res.returncode == 1
     lines = res.stdout.splitlines()
