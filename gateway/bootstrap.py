@@ -107,7 +107,6 @@ def start(settings: Settings) -> Services:
     tracker = BufferedTracker(tracking, on_drop=metrics.tracking_dropped.inc)
     probe = TopologyProbe(settings.amqp_url, declarations)
     metrics.watch(QueueDepthCollector(probe.queue_depths))
-    parking = tools.routing.parking
     services = Services(
         settings=settings,
         names=names,
@@ -123,10 +122,8 @@ def start(settings: Settings) -> Services:
         tracker=tracker,
         tracking=tracking,
         probe=probe,
-        replayer=ParkingReplayer(
-            settings.amqp_url, names, tools.routing.destinations[parking].queue
-        )
-        if parking in tools.routing.destinations
+        replayer=ParkingReplayer(settings.amqp_url, names, tools.routing)
+        if tools.routing.parking in tools.routing.destinations
         else None,
     )
     if notify.DESTINATION in tools.routing.destinations:
