@@ -25,11 +25,11 @@ from gateway.routing.table import RoutingTable
 from gateway.service import IngestService
 from gateway.signing import setup as signing
 from gateway.signing.xades import XadesSigner
-from gateway.validators.cda import BUILT_IN, CdaValidator
 from gateway.tracking.consumer import tracked
 from gateway.tracking.replay import ParkingReplayer, Replayer
 from gateway.tracking.store import TrackingStore
 from gateway.tracking.tracker import BufferedTracker, NullTracker, Tracker
+from gateway.validators.cda import BUILT_IN, CdaValidator
 
 PATIENT_RECORD_CONSUMER = "patient-record"
 

@@ -2,7 +2,7 @@
 
 ``tracked_messages`` holds one row per inbound message (what the message browser lists and
 searches); ``tracked_events`` its timeline. Metadata only: no payload, no patient identity.
-Migration: records/migrations/versions/0002_tracking.py.
+Migration: records/migrations/versions/0003_tracking.py.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""TrackingStore on SQLite and PostgreSQL (migration 0002_tracking): timelines and search."""
+"""TrackingStore on SQLite and PostgreSQL (migration 0003_tracking): timelines and search."""
 
 from datetime import UTC, datetime, timedelta
 

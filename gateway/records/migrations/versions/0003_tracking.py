@@ -1,14 +1,14 @@
 """tracking: one row per inbound message and its timeline of events (message browser)
 
-Revision ID: 0002_tracking
-Revises: 0001
+Revision ID: 0003
+Revises: 0002
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002_tracking"
-down_revision = "0001"
+revision = "0003"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 
