@@ -63,7 +63,10 @@ def test_operator_finds_a_rejection_and_replays_a_parked_message(start_gateway, 
     gw = start_gateway()
     ids = populate(gw)
     host, port = gw.mllp
-    send_mllp(host, port, ORU.replace(b"LAB-000001", HOSTILE.encode()), timeout=30)
+    # Another order (another setId): the same order with the same report time would be a
+    # conflicting version of the first one, and parked.
+    hostile = ORU.replace(b"LAB-000001", HOSTILE.encode()).replace(b"LAB-4242", b"LAB-4243")
+    send_mllp(host, port, hostile, timeout=30)
     assert wait_for(
         lambda: gw.services.tracker.flush(5) and gw.services.tracking.search(control_id=HOSTILE)
     )
