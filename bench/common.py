@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
@@ -26,6 +26,7 @@ def measure(fn: Callable[[], object], budget_s: float = 1.0) -> dict:
 @dataclass
 class Context:
     workdir: Path
+    cache: dict = field(default_factory=dict)  # what sections share within one run
 
     @cached_property
     def keys_dir(self) -> Path:

@@ -1,0 +1,154 @@
+"""End to end: a real `gateway serve`, RabbitMQ confirms, the record consumer running.
+
+HL7v2 over MLLP (ACK awaited) with 1 and 16 connections, CDA CR-BIO over HTTP with 16
+clients (built-in tier, then conformance-pack tier), the bare python-hl7 server as a
+ratio, and 1 vs 2 gateway processes sharing one broker and one record store.
+
+Per scenario: throughput, latency percentiles, CPU ms per message of the gateway's process
+tree (workers included; RabbitMQ and the clients excluded), peak RSS, the e2e CPU cost as a
+multiple of the floors (bench.floors), the record consumer's backlog at the end of the window
+and the rate at which it then files that backlog (no intake running; capped at
+BENCH_DRAIN_SECONDS, the rest purged so scenarios stay independent).
+Each scenario runs BENCH_SECONDS (default 10) after a 1 s warm-up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+
+from bench import floors, load
+from bench.common import ROOT, SHARED, Context
+from bench.inputs import Input
+from bench.procs import Tree, free_port, stop, wait_listening
+from bench.stack import Stack, running
+
+SECONDS = float(os.environ.get("BENCH_SECONDS", "10"))
+PACK = SHARED / "cisis"
+CONNECTIONS = (1, 16)
+
+
+def _measure(
+    opener: load.Opener,
+    targets: list[tuple[str, int]],
+    messages: Iterator[bytes],
+    connections: int,
+    tree: Tree,
+) -> tuple[load.Run, dict]:
+    run = asyncio.run(
+        load.drive(opener, targets, messages, connections, SECONDS, on_window=tree.mark)
+    )
+    row = run.figures()
+    row["cpu ms/msg"] = round(tree.cpu_s / run.count * 1000, 3) if run.count else ""
+    row["peak RSS MB"] = tree.peak_rss_mb()
+    if run.refused:
+        print(f"   refused, e.g.: {run.last_refusal}", flush=True)
+    return run, row
+
+
+def _with_floor_ratio(row: dict, floor: dict | None) -> dict:
+    if floor and row.get("cpu ms/msg") and floor["sum ms"]:
+        row["x floors"] = round(row["cpu ms/msg"] / floor["sum ms"], 2)
+    return row
+
+
+def _gateway_rows(
+    stack: Stack, scenarios: list[tuple[str, Input, str, int]], floor: dict, label: str = ""
+) -> dict[str, dict]:
+    out: dict[str, dict] = {}
+    tree = stack.tree()
+    for name, inp, transport, connections in scenarios:
+        if transport == "mllp":
+            opener, targets = load.mllp_sender(), stack.mllp_targets
+        else:
+            opener, targets = load.http_sender("/documents", "application/xml"), stack.http_targets
+        _, row = _measure(opener, targets, inp.variants(), connections, tree)
+        row["backlog"] = stack.backlog()
+        row["filing msg/s"] = stack.drain() or ""
+        out[f"{name}{label}"] = _with_floor_ratio(row, floor.get(inp.name))
+        print(f"   {name}{label}: {out[f'{name}{label}']}", flush=True)
+    return out
+
+
+def _pack_loads(ctx: Context) -> str | None:
+    """None when the gateway builds more validation layers with the pack, else why not."""
+    if not PACK.is_dir():
+        return f"{PACK} absent"
+    from gateway import bootstrap
+
+    try:
+        with_pack = bootstrap.load_checks(floors.settings(ctx, GATEWAY_CONFORMANCE_PACK=str(PACK)))
+    except Exception as exc:  # the pack tier is not there yet, or refuses this pack
+        return f"pack does not load: {type(exc).__name__}: {exc}"
+    built_in = bootstrap.load_checks(floors.settings(ctx))
+    layers = getattr(with_pack.cda_validator, "layers", ())
+    if len(layers) <= len(getattr(built_in.cda_validator, "layers", ())):
+        return "GATEWAY_CONFORMANCE_PACK adds no validation layer yet"
+    return None
+
+
+def _bare_rows(ctx: Context, ins: list[Input], gateway: dict[str, dict]) -> dict[str, dict]:
+    port = free_port()
+    log = ctx.workdir / "bare-mllp.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bench.bare_mllp", str(port)],
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    rows: dict[str, dict] = {}
+    try:
+        wait_listening(port, proc, 30, log)
+        tree = Tree([proc.pid])
+        for inp in ins:
+            for n in CONNECTIONS:
+                name = f"MLLP {inp.name} x{n}"
+                _, row = _measure(
+                    load.mllp_sender(), [("127.0.0.1", port)], inp.variants(), n, tree
+                )
+                mine = gateway.get(name, {})
+                if mine.get("msg/s") and row["msg/s"]:
+                    row["bare/gateway msg/s"] = round(row["msg/s"] / mine["msg/s"], 1)
+                if mine.get("cpu ms/msg") and row["cpu ms/msg"]:
+                    row["gateway/bare cpu"] = round(mine["cpu ms/msg"] / row["cpu ms/msg"], 1)
+                rows[f"bare python-hl7 {name}"] = row
+                print(f"   bare {name}: {row}", flush=True)
+    finally:
+        stop(proc)
+    return rows
+
+
+def rows(ctx: Context) -> dict[str, dict]:
+    prep = floors.prepare(ctx)
+    floor = floors.compute(ctx)
+    raw, oru_cda, cda = prep.inputs
+    mllp = [(f"MLLP {i.name} x{n}", i, "mllp", n) for i in (raw, oru_cda) for n in CONNECTIONS]
+    http = [(f"HTTP {cda.name} x16", cda, "http", 16)]
+    result: dict[str, dict] = {}
+
+    with running(ctx) as stack:
+        result.update(_gateway_rows(stack, mllp + http, floor, " built-in"))
+    gateway = {k.removesuffix(" built-in"): v for k, v in result.items()}
+
+    why_not = _pack_loads(ctx)
+    if why_not is None:
+        with running(ctx, GATEWAY_CONFORMANCE_PACK=str(PACK)) as stack:
+            result.update(_gateway_rows(stack, http, {}, " pack"))
+    else:
+        print(f"   pack tier skipped: {why_not}", flush=True)
+        result[f"HTTP {cda.name} x16 pack"] = {"msg/s": "n/a"}
+
+    with running(ctx, processes=2) as stack:
+        scaled = _gateway_rows(stack, [mllp[1], http[0]], floor, " 2 processes")
+    for name, row in scaled.items():
+        one = gateway.get(name.removesuffix(" 2 processes"), {})
+        if one.get("msg/s") and row.get("msg/s"):
+            row["vs 1 process"] = round(row["msg/s"] / one["msg/s"], 2)
+    result.update(scaled)
+
+    result.update(_bare_rows(ctx, [raw, oru_cda], gateway))
+    return result

@@ -1,0 +1,158 @@
+"""The benchmark's inputs: corpus documents and generated HL7v2, each send made unique.
+
+Every message sent gets its own identity (MSH-10, ClinicalDocument/id), so the record
+consumer files a new document each time instead of recognising a resend: the bench measures
+the path a new document takes. Making a variant must cost the client next to nothing (it
+shares the cores with the gateway), so each input is split once into constant parts and
+a small part that changes.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from bench.common import FIXTURES, SHARED
+
+CDA_CORPUS = SHARED / "corpus" / "cda"
+HL7V2_CORPUS = SHARED / "corpus" / "hl7v2"
+# In order of preference; the first one the pipeline accepts today is used.
+CRBIO_CANDIDATES = (
+    "BIO-CR-BIO_2024.01_TSH_1.xml",
+    "BIO-CR-BIO_2024.01_CRP_non_LOINC.xml",
+    "BIO-CR-BIO_2024.01_Glycémie deux unités principales_mole_masse.xml",
+)
+ORU_CDA_GLOB = "**/ORU/**/*Base64*.er7"
+RAW_ORU_OBX = 30
+_SUFFIX_DIGITS = 8  # "." + 8 digits = 9 bytes: a multiple of 3, so base64 stays aligned
+
+
+@dataclass(frozen=True)
+class Input:
+    """One kind of message: a name for the table, a sample, and a maker of unique variants."""
+
+    name: str
+    source: str  # where it came from (file name or "generated")
+    sample: bytes
+    variants: Callable[[], Iterator[bytes]]
+
+    @property
+    def size(self) -> int:
+        return len(self.sample)
+
+
+def _counter() -> Iterator[str]:
+    return (f"1{n:0{_SUFFIX_DIGITS - 1}d}" for n in itertools.count(1))
+
+
+def _id_root_end(cda: bytes) -> int:
+    """Offset of the closing quote of ClinicalDocument/id/@root: where a unique arc goes."""
+    start = cda.index(b"<id ", cda.index(b"<ClinicalDocument"))
+    root = cda.index(b'root="', start) + len(b'root="')
+    return cda.index(b'"', root)
+
+
+def unique_cda(cda: bytes) -> Callable[[], Iterator[bytes]]:
+    """Variants of a CDA document whose ClinicalDocument/id root gets one more arc."""
+    at = _id_root_end(cda)
+    head, tail = cda[:at], cda[at:]
+
+    def variants() -> Iterator[bytes]:
+        for n in _counter():
+            yield head + b"." + n.encode() + tail
+
+    return variants
+
+
+def _msh10_split(message: bytes) -> tuple[bytes, bytes]:
+    """(text before MSH-10, text after it): MSH-10 is replaced per message."""
+    sep = message[3:4]  # MSH-1; split index n is then MSH-(n+1)
+    parts = message.split(sep, 9)
+    head = sep.join(parts[:9]) + sep
+    rest = parts[9]
+    end = min(i for i in (rest.find(c) for c in (sep, b"\r", b"\n")) if i >= 0)
+    return head, rest[end:]
+
+
+def unique_er7(message: bytes) -> Callable[[], Iterator[bytes]]:
+    """Variants of an HL7v2 message with a fresh MSH-10 each."""
+    head, tail = _msh10_split(message)
+
+    def variants() -> Iterator[bytes]:
+        for n in _counter():
+            yield head + b"BENCH" + n.encode() + tail
+
+    return variants
+
+
+def unique_er7_with_cda(message: bytes) -> Callable[[], Iterator[bytes]]:
+    """Variants of an HL7v2 message carrying a base64 CDA: fresh MSH-10 and document id.
+
+    Only the base64 quantum around the document id is re-encoded: the inserted arc is 9
+    bytes, so the text after it keeps its 3-byte alignment and its base64 is unchanged.
+    """
+    marker = b"^TEXT^XML^Base64^"
+    value_at = message.index(marker) + len(marker)
+    value_end = min(i for i in (message.find(c, value_at) for c in b"|^~\r\n") if i >= 0)
+    encoded = message[value_at:value_end]
+    cda = base64.b64decode(encoded)
+    at = _id_root_end(cda)
+    block = at - at % 3  # start of the base64 quantum holding the insertion point
+    before = message[:value_at] + encoded[: block // 3 * 4]
+    after = encoded[(block + 3) // 3 * 4 :] + message[value_end:]
+    head, tail = _msh10_split(before)
+    quantum = cda[block : block + 3]
+    cut = at - block
+
+    def variants() -> Iterator[bytes]:
+        for n in _counter():
+            middle = quantum[:cut] + b"." + n.encode() + quantum[cut:]
+            yield head + b"BENCH" + n.encode() + tail + base64.b64encode(middle) + after
+
+    return variants
+
+
+def raw_oru(obx_count: int = RAW_ORU_OBX) -> bytes:
+    """An ORU^R01 of lab results with ``obx_count`` numeric OBX, from the repository's fixture.
+
+    The fixture's header segments are kept; its OBX are repeated and renumbered. Segments are
+    separated by CR, as the standard says.
+    """
+    text = (FIXTURES / "hl7v2" / "oru_r01_lab_results.hl7").read_bytes()
+    segments = [s for s in text.replace(b"\r\n", b"\r").replace(b"\n", b"\r").split(b"\r") if s]
+    header = [s for s in segments if not s.startswith(b"OBX")]
+    results = [s for s in segments if s.startswith(b"OBX") and s.split(b"|")[2] == b"NM"]
+    obx = []
+    for i, seg in zip(range(1, obx_count + 1), itertools.cycle(results), strict=False):
+        fields = seg.split(b"|")
+        fields[1] = str(i).encode()
+        obx.append(b"|".join(fields))
+    return b"\r".join(header + obx) + b"\r"
+
+
+def crbio_cda(accepts: Callable[[bytes], bool]) -> Input:
+    for name in CRBIO_CANDIDATES:
+        path = CDA_CORPUS / name
+        if path.exists() and accepts(next(unique_cda(path.read_bytes())())):
+            data = path.read_bytes()
+            return Input("CDA CR-BIO", name, data, unique_cda(data))
+    raise RuntimeError(f"none of {CRBIO_CANDIDATES} is accepted by the pipeline today")
+
+
+def oru_with_cda(accepts: Callable[[bytes], bool]) -> Input:
+    for path in sorted(HL7V2_CORPUS.glob(ORU_CDA_GLOB)):
+        data = path.read_bytes()
+        if accepts(next(unique_er7_with_cda(data)())):
+            return Input("ORU^R01+CDA", path.name, data, unique_er7_with_cda(data))
+    raise RuntimeError(f"no {ORU_CDA_GLOB} in {HL7V2_CORPUS} is accepted by the pipeline today")
+
+
+def oru_raw() -> Input:
+    data = raw_oru()
+    return Input(f"ORU^R01 {RAW_ORU_OBX} OBX", "generated", data, unique_er7(data))
+
+
+def corpus_present() -> bool:
+    return CDA_CORPUS.is_dir() and HL7V2_CORPUS.is_dir()

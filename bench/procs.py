@@ -1,0 +1,117 @@
+"""Processes under test: CPU time and peak memory of a process tree, read from /proc.
+
+CPU is user+system time of every process in the tree (all threads), so pipeline worker
+processes count; the broker's and the clients' CPU do not. Peak RSS is the sum of each
+process's high-water mark (VmHWM): an upper bound of the tree's peak.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _stat(pid: int) -> list[str] | None:
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return text[text.rindex(")") + 2 :].split()  # fields from "state" on
+
+
+def tree(root: int) -> list[int]:
+    """``root`` and all its descendants alive now."""
+    parents: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and (fields := _stat(int(entry))) is not None:
+            parents.setdefault(int(fields[1]), []).append(int(entry))
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(parents.get(pid, ()))
+    return found
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        fields = _stat(pid)
+        if fields is not None:
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / _TICKS
+
+
+def peak_rss_mb(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return round(total / 1024, 1)
+
+
+class Tree:
+    """CPU used by a set of process trees between two marks."""
+
+    def __init__(self, roots: list[int]) -> None:
+        self.roots = roots
+        self._start = 0.0
+        self.cpu_s = 0.0
+
+    def pids(self) -> list[int]:
+        return [p for r in self.roots for p in tree(r)]
+
+    def mark(self, event: str) -> None:
+        now = cpu_seconds(self.pids())
+        if event == "start":
+            self._start = now
+        else:
+            self.cpu_s = now - self._start
+
+    def peak_rss_mb(self) -> float:
+        return peak_rss_mb(self.pids())
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_listening(port: int, proc: subprocess.Popen, timeout: float, log: Path) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode}: {_tail(log)}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise TimeoutError(f"nothing listening on {port} after {timeout}s: {_tail(log)}")
+
+
+def stop(proc: subprocess.Popen, timeout: float = 20.0) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+def _tail(log: Path, lines: int = 8) -> str:
+    try:
+        return " | ".join(log.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
