@@ -1,8 +1,10 @@
 """End to end: a real `gateway serve`, RabbitMQ confirms, the record consumer running.
 
 HL7v2 over MLLP (ACK awaited) with 1 and 16 connections, CDA CR-BIO over HTTP with 16
-clients (built-in tier, then conformance-pack tier), the bare python-hl7 server as a
-ratio, and 1 vs 2 gateway processes sharing one broker and one record store.
+clients (built-in tier, then conformance-pack tier), the pipeline in worker processes
+(GATEWAY_PIPELINE_WORKERS, default: one per core) against threads of one process, the bare
+python-hl7 server as a ratio, and 1 vs 2 gateway processes sharing one broker and one
+record store.
 
 Per scenario: throughput, latency percentiles, CPU ms per message of the gateway's process
 tree (workers included; RabbitMQ and the clients excluded), peak RSS, the e2e CPU cost as a
@@ -133,6 +135,15 @@ def rows(ctx: Context) -> dict[str, dict]:
     with running(ctx) as stack:
         result.update(_gateway_rows(stack, mllp + http, floor, " built-in"))
     gateway = {k.removesuffix(" built-in"): v for k, v in result.items()}
+
+    # The same load with the pipeline in threads of the one process (GIL: one core).
+    with running(ctx, GATEWAY_PIPELINE_WORKERS="0") as stack:
+        threads = _gateway_rows(stack, [mllp[1], http[0]], floor, " threads")
+    for name, row in threads.items():
+        pooled = gateway.get(name.removesuffix(" threads"), {})
+        if pooled.get("msg/s") and row.get("msg/s"):
+            row["workers/threads"] = round(pooled["msg/s"] / row["msg/s"], 2)
+    result.update(threads)
 
     why_not = _pack_loads(ctx)
     if why_not is None:

@@ -30,6 +30,7 @@ from gateway.tracking.replay import ParkingReplayer, Replayer
 from gateway.tracking.store import TrackingStore
 from gateway.tracking.tracker import BufferedTracker, NullTracker, Tracker
 from gateway.validators.cda import BUILT_IN, CdaValidator
+from gateway.workers import PipelineWorkers
 
 PATIENT_RECORD_CONSUMER = "patient-record"
 
@@ -60,6 +61,19 @@ def load_tools(settings: Settings) -> Tools:
     )
 
 
+def start_workers(settings: Settings) -> PipelineWorkers | None:
+    """Pipeline worker processes (GATEWAY_PIPELINE_WORKERS), started before intake opens."""
+    if not settings.pipeline_workers:
+        return None
+    workers = PipelineWorkers(settings, settings.pipeline_workers)
+    try:
+        workers.start()
+    except BaseException:
+        workers.shutdown()
+        raise
+    return workers
+
+
 @dataclass
 class Services:
     settings: Settings
@@ -78,6 +92,7 @@ class Services:
     tracking: TrackingStore | None = None
     probe: TopologyProbe | None = None
     replayer: Replayer | None = None
+    workers: PipelineWorkers | None = None
 
 
 def start(settings: Settings) -> Services:
@@ -102,6 +117,12 @@ def start(settings: Settings) -> Services:
     except Exception:
         store.close()
         raise
+    try:
+        workers = start_workers(settings)
+    except BaseException:
+        publisher.stop()
+        store.close()
+        raise
     executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="ingest")
     tracking = TrackingStore(store.engine)
     tracker = BufferedTracker(tracking, on_drop=metrics.tracking_dropped.inc)
@@ -114,10 +135,18 @@ def start(settings: Settings) -> Services:
         publisher=publisher,
         store=store,
         ingest=IngestService(
-            tools, publisher, names, executor, settings.publish_timeout_s, tracker, metrics
+            tools,
+            publisher,
+            names,
+            executor,
+            settings.publish_timeout_s,
+            tracker,
+            metrics,
+            workers=workers,
         ),
         executor=executor,
         token_secret=token_secret,
+        workers=workers,
         metrics=metrics,
         tracker=tracker,
         tracking=tracking,
@@ -173,4 +202,6 @@ def stop(services: Services) -> None:
     if services.executor is not None:
         services.executor.shutdown(wait=True, cancel_futures=True)
     services.tracker.close()
+    if services.workers is not None:
+        services.workers.shutdown()
     services.store.close()

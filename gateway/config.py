@@ -52,6 +52,7 @@ class Settings:
     signed_senders: frozenset[str] = frozenset()  # senders that must sign ("*": all)
     routing_reload_s: float = 2.0  # how often routing.yaml is checked for changes
     token_secret: str | None = None  # records API tokens; else var/token.secret (api/identity)
+    pipeline_workers: int = 0  # worker processes for the pipeline; 0: threads (gateway.workers)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, root: Path | None = None) -> Settings:
@@ -80,6 +81,7 @@ class Settings:
             **_signing(env, root, keys_dir),
             routing_reload_s=_float(env, "GATEWAY_ROUTING_RELOAD_INTERVAL", 2.0),
             token_secret=env.get("GATEWAY_TOKEN_SECRET") or None,
+            pipeline_workers=_pipeline_workers(env),
         )
 
 
@@ -139,3 +141,22 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
     if number <= 0:
         raise ConfigError(f"{name}={value!r}: must be positive")
     return number
+
+
+def available_cores() -> int:
+    """Cores this process may run on (its CPU affinity, not the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def _pipeline_workers(env: Mapping[str, str]) -> int:
+    """GATEWAY_PIPELINE_WORKERS: "auto" (one per core, none on a single core) or N ≥ 0."""
+    name, value = "GATEWAY_PIPELINE_WORKERS", env.get("GATEWAY_PIPELINE_WORKERS", "auto")
+    if value == "auto":
+        cores = available_cores()
+        return cores if cores > 1 else 0
+    if not value.isdigit():
+        raise ConfigError(f"{name}={value!r}: expected auto or a number of processes (0: none)")
+    return int(value)

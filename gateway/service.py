@@ -28,6 +28,7 @@ from gateway.pipeline import Tools, ingest
 from gateway.submission import Submission
 from gateway.tracking import events
 from gateway.tracking.tracker import NullTracker, Tracker
+from gateway.workers import PipelineWorkers
 
 
 class IngestService:
@@ -40,6 +41,7 @@ class IngestService:
         publish_timeout_s: float = 10.0,
         tracker: Tracker | None = None,
         metrics: Metrics | None = None,
+        workers: PipelineWorkers | None = None,
     ) -> None:
         self.tools = tools  # replaced whole on reload (routing.yaml, keys); never mutated
         self._publisher = publisher
@@ -48,6 +50,7 @@ class IngestService:
         self._timeout = publish_timeout_s
         self._tracker = tracker or NullTracker()
         self.metrics = metrics or Metrics()
+        self._workers = workers  # when set, the pipeline runs there, on every core
 
     async def accept(self, submission: Submission) -> Receipt:
         started = time.perf_counter()
@@ -56,7 +59,10 @@ class IngestService:
         self._tracker.record(events.received(submission))
         outcome = None
         try:
-            outcome = await loop.run_in_executor(self._executor, ingest, submission, tools)
+            if self._workers is not None:  # other cores; routed here, with the live table
+                outcome = await self._workers.ingest(submission, tools.routing)
+            else:
+                outcome = await loop.run_in_executor(self._executor, ingest, submission, tools)
         except Exception as exc:  # a bug, not the sender's fault: do not take responsibility
             log("ingest.failed", level=40, trace_id=submission.trace_id, error=type(exc).__name__)
             receipt = Receipt(

@@ -203,6 +203,9 @@ def gateway_env(broker_ns: BrokerNamespace, database_url: str, keys_dir: Path, *
         "GATEWAY_DATABASE_URL": database_url,
         "GATEWAY_KEYS_DIR": str(keys_dir),
         "GATEWAY_ROUTING_FILE": str(ROOT / "routing.yaml"),
+        # Pipeline in threads: starting worker processes for every test gateway costs seconds;
+        # tests that are about workers ask for them (tests/e2e/test_pipeline_workers_flow.py).
+        "GATEWAY_PIPELINE_WORKERS": "0",
         **extra,
     }
 

@@ -1,0 +1,50 @@
+"""With the pipeline in worker processes, documents are still signed, confirmed and filed."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import pytest
+
+from gateway.adapters.hl7v2.parser import parse
+from gateway.signing.keystore import CERT_FILE, KEY_FILE, load_pem
+from tests.conftest import FIXTURES
+from tests.e2e.test_document_flow import CDA_INS, ORU_INS, get, mllp_exchange, post, wait_for
+
+pytestmark = [pytest.mark.broker, pytest.mark.postgres]
+
+
+def test_documents_go_through_worker_processes_into_the_record(start_gateway, pg_url, keys_dir):
+    gw = start_gateway(database_url=pg_url, GATEWAY_PIPELINE_WORKERS="2")
+    workers = gw.services.workers
+    pids = workers.pids()
+    assert len(pids) == 2 and os.getpid() not in pids
+
+    status, body = post(
+        gw.http_url + "/documents", (FIXTURES / "cda/crbio_glycemia.xml").read_bytes()
+    )
+    assert status == 202, body
+    oru = (FIXTURES / "hl7v2/oru_r01_lab_results.hl7").read_bytes()
+    ack, _ = parse(mllp_exchange(gw.mllp, oru))
+    assert ack.value("MSA-1") == "AA"
+    rejected, report = post(gw.http_url + "/documents", b"<nope/>")
+    assert rejected == 422 and report["findings"]
+
+    cda_docs = wait_for(lambda: get(f"{gw.http_url}/patients/{CDA_INS}/documents")["documents"])
+    assert wait_for(lambda: get(f"{gw.http_url}/patients/{ORU_INS}/documents")["documents"])
+    row = gw.services.store.document(cda_docs[0]["id"])
+    signature = json.loads(row["envelope"])["signature"]
+    assert signature["key_id"] == load_pem(keys_dir / KEY_FILE, keys_dir / CERT_FILE).key_id
+    assert "SignatureValue" in signature["signature"]
+
+
+def test_stopping_the_gateway_stops_its_workers(start_gateway):
+    gw = start_gateway(GATEWAY_PIPELINE_WORKERS="1")
+    [pid] = gw.services.workers.pids()
+    gw.stop()
+    with pytest.raises(ProcessLookupError):  # gone (and reaped), not left behind
+        for _ in range(100):
+            os.kill(pid, 0)
+            time.sleep(0.1)

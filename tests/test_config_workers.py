@@ -1,0 +1,25 @@
+"""GATEWAY_PIPELINE_WORKERS: auto (one per core, none on one core), a number, or an error."""
+
+import pytest
+
+from gateway import config
+from gateway.config import Settings
+from gateway.errors import ConfigError
+
+
+def test_auto_is_one_worker_per_available_core(monkeypatch):
+    monkeypatch.setattr(config, "available_cores", lambda: 4)
+    assert Settings.from_env({}).pipeline_workers == 4
+    monkeypatch.setattr(config, "available_cores", lambda: 1)
+    assert Settings.from_env({}).pipeline_workers == 0  # a pool on one core is pure overhead
+
+
+def test_an_explicit_number_wins_and_zero_means_threads():
+    assert Settings.from_env({"GATEWAY_PIPELINE_WORKERS": "3"}).pipeline_workers == 3
+    assert Settings.from_env({"GATEWAY_PIPELINE_WORKERS": "0"}).pipeline_workers == 0
+
+
+@pytest.mark.parametrize("value", ["-1", "two", ""])
+def test_a_bad_value_names_the_variable(value):
+    with pytest.raises(ConfigError, match="GATEWAY_PIPELINE_WORKERS"):
+        Settings.from_env({"GATEWAY_PIPELINE_WORKERS": value})

@@ -1,0 +1,83 @@
+"""Pipeline worker processes: same outcomes as in-process, on other cores, survive a crash."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from concurrent.futures.process import BrokenProcessPool
+
+import pytest
+
+from gateway import bootstrap
+from gateway.config import Settings
+from gateway.outcome import Accepted, Rejected
+from gateway.pipeline import ingest
+from gateway.submission import Submission
+from gateway.workers import PipelineWorkers
+from tests.conftest import FIXTURES, ROOT
+
+
+@pytest.fixture(scope="module")
+def settings(keys_dir) -> Settings:
+    return Settings.from_env(
+        {"GATEWAY_KEYS_DIR": str(keys_dir), "GATEWAY_PIPELINE_WORKERS": "2"}, root=ROOT
+    )
+
+
+@pytest.fixture(scope="module")
+def workers(settings):
+    pool = PipelineWorkers(settings, settings.pipeline_workers)
+    pool.start()
+    yield pool
+    pool.shutdown()
+
+
+def submission(relative: str) -> Submission:
+    return Submission(raw=(FIXTURES / relative).read_bytes(), transport="http", sender="lab-1")
+
+
+def test_workers_are_other_processes_each_with_its_own_tools(workers):
+    pids = workers.pids()
+    assert len(pids) == 2 and os.getpid() not in pids
+
+
+def test_outcome_from_a_worker_equals_the_in_process_outcome(workers, settings):
+    sub = submission("cda/crbio_glycemia.xml")
+    remote = workers.submit(sub).result(timeout=60)
+    local = ingest(sub, bootstrap.load_tools(settings))
+    assert isinstance(remote, Accepted) and isinstance(local, Accepted)
+    assert remote.envelope.signature is not None  # signed in the worker, with the same key
+    assert remote.envelope.signature.key_id == local.envelope.signature.key_id
+    assert remote.payload == local.payload
+    assert remote.destinations == local.destinations == ("patient-record",)
+    assert remote.envelope.document_id == local.envelope.document_id
+    assert remote.envelope.trace_id == sub.trace_id
+
+
+def test_rejections_come_back_with_their_findings(workers):
+    outcome = workers.submit(Submission(raw=b"not a document", transport="http")).result(60)
+    assert isinstance(outcome, Rejected)
+    assert [f.rule for f in outcome.report.findings] == ["input.format"]
+
+
+def test_a_killed_worker_fails_its_work_and_the_next_submission_gets_a_new_pool(settings):
+    pool = PipelineWorkers(settings, 1)
+    try:
+        [pid] = pool.start()
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while pid in pool.pids() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        outcomes = []
+        for _ in range(3):  # the pool may notice the death on submit or on the result
+            try:
+                outcomes.append(pool.submit(submission("hl7v2/oru_r01_lab_results.hl7")).result(60))
+                break
+            except BrokenProcessPool as exc:
+                outcomes.append(exc)
+        assert isinstance(outcomes[-1], Accepted), outcomes
+        assert len(outcomes) <= 2  # at most the one submission that met the dead pool failed
+        assert pool.pids() and pid not in pool.pids()
+    finally:
+        pool.shutdown()
