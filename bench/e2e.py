@@ -22,11 +22,12 @@ import subprocess
 import sys
 from collections.abc import Iterator
 
-from bench import floors, load
+from bench import floors
 from bench.common import ROOT, SHARED, Context
-from bench.inputs import Input
-from bench.procs import Tree, free_port, stop, wait_listening
-from bench.stack import Stack, running
+from bench.harness import load
+from bench.harness.inputs import Input
+from bench.harness.procs import Tree, free_port, stop, wait_listening
+from bench.harness.stack import Stack, running
 
 SECONDS = float(os.environ.get("BENCH_SECONDS", "10"))
 PACK = SHARED / "cisis"
@@ -97,7 +98,7 @@ def _bare_rows(ctx: Context, ins: list[Input], gateway: dict[str, dict]) -> dict
     log = ctx.workdir / "bare-mllp.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "bench.bare_mllp", str(port)],
+            [sys.executable, "-m", "bench.harness.bare_mllp", str(port)],
             cwd=ROOT,
             stdout=out,
             stderr=subprocess.STDOUT,

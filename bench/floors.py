@@ -16,9 +16,9 @@ from collections.abc import Callable
 from concurrent.futures import wait
 from dataclasses import dataclass
 
-from bench import inputs
 from bench.common import ROOT, Context
-from bench.stack import AMQP_URL, delete_topology
+from bench.harness import inputs
+from bench.harness.stack import AMQP_URL, delete_topology
 from gateway import bootstrap
 from gateway.adapters import detect
 from gateway.adapters.cda import parser as cda_parser

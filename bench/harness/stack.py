@@ -23,7 +23,7 @@ from pathlib import Path
 import pika
 
 from bench.common import ROOT, Context
-from bench.procs import Tree, free_port, stop, wait_listening
+from bench.harness.procs import Tree, free_port, stop, wait_listening
 
 AMQP_URL = os.environ.get("BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 PG_ADMIN_URL = os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")

@@ -1,4 +1,4 @@
-"""`python -m bench.bare_mllp PORT`: the cheapest way to receive HL7v2 in Python, for a ratio.
+"""`python -m bench.harness.bare_mllp PORT`: the cheapest way to receive HL7v2 in Python.
 
 python-hl7's asyncio MLLP server: parse each message, answer an AA ACK, nothing else (no
 validation, no signature, no broker). The e2e bench drives it with the same client and the

@@ -1,4 +1,4 @@
-"""`python -m bench.profile [mllp|http] [SECONDS]`: where a loaded gateway spends its CPU.
+"""`python -m bench.harness.profile [mllp|http] [SECONDS]`: where a loaded gateway spends CPU.
 
 Starts a real gateway (bench.stack), drives 16 connections (raw ORU^R01 over MLLP, or the
 CR-BIO CDA over HTTP) and samples every process of its tree with py-spy (a dev dependency;
@@ -15,10 +15,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench import floors, load
+from bench import floors
 from bench.common import Context
-from bench.procs import tree
-from bench.stack import running
+from bench.harness import load
+from bench.harness.procs import tree
+from bench.harness.stack import running
 
 TOP = 25
 _PLUMBING = (
