@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -23,6 +24,7 @@ class Location:
     subcomponent: int | None = None
 
     @classmethod
+    @functools.lru_cache(maxsize=1024)  # frozen values, asked for per OBX by converters
     def parse(cls, path: str) -> Location:
         m = _PATH.match(path)
         if not m:
