@@ -46,6 +46,8 @@ def _measure(
     )
     row = run.figures()
     row["cpu ms/msg"] = round(tree.cpu_s / run.count * 1000, 3) if run.count else ""
+    # The event-loop process alone: when it nears 1000 ms per second, it is the bottleneck.
+    row["main cpu %"] = round(tree.roots_cpu_s / run.seconds / len(tree.roots) * 100)
     row["peak RSS MB"] = tree.peak_rss_mb()
     if run.refused:
         print(f"   refused, e.g.: {run.last_refusal}", flush=True)
@@ -53,8 +55,13 @@ def _measure(
 
 
 def _with_floor_ratio(row: dict, floor: dict | None) -> dict:
+    """e2e CPU over the floors' sum, and over the in-process pipeline plus publish: the
+    second one is what transports, process hops and the record consumer add."""
     if floor and row.get("cpu ms/msg") and floor["sum ms"]:
         row["x floors"] = round(row["cpu ms/msg"] / floor["sum ms"], 2)
+        row["x pipeline"] = round(
+            row["cpu ms/msg"] / (floor["pipeline ms"] + floor["publish ms"]), 2
+        )
     return row
 
 

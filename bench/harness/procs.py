@@ -64,18 +64,19 @@ class Tree:
 
     def __init__(self, roots: list[int]) -> None:
         self.roots = roots
-        self._start = 0.0
+        self._start = self._start_roots = 0.0
         self.cpu_s = 0.0
+        self.roots_cpu_s = 0.0  # the gateway processes alone, without their worker children
 
     def pids(self) -> list[int]:
         return [p for r in self.roots for p in tree(r)]
 
     def mark(self, event: str) -> None:
-        now = cpu_seconds(self.pids())
+        now, roots = cpu_seconds(self.pids()), cpu_seconds(self.roots)
         if event == "start":
-            self._start = now
+            self._start, self._start_roots = now, roots
         else:
-            self.cpu_s = now - self._start
+            self.cpu_s, self.roots_cpu_s = now - self._start, roots - self._start_roots
 
     def peak_rss_mb(self) -> float:
         return peak_rss_mb(self.pids())
