@@ -82,7 +82,8 @@ class MllpConnection:
 
 
 def ack_code(frame: bytes) -> str:
-    at = frame.find(b"MSA")
+    at = frame.find(b"\rMSA")
+    at = at + 1 if at >= 0 else frame.find(b"MSA")
     if at < 0:
         return "no MSA"
     sep = frame[at + 3 : at + 4]
