@@ -50,7 +50,8 @@ def test_outcome_from_a_worker_equals_the_in_process_outcome(workers, settings):
     assert remote.envelope.signature is not None  # signed in the worker, with the same key
     assert remote.envelope.signature.key_id == local.envelope.signature.key_id
     assert remote.payload == local.payload
-    assert remote.destinations == local.destinations == ("patient-record",)
+    assert remote.destinations == local.destinations
+    assert "patient-record" in remote.destinations
     assert remote.envelope.document_id == local.envelope.document_id
     assert remote.envelope.trace_id == sub.trace_id
 
@@ -81,3 +82,19 @@ def test_a_killed_worker_fails_its_work_and_the_next_submission_gets_a_new_pool(
         assert pool.pids() and pid not in pool.pids()
     finally:
         pool.shutdown()
+
+
+def test_routing_is_decided_again_with_the_parents_live_table(workers, tmp_path):
+    """routing.yaml reloads happen in the parent; the workers' table must not win."""
+    from gateway.routing import loader
+    from gateway.workers import routed
+
+    outcome = workers.submit(submission("cda/crbio_glycemia.xml")).result(timeout=60)
+    assert "patient-record" in outcome.destinations
+    text = (ROOT / "routing.yaml").read_text()
+    rules_at = text.index("\nrules:")
+    reloaded = tmp_path / "routing.yaml"
+    reloaded.write_text(text[:rules_at] + "\nrules: []\n" + text[text.index("\ndefault:") :])
+    again = routed(outcome, loader.load(reloaded))
+    assert again.destinations == ("parking",)
+    assert again.envelope == outcome.envelope and again.payload == outcome.payload
