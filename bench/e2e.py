@@ -83,6 +83,19 @@ def _gateway_rows(
     return out
 
 
+def _variant(
+    ctx: Context, label: str, scenarios: list, floor: dict, default: dict[str, dict], **how
+) -> dict[str, dict]:
+    """``scenarios`` on a gateway started ``how``; "vs default": its msg/s over the default's."""
+    with running(ctx, **how) as stack:
+        rows = _gateway_rows(stack, scenarios, floor, label)
+    for name, row in rows.items():
+        base = default.get(name.removesuffix(label), {})
+        if base.get("msg/s") and row.get("msg/s"):
+            row["vs default"] = round(row["msg/s"] / base["msg/s"], 2)
+    return rows
+
+
 def _pack_loads(ctx: Context) -> str | None:
     """None when the gateway builds more validation layers with the pack, else why not."""
     if not PACK.is_dir():
@@ -144,30 +157,19 @@ def rows(ctx: Context) -> dict[str, dict]:
         result.update(_gateway_rows(stack, mllp + http, floor, " built-in"))
     gateway = {k.removesuffix(" built-in"): v for k, v in result.items()}
 
-    # The same load with the pipeline in threads of the one process (GIL: one core).
-    with running(ctx, GATEWAY_PIPELINE_WORKERS="0") as stack:
-        threads = _gateway_rows(stack, [mllp[1], http[0]], floor, " threads")
-    for name, row in threads.items():
-        pooled = gateway.get(name.removesuffix(" threads"), {})
-        if pooled.get("msg/s") and row.get("msg/s"):
-            row["workers/threads"] = round(pooled["msg/s"] / row["msg/s"], 2)
-    result.update(threads)
+    # The same loads with the pipeline in threads of the one process (GIL: one core), then
+    # with two gateway processes sharing the broker and the record store.
+    twice = [mllp[1], http[0]]
+    result.update(_variant(ctx, " threads", twice, floor, gateway, GATEWAY_PIPELINE_WORKERS="0"))
 
     why_not = _pack_loads(ctx)
     if why_not is None:
-        with running(ctx, GATEWAY_CONFORMANCE_PACK=str(PACK)) as stack:
-            result.update(_gateway_rows(stack, http, {}, " pack"))
+        result.update(_variant(ctx, " pack", http, {}, gateway, GATEWAY_CONFORMANCE_PACK=str(PACK)))
     else:
         print(f"   pack tier skipped: {why_not}", flush=True)
         result[f"HTTP {cda.name} x16 pack"] = {"msg/s": "n/a"}
 
-    with running(ctx, processes=2) as stack:
-        scaled = _gateway_rows(stack, [mllp[1], http[0]], floor, " 2 processes")
-    for name, row in scaled.items():
-        one = gateway.get(name.removesuffix(" 2 processes"), {})
-        if one.get("msg/s") and row.get("msg/s"):
-            row["vs 1 process"] = round(row["msg/s"] / one["msg/s"], 2)
-    result.update(scaled)
+    result.update(_variant(ctx, " 2 processes", twice, floor, gateway, processes=2))
 
     result.update(_bare_rows(ctx, [raw, oru_cda], gateway))
     return result
