@@ -15,6 +15,8 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 
 START_BLOCK, END_BLOCK = b"\x0b", b"\x1c\x0d"
+PRIME_TIMEOUT_S = 300.0
+FINISH_TIMEOUT_S = 60.0  # answers still awaited after the window; then they are dropped
 
 
 @dataclass
@@ -161,18 +163,26 @@ async def drive(
     warmup_s: float = 1.0,
     on_window: Callable[[str], None] | None = None,
 ) -> Run:
-    """Run ``connections`` senders (spread over ``targets``) for warm-up, then ``seconds``.
+    """Run ``connections`` senders (spread over ``targets``): each first sends one message and
+    waits for its answer however long it takes (bounded by PRIME_TIMEOUT_S: what a gateway
+    compiles on first use, in every worker, is not what is measured), then ``warmup_s``,
+    then the measured ``seconds``.
 
     ``on_window("start"|"end")`` marks the measured window (the caller samples CPU there).
     """
     run = Run()
     measuring = False
     stop_at = float("inf")
+    primed = asyncio.Semaphore(0)
 
     async def sender(i: int) -> None:
         host, port = targets[i % len(targets)]
         send, close = await opener(host, port)
         try:
+            try:
+                await send(next(messages))
+            finally:
+                primed.release()  # a sender that failed here must not hold the others
             while time.perf_counter() < stop_at:
                 message = next(messages)
                 t0 = time.perf_counter()
@@ -190,6 +200,9 @@ async def drive(
 
     tasks = [asyncio.create_task(sender(i)) for i in range(connections)]
     try:
+        async with asyncio.timeout(PRIME_TIMEOUT_S):
+            for _ in tasks:
+                await primed.acquire()
         await asyncio.sleep(warmup_s)
         if on_window:
             on_window("start")
@@ -200,7 +213,10 @@ async def drive(
         if on_window:
             on_window("end")
         stop_at = 0.0
-        await asyncio.wait_for(asyncio.gather(*tasks), 30)
+        _, late = await asyncio.wait(tasks, timeout=FINISH_TIMEOUT_S)
+        for t in tasks:
+            if t not in late and t.exception() is not None:
+                raise t.exception()
     finally:
         for t in tasks:
             t.cancel()
