@@ -11,7 +11,15 @@ import pytest
 from gateway.adapters.hl7v2.parser import parse
 from gateway.signing.keystore import CERT_FILE, KEY_FILE, load_pem
 from tests.conftest import FIXTURES
-from tests.e2e.test_document_flow import CDA_INS, ORU_INS, get, mllp_exchange, post, wait_for
+from tests.e2e.test_document_flow import (
+    CDA_INS,
+    ORU_INS,
+    get,
+    mllp_exchange,
+    patient_token,
+    post,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.broker, pytest.mark.postgres]
 
@@ -32,8 +40,10 @@ def test_documents_go_through_worker_processes_into_the_record(start_gateway, pg
     rejected, report = post(gw.http_url + "/documents", b"<nope/>")
     assert rejected == 422 and report["findings"]
 
-    cda_docs = wait_for(lambda: get(f"{gw.http_url}/patients/{CDA_INS}/documents")["documents"])
-    assert wait_for(lambda: get(f"{gw.http_url}/patients/{ORU_INS}/documents")["documents"])
+    cda_token, oru_token = patient_token(gw, CDA_INS), patient_token(gw, ORU_INS)
+    url = gw.http_url + "/patients/{}/documents"
+    cda_docs = wait_for(lambda: get(url.format(CDA_INS), cda_token)["documents"])
+    assert wait_for(lambda: get(url.format(ORU_INS), oru_token)["documents"])
     row = gw.services.store.document(cda_docs[0]["id"])
     signature = json.loads(row["envelope"])["signature"]
     assert signature["key_id"] == load_pem(keys_dir / KEY_FILE, keys_dir / CERT_FILE).key_id
