@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 
 from gateway import logs
 from gateway.cli._common import command
@@ -30,8 +31,14 @@ def run(_args) -> int:
     except ConfigError as exc:
         return fail(str(exc), EXIT_USAGE)
     logs.setup(settings.log_level, settings.log_format)
+    runtime = Runtime(settings)
+    # uvicorn re-raises SIGTERM/SIGINT after its own shutdown; with these handlers in place
+    # that lands here instead of killing the process before the runtime stops its consumers,
+    # publisher and store (so `kill` ends in a clean exit 0).
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: runtime.request_stop())
     try:
-        asyncio.run(Runtime(settings).run())
+        asyncio.run(runtime.run())
     except BrokerUnavailable as exc:
         return fail(
             f"{exc}. Start it with `rabbitmq-server -detached`, or set GATEWAY_AMQP_URL.",

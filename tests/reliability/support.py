@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -191,7 +192,8 @@ def wait_for(predicate: Callable[[], object], timeout: float, what: str = "condi
 
 
 class Process:
-    """A child Python process whose JSON log lines (stderr) are collected."""
+    """A child Python process; its JSON log lines (stderr) are read as they come, so the pipe
+    never fills and blocks it."""
 
     def __init__(self, args: list[str], env: dict[str, str]) -> None:
         self.proc = subprocess.Popen(
@@ -203,21 +205,22 @@ class Process:
             text=True,
         )
         self.events: list[dict] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self.proc.stderr:
+            with contextlib.suppress(ValueError):
+                self.events.append(json.loads(line))
 
     def wait_event(self, name: str, timeout: float = 30.0) -> dict:
         deadline = time.monotonic() + timeout
-        os.set_blocking(self.proc.stderr.fileno(), False)
-        buffer = ""
         while time.monotonic() < deadline:
-            chunk = self.proc.stderr.read() or ""
-            buffer += chunk
-            *lines, buffer = buffer.split("\n")
-            for line in lines:
-                with contextlib.suppress(ValueError):
-                    self.events.append(json.loads(line))
-                    if self.events[-1].get("event") == name:
-                        return self.events[-1]
-            if self.proc.poll() is not None and not chunk:
+            found = next((e for e in self.events if e.get("event") == name), None)
+            if found is not None:
+                return found
+            if self.proc.poll() is not None:
+                self._reader.join(2)
                 raise AssertionError(f"process exited ({self.proc.returncode}) before {name}")
             time.sleep(0.05)
         raise AssertionError(f"no {name} event within {timeout}s")
