@@ -16,7 +16,7 @@ payloads = st.lists(
 
 def feed_in_chunks(decoder: FrameDecoder, wire: bytes, cuts: list[int]) -> list:
     out, last = [], 0
-    for cut in sorted({min(c, len(wire)) for c in cuts}) + [len(wire)]:
+    for cut in [*sorted({min(c, len(wire)) for c in cuts}), len(wire)]:
         out += decoder.feed(wire[last:cut])
         last = cut
     return out

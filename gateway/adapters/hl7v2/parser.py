@@ -7,6 +7,7 @@ CRLF between segments, non-ASCII encoding characters) are accepted with a warnin
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from gateway.adapters.hl7v2.location import Location
@@ -220,6 +221,18 @@ def parse(raw: bytes) -> tuple[Message | None, list[Finding]]:
         return None, [
             error("hl7.msh", "MSH segment too short", location="MSH", layer="hl7v2", hl7_code=100)
         ]
+    control = _CONTROL.search(text)
+    if control is not None:
+        return None, [
+            error(
+                "hl7.control-character",
+                f"control character U+{ord(control.group()):04X} at offset {control.start()}; "
+                "ER7 text carries none (binary data travels base64-encoded or escaped)",
+                layer="hl7v2",
+                hl7_code=102,
+                fix="remove the control character or escape it (\\Xhh\\)",
+            )
+        ]
     field_sep = text[3]
     enc_end = text.find(field_sep, 4)
     encoding = text[4:enc_end] if enc_end > 0 else ""
@@ -267,6 +280,11 @@ def parse(raw: bytes) -> tuple[Message | None, list[Finding]]:
             fields = ["MSH", field_sep, *fields[1:]]
         segments.append(Segment(name, fields))
     return Message(segments, d, codec, findings), findings
+
+
+# C0 controls other than TAB, LF and CR (segment ends) have no place in ER7 text; NUL in
+# particular truncates the message in C-based receivers downstream.
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 def _separator_warning(what: str) -> Finding:
