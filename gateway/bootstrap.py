@@ -22,6 +22,9 @@ from gateway.records.worker import RecordWorker
 from gateway.routing import loader
 from gateway.routing.reload import RoutingReloader
 from gateway.routing.table import RoutingTable
+from gateway.security import senders as sender_config
+from gateway.security.limits import ConnectionLimiter
+from gateway.security.senders import SenderRegistry
 from gateway.service import IngestService
 from gateway.signing import setup as signing
 from gateway.signing.xades import XadesSigner
@@ -93,6 +96,8 @@ class Services:
     probe: TopologyProbe | None = None
     replayer: Replayer | None = None
     workers: PipelineWorkers | None = None
+    senders: SenderRegistry | None = None  # None: authentication off
+    connections: ConnectionLimiter = field(default_factory=ConnectionLimiter)
 
 
 def start(settings: Settings) -> Services:
@@ -103,6 +108,7 @@ def start(settings: Settings) -> Services:
     tools = replace(tools, signer=metrics.timed_signer(tools.signer))
     verifier = signing.load_verifier(settings)
     token_secret = identity.load_secret(settings.data_dir, settings.token_secret)
+    senders = sender_config.load(settings.senders_file) if settings.senders_file else None
     names = Names(settings.amqp_prefix)
     store = RecordStore.open(settings.database_url)
     declarations = topology.plan(tools.routing, names)
@@ -143,10 +149,12 @@ def start(settings: Settings) -> Services:
             tracker,
             metrics,
             workers=workers,
+            senders=senders,
         ),
         executor=executor,
         token_secret=token_secret,
         workers=workers,
+        senders=senders,
         metrics=metrics,
         tracker=tracker,
         tracking=tracking,

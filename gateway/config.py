@@ -53,6 +53,12 @@ class Settings:
     routing_reload_s: float = 2.0  # how often routing.yaml is checked for changes
     token_secret: str | None = None  # records API tokens; else var/token.secret (api/identity)
     pipeline_workers: int = 0  # worker processes for the pipeline; 0: threads (gateway.workers)
+    # Security (docs/security.md): all off by default so `make run` stays simple.
+    senders_file: Path | None = None  # set: every inbound message must be authenticated
+    tls_cert: Path | None = None  # set with tls_key: HTTPS and MLLP over TLS
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None  # set: client certificates required (mutual TLS)
+    request_timeout_s: float = 30.0  # to receive one HTTP body or one MLLP frame
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, root: Path | None = None) -> Settings:
@@ -82,7 +88,19 @@ class Settings:
             routing_reload_s=_float(env, "GATEWAY_ROUTING_RELOAD_INTERVAL", 2.0),
             token_secret=env.get("GATEWAY_TOKEN_SECRET") or None,
             pipeline_workers=_pipeline_workers(env),
-        )
+            senders_file=_optional_path(env, "GATEWAY_SENDERS_FILE", root),
+            tls_cert=_optional_path(env, "GATEWAY_TLS_CERT", root),
+            tls_key=_optional_path(env, "GATEWAY_TLS_KEY", root),
+            tls_client_ca=_optional_path(env, "GATEWAY_TLS_CLIENT_CA", root),
+            request_timeout_s=_float(env, "GATEWAY_REQUEST_TIMEOUT", 30.0),
+        )._checked()
+
+    def _checked(self) -> Settings:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ConfigError("GATEWAY_TLS_CERT and GATEWAY_TLS_KEY go together")
+        if self.tls_client_ca is not None and self.tls_cert is None:
+            raise ConfigError("GATEWAY_TLS_CLIENT_CA needs GATEWAY_TLS_CERT and GATEWAY_TLS_KEY")
+        return self
 
 
 def _signing(env: Mapping[str, str], root: Path, keys_dir: Path) -> dict:
@@ -107,6 +125,11 @@ def _signing(env: Mapping[str, str], root: Path, keys_dir: Path) -> dict:
 def _path(value: str, root: Path) -> Path:
     p = Path(value).expanduser()
     return p if p.is_absolute() else root / p
+
+
+def _optional_path(env: Mapping[str, str], name: str, root: Path) -> Path | None:
+    value = env.get(name)
+    return _path(value, root) if value else None
 
 
 def _address(env: Mapping[str, str], name: str, default: str) -> Address:

@@ -38,6 +38,7 @@ class RejectionKind(enum.StrEnum):
     INVALID = "invalid"  # content breaks rules: HTTP 422, HL7 AE
     UNSUPPORTED = "unsupported"  # message type/version/format not handled: HL7 AR
     UNREADABLE = "unreadable"  # cannot be parsed at all: HL7 AR
+    FORBIDDEN = "forbidden"  # the sender may not submit this document: HTTP 403, HL7 AR
 
 
 @dataclass(frozen=True, slots=True)

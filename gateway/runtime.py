@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import ssl
 import threading
 from collections.abc import Callable
 
@@ -14,8 +15,10 @@ import uvicorn
 from gateway import bootstrap
 from gateway.adapters.hl7v2.listener import MllpListener
 from gateway.api.app import create_app
+from gateway.api.tls_peers import PeerNames
 from gateway.config import Settings
 from gateway.logs import log
+from gateway.security.tls import server_context
 
 
 class Runtime:
@@ -37,17 +40,34 @@ class Runtime:
         s = self.settings
         services = self.services = await asyncio.to_thread(bootstrap.start, s)
         self._on_sighup(services)
-        listener = MllpListener(services.ingest.accept, s.max_document_bytes, s.mllp_idle_timeout_s)
+        tls = (
+            server_context(s.tls_cert, s.tls_key, s.tls_client_ca)
+            if s.tls_cert and s.tls_key
+            else None
+        )
+        listener = MllpListener(
+            services.ingest.accept,
+            s.max_document_bytes,
+            s.mllp_idle_timeout_s,
+            ssl_context=tls,
+            senders=services.senders,
+            limiter=services.connections,
+            request_timeout_s=s.request_timeout_s,
+        )
         try:
             self.mllp_address = await listener.start(s.mllp_addr.host, s.mllp_addr.port)
+            app = create_app(services)
+            peers = app.state.peer_names = PeerNames()
             config = uvicorn.Config(
-                create_app(services),
+                app,
                 host=s.http_addr.host,
                 port=s.http_addr.port,
                 log_config=None,
                 access_log=False,
                 lifespan="off",
                 timeout_keep_alive=30,
+                http=peers.protocol(),
+                **_uvicorn_tls(s),
             )
             server = self._server = uvicorn.Server(config)
             serving = asyncio.create_task(server.serve())
@@ -79,3 +99,14 @@ class Runtime:
             return
         with contextlib.suppress(NotImplementedError, AttributeError, ValueError):  # no SIGHUP
             asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, services.reloader.request)
+
+
+def _uvicorn_tls(s: Settings) -> dict:
+    """uvicorn's TLS options: HTTPS when a certificate is set, client certificates required
+    when a client CA is set (uvicorn builds its own context from these)."""
+    if s.tls_cert is None or s.tls_key is None:
+        return {}
+    options: dict = {"ssl_certfile": str(s.tls_cert), "ssl_keyfile": str(s.tls_key)}
+    if s.tls_client_ca is not None:
+        options |= {"ssl_ca_certs": str(s.tls_client_ca), "ssl_cert_reqs": ssl.CERT_REQUIRED}
+    return options

@@ -21,10 +21,13 @@ from gateway.broker.message import (
 from gateway.broker.names import Names
 from gateway.broker.publisher import OutboundMessage, Publisher
 from gateway.errors import BrokerUnavailable
+from gateway.findings import Report, error
 from gateway.logs import log
 from gateway.metrics import Metrics
-from gateway.outcome import Accepted, Receipt, ReceiptStatus, Rejected
+from gateway.outcome import Accepted, Outcome, Receipt, ReceiptStatus, Rejected, RejectionKind
 from gateway.pipeline import Tools, ingest
+from gateway.security.authorisation import authorise
+from gateway.security.senders import SenderRegistry
 from gateway.submission import Submission
 from gateway.tracking import events
 from gateway.tracking.tracker import NullTracker, Tracker
@@ -42,6 +45,7 @@ class IngestService:
         tracker: Tracker | None = None,
         metrics: Metrics | None = None,
         workers: PipelineWorkers | None = None,
+        senders: SenderRegistry | None = None,
     ) -> None:
         self.tools = tools  # replaced whole on reload (routing.yaml, keys); never mutated
         self._publisher = publisher
@@ -51,6 +55,7 @@ class IngestService:
         self._tracker = tracker or NullTracker()
         self.metrics = metrics or Metrics()
         self._workers = workers  # when set, the pipeline runs there, on every core
+        self._senders = senders  # None: authentication off, nothing to authorise against
 
     async def accept(self, submission: Submission) -> Receipt:
         started = time.perf_counter()
@@ -72,6 +77,8 @@ class IngestService:
             )
             self._observe(submission, None, receipt, started)
             return receipt
+        if isinstance(outcome, Accepted) and self._senders is not None:
+            outcome = self._authorised(outcome, submission)
         self._tracker.record(events.judged(submission, outcome))
         if isinstance(outcome, Rejected):
             receipt = Receipt(
@@ -96,6 +103,27 @@ class IngestService:
         )
         self._observe(submission, outcome, receipt, started)
         return receipt
+
+    def _authorised(self, accepted: Accepted, submission: Submission) -> Outcome:
+        """The outcome, or a FORBIDDEN rejection (audited) when the sender lacks a grant."""
+        sender = self._senders.get(submission.sender)
+        denial = (
+            authorise(sender, accepted.envelope)
+            if sender is not None
+            else error("auth.sender", "unknown sender", layer="auth")
+        )
+        if denial is None:
+            return accepted
+        log(
+            "security.denied",
+            level=30,
+            trace_id=submission.trace_id,
+            sender=submission.sender,
+            transport=submission.transport,
+            rules=[denial.rule],
+            reason=denial.message,
+        )
+        return Rejected(Report.of([denial]), RejectionKind.FORBIDDEN)
 
     async def _publish_rejection(
         self, rejected: Rejected, submission: Submission, tools: Tools

@@ -205,6 +205,7 @@ def _metadata(fields: dict[str, Any], carried: Transport, msg: Message, **extra:
         **carried.metadata,
         "hl7_message_type": f"{code}^{trigger}",
         "hl7_version": msg.version,
+        "hl7_sending_facility": msg.value("MSH-4.1"),  # checked by sender authorisation
         **extra,
     }
 

@@ -4,12 +4,17 @@ Messages on one connection are handled in order (a sender's sequence is preserve
 connections run concurrently. A frame that cannot be parsed, or is too large, still gets an
 ACK (AR) addressed from whatever MSH could be read — the connection is never dropped for
 content.
+
+With a senders file, a connection is taken only from a client certificate that names a known
+sender (mutual TLS), and only while that sender is under its connection maximum; anything
+else is closed before a byte is read. A frame must arrive whole within the request timeout.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -20,6 +25,9 @@ from gateway.adapters.hl7v2.parser import parse_header
 from gateway.findings import error
 from gateway.logs import log
 from gateway.outcome import Receipt, ReceiptStatus, RejectionKind
+from gateway.security.limits import ConnectionLimiter
+from gateway.security.senders import Sender, SenderRegistry
+from gateway.security.tls import common_name
 from gateway.submission import Submission
 
 Accept = Callable[[Submission], Awaitable[Receipt]]
@@ -31,15 +39,31 @@ def new_control_id() -> str:
 
 
 class MllpListener:
-    def __init__(self, accept: Accept, max_frame: int, idle_timeout_s: float) -> None:
+    def __init__(
+        self,
+        accept: Accept,
+        max_frame: int,
+        idle_timeout_s: float,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        senders: SenderRegistry | None = None,
+        limiter: ConnectionLimiter | None = None,
+        request_timeout_s: float | None = None,
+    ) -> None:
         self._accept = accept
         self._max_frame = max_frame
         self._idle = idle_timeout_s
+        self._ssl = ssl_context
+        self._senders = senders
+        self._limiter = limiter or ConnectionLimiter()
+        self._request_timeout = request_timeout_s or idle_timeout_s
         self._server: asyncio.Server | None = None
         self.connections = 0
 
     async def start(self, host: str, port: int) -> tuple[str, int]:
-        self._server = await asyncio.start_server(self._serve, host, port, limit=READ_CHUNK)
+        self._server = await asyncio.start_server(
+            self._serve, host, port, limit=READ_CHUNK, ssl=self._ssl
+        )
         sock = self._server.sockets[0].getsockname()
         return sock[0], sock[1]
 
@@ -48,17 +72,51 @@ class MllpListener:
             self._server.close()
             await self._server.wait_closed()
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def _admit(self, writer: asyncio.StreamWriter) -> tuple[str, Sender | None] | None:
+        """(sender label, sender) for a connection that may go on; None to refuse it."""
         peer = writer.get_extra_info("peername")
-        sender = f"mllp:{peer[0]}" if peer else "mllp:unknown"
+        label = f"mllp:{peer[0]}" if peer else "mllp:unknown"
+        if self._senders is None:
+            return label, None
+        sender = self._senders.by_cert_cn(common_name(writer.get_extra_info("peercert")))
+        if sender is None:
+            log(
+                "security.denied",
+                level=30,
+                transport="mllp",
+                peer=label,
+                reason="no client certificate naming a known sender",
+            )
+            return None
+        if not self._limiter.acquire(sender.id, sender.max_connections):
+            log(
+                "security.limit",
+                level=30,
+                transport="mllp",
+                sender=sender.id,
+                count=sender.max_connections,
+            )
+            return None
+        return sender.id, sender
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        admitted = self._admit(writer)
+        if admitted is None:
+            writer.close()
+            with contextlib.suppress(ConnectionError, OSError):
+                await writer.wait_closed()
+            return
+        sender, known = admitted
         decoder = FrameDecoder(self._max_frame)
         self.connections += 1
         try:
             while True:
+                # Between frames the idle timeout applies; inside one, the request timeout.
+                wait = self._request_timeout if decoder.pending else self._idle
                 try:
-                    data = await asyncio.wait_for(reader.read(READ_CHUNK), self._idle)
+                    data = await asyncio.wait_for(reader.read(READ_CHUNK), wait)
                 except TimeoutError:
-                    log("mllp.idle-timeout", peer=sender)
+                    log("mllp.timeout", peer=sender, size=decoder.pending)
                     break
                 if not data:
                     break
@@ -71,6 +129,8 @@ class MllpListener:
             pass
         finally:
             self.connections -= 1
+            if known is not None:
+                self._limiter.release(known.id)
             writer.close()
             with contextlib.suppress(ConnectionError, OSError):
                 await writer.wait_closed()

@@ -1,0 +1,1 @@
+"""Sender authentication, authorisation and connection limits (see docs/security.md)."""
