@@ -12,6 +12,7 @@ import os
 import re
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -52,16 +53,22 @@ def document_id(control_id: str) -> str:
 class MllpSender:
     """One MLLP connection; ``send`` returns MSA-1 (AA, AE, AR…) or None when no ACK came."""
 
-    def __init__(self, address: tuple[str, int], timeout: float = 15.0) -> None:
+    def __init__(
+        self, address: tuple[str, int], timeout: float = 15.0, tls: ssl.SSLContext | None = None
+    ) -> None:
         self.address = address
         self.timeout = timeout
+        self.tls = tls
         self._sock: socket.socket | None = None
         self._decoder = FrameDecoder()
 
     def send(self, message: bytes) -> str | None:
         try:
             if self._sock is None:
-                self._sock = socket.create_connection(self.address, timeout=self.timeout)
+                sock = socket.create_connection(self.address, timeout=self.timeout)
+                if self.tls is not None:
+                    sock = self.tls.wrap_socket(sock, server_hostname=self.address[0])
+                self._sock = sock
                 self._decoder = FrameDecoder()
             self._sock.sendall(frame(message))
             while True:
