@@ -72,8 +72,14 @@ def setup(level: str = "INFO", fmt: str = "json") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    quiet_libraries()
+
+
+def quiet_libraries() -> None:
+    """Keep libraries from logging what the allow-list would never let through, even at DEBUG."""
     # Libraries log connection chatter (and pika can log frames); keep them quiet.
-    for noisy in ("uvicorn.access", "sqlalchemy", "alembic"):
+    # signxml logs whole canonicalised documents (patient data) at DEBUG.
+    for noisy in ("uvicorn.access", "sqlalchemy", "alembic", "signxml"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     # pika reports every failed socket at ERROR with addresses and stack context; the broker
     # modules translate those failures into their own events, so pika itself stays silent.
