@@ -25,24 +25,18 @@ import psycopg
 from gateway.adapters.hl7v2.intake import message_document_id
 from gateway.adapters.hl7v2.mllp import FrameDecoder, frame
 from gateway.adapters.hl7v2.parser import parse
-from tests.conftest import ROOT
+from tests.conftest import FIXTURES, ROOT
 
 ORU_INS = "292059912304525"
+ORU_FIXTURE = (FIXTURES / "hl7v2/oru_r01_lab_results.hl7").read_bytes()
 MLLP_SENDER = "mllp:127.0.0.1"
 AMQP_PORT = 5672
 
 
 def oru(control_id: str) -> bytes:
-    """A small valid ORU^R01 whose MSH-10 (and so document id) is ``control_id``."""
-    return "\r".join(
-        [
-            f"MSH|^~\\&|LAB-SIL|LABO-TILLEULS|PASSERELLE|DMP|20261101093500||ORU^R01^ORU_R01|"
-            f"{control_id}|P|2.5|||||FRA|UNICODE UTF-8",
-            f"PID|||{ORU_INS}^^^ASIP-SANTE-INS-NIR&1.2.250.1.213.1.4.8&ISO^INS||TEST^Fiable",
-            "OBR|1|CMD-1|LAB-1|24323-8^Bilan^LN|||20261101071500",
-            "OBX|1|NM|14749-6^Glucose^LN||5.4|mmol/L^mmol/L^UCUM|4.1-5.9|N|||F",
-        ]
-    ).encode()
+    """The fixture ORU^R01 (a valid lab result) with ``control_id`` as MSH-10, so as its own
+    document id."""
+    return ORU_FIXTURE.replace(b"|LAB-000001|", f"|{control_id}|".encode(), 1)
 
 
 def document_id(control_id: str) -> str:

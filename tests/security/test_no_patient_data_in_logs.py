@@ -54,6 +54,8 @@ def test_flows_log_no_patient_data(pg_url, start_gateway, tmp_path, caplog):
     senders.write_text(
         f"senders:\n  - id: labo\n    api_key_sha256: {hash_key('k')}\n"
         "    document_types: ['11502-2']\n    facilities: ['*']\n"
+        f"  - id: pharmacie\n    api_key_sha256: {hash_key('p')}\n"
+        "    document_types: ['60591-5']\n    facilities: ['*']\n"
     )
     gw = start_gateway(database_url=pg_url, GATEWAY_SENDERS_FILE=str(senders))
     cda = (FIXTURES / "cda/crbio_glycemia.xml").read_bytes()
@@ -63,7 +65,7 @@ def test_flows_log_no_patient_data(pg_url, start_gateway, tmp_path, caplog):
 
     assert post(url, cda, key) == 202
     assert post(url, cda.replace(b"184127505612355", b"184127505612350"), key) == 422  # bad INS
-    assert post(gw.http_url + "/hl7v2", oru, key) == 403  # ORU^R01 not granted
+    assert post(gw.http_url + "/hl7v2", oru, {"X-API-Key": "p"}) == 403  # lab results: not granted
     assert post(url, cda, {}) == 401
     for hostile in ("injection_text.xml", "invalid_utf8.xml", "nul_bytes.hl7"):
         post(url, (FIXTURES / "hostile" / hostile).read_bytes(), key)
