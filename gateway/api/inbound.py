@@ -89,14 +89,7 @@ async def _submit(request: Request) -> JSONResponse:
             reason="no valid client certificate or API key",
         )
         return _refusal(401, "authentication required: client certificate or X-API-Key")
-    if not services.connections.acquire(sender.id, sender.max_connections):
-        log(
-            "security.limit",
-            level=30,
-            transport="http",
-            sender=sender.id,
-            count=sender.max_connections,
-        )
+    if not services.connections.admit(sender, "http"):
         return _refusal(429, "too many requests in flight for this sender", {"Retry-After": "1"})
     try:
         return await _receive(request, services, sender.id)

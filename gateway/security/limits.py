@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import threading
 
+from gateway.logs import log
+from gateway.security.senders import Sender
+
 
 class ConnectionLimiter:
     """Counts open connections (MLLP) or requests in flight (HTTP) per sender id."""
@@ -19,6 +22,19 @@ class ConnectionLimiter:
                 return False
             self._open[sender_id] = current + 1
             return True
+
+    def admit(self, sender: Sender, transport: str) -> bool:
+        """Take one of ``sender``'s slots; when none is left, log the refusal and say no."""
+        if self.acquire(sender.id, sender.max_connections):
+            return True
+        log(
+            "security.limit",
+            level=30,
+            transport=transport,
+            sender=sender.id,
+            count=sender.max_connections,
+        )
+        return False
 
     def release(self, sender_id: str) -> None:
         with self._lock:

@@ -13,10 +13,10 @@ from __future__ import annotations
 import time
 import urllib.parse
 
-import pika
 import pytest
 
 from tests.conftest import ROOT, gateway_env
+from tests.e2e.test_hl7v2_flow import queue_depth
 from tests.reliability.support import (
     MllpSender,
     Process,
@@ -37,18 +37,6 @@ NO_CONSUMER_ROUTING = (
     "  - {name: all, match: {patient.ins: {exists: true}}, to: [patient-record]}\n"
     "parking: parking\n"
 )
-
-
-def queue_depth(broker_ns, queue: str) -> int:
-    conn = pika.BlockingConnection(pika.URLParameters(broker_ns.url))
-    try:
-        return (
-            conn.channel()
-            .queue_declare(broker_ns.names.queue(queue), passive=True)
-            .method.message_count
-        )
-    finally:
-        conn.close()
 
 
 def send_all(address, control_ids: list[str]) -> None:

@@ -88,14 +88,7 @@ class MllpListener:
                 reason="no client certificate naming a known sender",
             )
             return None
-        if not self._limiter.acquire(sender.id, sender.max_connections):
-            log(
-                "security.limit",
-                level=30,
-                transport="mllp",
-                sender=sender.id,
-                count=sender.max_connections,
-            )
+        if not self._limiter.admit(sender, "mllp"):
             return None
         return sender.id, sender
 
