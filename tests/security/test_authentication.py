@@ -156,3 +156,18 @@ def test_slow_senders_are_cut_off_by_the_request_timeout(start_gateway):
         started = time.monotonic()
         assert sock.recv(100) == b"", "closed, no ACK for half a frame"
         assert time.monotonic() - started < 3
+
+
+def test_requests_in_flight_beyond_the_senders_maximum_get_429(start_gateway, tmp_path):
+    gw = start_gateway(GATEWAY_SENDERS_FILE=senders_yaml(tmp_path), GATEWAY_REQUEST_TIMEOUT="2")
+    host, port = gw.http_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as slow:
+        # labo-tilleuls may have one request in flight: this one holds it, body unfinished.
+        slow.sendall(
+            b"POST /documents HTTP/1.1\r\nHost: x\r\nX-API-Key: labo-secret\r\n"
+            b"Content-Length: 100\r\n\r\n<Clin"
+        )
+        time.sleep(0.3)
+        assert post(gw.http_url + "/documents", CDA, {"X-API-Key": "labo-secret"})[0] == 429
+        assert slow.recv(4096).startswith(b"HTTP/1.1 408")
+    assert post(gw.http_url + "/documents", CDA, {"X-API-Key": "labo-secret"})[0] == 202
