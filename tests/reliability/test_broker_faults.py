@@ -78,10 +78,12 @@ def test_connections_killed_mid_stream_lose_nothing_and_file_once(pg_url, start_
 def test_full_queue_answers_unavailable_quickly(start_gateway, tmp_path, broker_ns):
     routing = tmp_path / "routing.yaml"
     routing.write_text(
+        "version: 1\n"
         "destinations:\n"
         "  patient-record: {queue: patient-record, type: quorum, max_length: 5}\n"
         "rules:\n"
         "  - {name: all, match: {patient.ins: {exists: true}}, to: [patient-record]}\n"
+        "default: {to: [patient-record]}\n"
     )
     gw = start_gateway(GATEWAY_ROUTING_FILE=str(routing))
     sender = MllpSender(gw.mllp)

@@ -30,11 +30,13 @@ from tests.reliability.support import (
 pytestmark = [pytest.mark.broker, pytest.mark.postgres]
 
 NO_CONSUMER_ROUTING = (
+    "version: 1\n"
     "destinations:\n"
     "  patient-record: {queue: patient-record, type: quorum, dead_letter: parking}\n"
     "  parking: {queue: parking, type: quorum}\n"
     "rules:\n"
     "  - {name: all, match: {patient.ins: {exists: true}}, to: [patient-record]}\n"
+    "default: {to: [parking]}\n"
     "parking: parking\n"
 )
 
