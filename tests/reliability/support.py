@@ -35,8 +35,11 @@ AMQP_PORT = 5672
 
 def oru(control_id: str) -> bytes:
     """The fixture ORU^R01 (a valid lab result) with ``control_id`` as MSH-10, so as its own
-    document id."""
-    return ORU_FIXTURE.replace(b"|LAB-000001|", f"|{control_id}|".encode(), 1)
+    document id, and as its order number, so as its own setId (one order with one report time
+    under two document ids would be a conflicting version, parked by the record store)."""
+    return ORU_FIXTURE.replace(b"|LAB-000001|", f"|{control_id}|".encode(), 1).replace(
+        b"LAB-4242", f"ORD-{control_id}".encode()
+    )
 
 
 def document_id(control_id: str) -> str:

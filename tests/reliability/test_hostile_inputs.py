@@ -111,10 +111,17 @@ def test_injection_text_is_stored_verbatim_and_served_as_inert_json(pg_url, star
     assert MllpSender(gw.mllp).send((HOSTILE / "sql_injection.hl7").read_bytes()) == "AA"
 
     wait_for(lambda: len(filed_ids(pg_url)) == 2, 20, "both filed")  # the table survived
-    with urllib.request.urlopen(f"{gw.http_url}/documents/{doc_id}", timeout=10) as resp:
+    from gateway.api.identity import mint
+    from gateway.records.access import Caller, CallerKind
+
+    token = mint(gw.services.token_secret, Caller(CallerKind.PATIENT, "184127505612355"))
+    read = urllib.request.Request(
+        f"{gw.http_url}/documents/{doc_id}", headers={"Authorization": f"Bearer {token}"}
+    )
+    with urllib.request.urlopen(read, timeout=10) as resp:
         assert resp.headers["content-type"] == "application/json"
         body = json.loads(resp.read())
-    title = json.loads(body["envelope"]).get("title")
+    title = body["envelope"].get("title")
     assert title == "CR'); DROP TABLE documents;-- <script>alert(1)</script>"
     stored = gw.services.store.document(doc_id)
     assert stored["payload"] == cda
