@@ -63,7 +63,7 @@ def body(cd: etree._Element) -> Iterable[Finding]:
             continue
         try:
             data = binascii.a2b_base64("".join((text.text or "").split()))
-        except binascii.Error:
+        except ValueError:  # binascii.Error, or a non-ASCII character (found by fuzzing)
             data = b""
         if not data:
             yield _f(

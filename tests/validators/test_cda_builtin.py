@@ -92,3 +92,12 @@ def test_omissions_of_first_generation_documents_are_flagged_not_rejected(change
     report = judge(mutate(CRBIO, change))
     assert report.valid
     assert [w.rule for w in report.warnings] == [rule]
+
+
+def test_non_ascii_base64_in_a_level_1_body_is_a_finding_not_a_crash():
+    """Found by the cda_parser fuzz target: a non-ASCII character in nonXMLBody/text."""
+    raw = CRIMG.read_bytes().replace(
+        b'representation="B64">JVBER', 'representation="B64">é'.encode() + b"JVBER"
+    )
+    report = judge(raw)
+    assert {f.rule for f in report.errors} == {"cda.body.nonXMLBody"}
