@@ -19,7 +19,7 @@ from pathlib import Path
 from lxml import etree
 from saxonche import PySaxonApiError, PySaxonProcessor
 
-from gateway.conformance import svs
+from gateway.conformance import svs, visit
 from gateway.conformance.pack import ENGINE, SCH, Pack, Schematron, resolve
 from gateway.findings import Finding, Severity
 
@@ -99,12 +99,19 @@ def _compile(pack: Pack, sch: Schematron) -> object:
                 xslt = xslt.replace(f"'{ref.href}'", f"'{ref.resolved.as_uri()}'")
             elif ref.resolved is None and ref.substitute is not None:
                 xslt = xslt.replace(f"'{ref.href}'", f"'{_substitute(ref.substitute).as_uri()}'")
-        xslt_proc = processor().new_xslt30_processor()
-        # Relative doc() paths in the rules resolve against the schematron's own folder.
-        xslt_proc.set_cwd(str(sch.path.parent))
-        return xslt_proc.compile_stylesheet(stylesheet_text=xslt)
+        try:
+            return _compile_text(visit.rewrite(xslt), sch)
+        except (PySaxonApiError, etree.XMLSyntaxError):
+            return _compile_text(xslt, sch)  # the skeleton's own walk, unoptimised
     except (PySaxonApiError, etree.XMLSyntaxError, OSError) as exc:
         raise CompileError(f"{sch.layer}: {_first_line(exc)}") from exc
+
+
+def _compile_text(xslt: str, sch: Schematron) -> object:
+    xslt_proc = processor().new_xslt30_processor()
+    # Relative doc() paths in the rules resolve against the schematron's own folder.
+    xslt_proc.set_cwd(str(sch.path.parent))
+    return xslt_proc.compile_stylesheet(stylesheet_text=xslt)
 
 
 def _substitute(svs_file: Path) -> Path:
@@ -122,11 +129,15 @@ def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
 
 
-def run(unit: Compiled, document: str, cda_root: etree._Element) -> list[Finding]:
-    """Findings of one compiled schematron on one ClinicalDocument (``document``: its text)."""
-    proc = processor()
+def source(document: str) -> object:
+    """The ClinicalDocument (its text) parsed once for Saxon, for every layer to read."""
     with _LOCK:
-        node = proc.parse_xml(xml_text=document)
+        return processor().parse_xml(xml_text=document)
+
+
+def run(unit: Compiled, node: object, cda_root: etree._Element) -> list[Finding]:
+    """Findings of one compiled schematron on one ClinicalDocument (``node``: from source())."""
+    with _LOCK:
         report = unit.executable.transform_to_string(xdm_node=node)
     svrl = etree.fromstring(report.encode("utf-8"))
     findings = []

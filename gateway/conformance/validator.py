@@ -37,7 +37,7 @@ class PackValidator:
 
     def __call__(self, doc: CdaDocument) -> list[Finding]:
         # Saxon reads text: the ClinicalDocument re-serialised, whatever encoding it came in.
-        standalone = etree.tostring(doc.root, encoding="unicode")
+        standalone = schematron.source(etree.tostring(doc.root, encoding="unicode"))
         findings = self.xsd(doc)
         for sch in self.pack.profiles:
             findings += self._run(sch, standalone, doc.root)
@@ -91,7 +91,7 @@ class PackValidator:
                         self._schema_error = f"CDA schema unusable: {exc}"
             return self._schema
 
-    def model(self, doc: CdaDocument, standalone: str) -> list[Finding]:
+    def model(self, doc: CdaDocument, standalone: object) -> list[Finding]:
         template_ids = [
             (t.get("root"), t.get("extension"))
             for t in doc.root.iterchildren(f"{{{HL7}}}templateId")
@@ -120,7 +120,9 @@ class PackValidator:
         results = [self._model_run(m, standalone, doc.root) for m in runnable]
         return next((r for r in results if Report.of(r).valid), results[0])
 
-    def _model_run(self, sch: Schematron, standalone: str, root: etree._Element) -> list[Finding]:
+    def _model_run(
+        self, sch: Schematron, standalone: object, root: etree._Element
+    ) -> list[Finding]:
         missing = [r.href for r in sch.missing if r.kind == "include"]
         if missing:
             return [
@@ -134,7 +136,7 @@ class PackValidator:
             ]
         return self._run(sch, standalone, root)
 
-    def _run(self, sch: Schematron, standalone: str, root: etree._Element) -> list[Finding]:
+    def _run(self, sch: Schematron, standalone: object, root: etree._Element) -> list[Finding]:
         layer = f"pack:{sch.layer}"
         try:
             unit = schematron.compiled(self.pack, sch)
