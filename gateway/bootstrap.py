@@ -14,6 +14,7 @@ from gateway.broker.names import Names
 from gateway.broker.probe import TopologyProbe
 from gateway.broker.publisher import Publisher
 from gateway.config import Settings
+from gateway.logs import log
 from gateway.metrics import Metrics, QueueDepthCollector
 from gateway.pipeline import Checks, Tools
 from gateway.records import notify
@@ -45,9 +46,13 @@ def load_checks(settings: Settings) -> Checks:
         from gateway.conformance import pack
         from gateway.conformance.validator import PackValidator
 
-        validator = CdaValidator(
-            layers=(*BUILT_IN, PackValidator(pack.load(settings.conformance_pack)))
+        layer = PackValidator(
+            pack.load(settings.conformance_pack), cache_dir=settings.data_dir / "conformance"
         )
+        # Compiled here, once per process (each pipeline worker too), not on the first document.
+        problems = layer.warm_up()
+        log("pack.compiled", component="conformance-pack", count=len(problems))
+        validator = CdaValidator(layers=(*BUILT_IN, layer))
     return Checks(
         cda_limits=CdaLimits(max_bytes=settings.max_document_bytes),
         cda_validator=validator,

@@ -6,10 +6,17 @@ the validating stylesheet. Value-set files the pack lacks are written, from thei
 a per-process directory and the stylesheet is pointed at them. Each compiled stylesheet is
 cached per (file, pack fingerprint): compiled once per process, recompiled after a pack change.
 Running one gives SVRL; each failed assert or successful report becomes a Finding.
+
+Making the stylesheet text (includes, the two ISO skeleton steps, visit.rewrite) is done once
+per pack: with a cache directory (GATEWAY_DATA_DIR/conformance) the text is written there,
+keyed by the pack fingerprint, and every later process only compiles it. Saxon-HE cannot export
+compiled stylesheets (SEF export needs Saxon-EE), so that last compilation stays per process.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
 import tempfile
 import threading
@@ -48,12 +55,12 @@ def processor() -> PySaxonProcessor:
     return _PROCESSOR
 
 
-def compiled(pack: Pack, sch: Schematron) -> Compiled:
+def compiled(pack: Pack, sch: Schematron, cache_dir: Path | None = None) -> Compiled:
     """The compiled stylesheet for ``sch``, from the cache when the pack has not changed."""
     key = (sch.path, pack.fingerprint)
     with _LOCK:
         if key not in _CACHE:
-            _CACHE[key] = Compiled(sch, _compile(pack, sch))
+            _CACHE[key] = Compiled(sch, _compile(pack, sch, cache_dir))
         return _CACHE[key]
 
 
@@ -86,25 +93,54 @@ def _transform(xsl: Path, text: str) -> str:
     return executable.transform_to_string(xdm_node=proc.parse_xml(xml_text=text))
 
 
-def _compile(pack: Pack, sch: Schematron) -> object:
+def _compile(pack: Pack, sch: Schematron, cache_dir: Path | None) -> object:
     try:
-        schema = _inline_includes(sch.path)
-        _drop_dangling_actives(schema)
-        expanded = _transform(pack.root / ENGINE / "iso_abstract_expand.xsl", _text(schema))
-        xslt = _transform(pack.root / ENGINE / "iso_svrl_for_xslt2.xsl", expanded)
-        for ref in sch.references:
-            if ref.kind != "value-set":
-                continue
-            if ref.resolved is not None and ref.case_fixed:
-                xslt = xslt.replace(f"'{ref.href}'", f"'{ref.resolved.as_uri()}'")
-            elif ref.resolved is None and ref.substitute is not None:
-                xslt = xslt.replace(f"'{ref.href}'", f"'{_substitute(ref.substitute).as_uri()}'")
+        stored = _stored(pack, sch, cache_dir)
+        if stored is not None and stored.is_file():
+            return _compile_text(stored.read_text(encoding="utf-8"), sch)
+        xslt = _stylesheet(pack, sch, cache_dir)
         try:
-            return _compile_text(visit.rewrite(xslt), sch)
+            executable = _compile_text(optimised := visit.rewrite(xslt), sch)
         except (PySaxonApiError, etree.XMLSyntaxError):
-            return _compile_text(xslt, sch)  # the skeleton's own walk, unoptimised
+            executable, optimised = _compile_text(xslt, sch), xslt  # the skeleton's own walk
+        if stored is not None:
+            _store(stored, optimised)
+        return executable
     except (PySaxonApiError, etree.XMLSyntaxError, OSError) as exc:
         raise CompileError(f"{sch.layer}: {_first_line(exc)}") from exc
+
+
+def _stored(pack: Pack, sch: Schematron, cache_dir: Path | None) -> Path | None:
+    """Where the stylesheet text of ``sch`` is kept for this pack version, if anywhere."""
+    if cache_dir is None:
+        return None
+    name = hashlib.sha256(f"{sch.path}|{visit.VERSION}".encode()).hexdigest()[:16]
+    return cache_dir / pack.fingerprint / f"{name}.xsl"
+
+
+def _store(path: Path, text: str) -> None:
+    """Written whole or not at all: worker processes may read it at the same time."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(f".{os.getpid()}.tmp")
+    partial.write_text(text, encoding="utf-8")
+    os.replace(partial, path)
+
+
+def _stylesheet(pack: Pack, sch: Schematron, cache_dir: Path | None) -> str:
+    """The skeleton's validating stylesheet for ``sch``, value-set paths made absolute."""
+    schema = _inline_includes(sch.path)
+    _drop_dangling_actives(schema)
+    expanded = _transform(pack.root / ENGINE / "iso_abstract_expand.xsl", _text(schema))
+    xslt = _transform(pack.root / ENGINE / "iso_svrl_for_xslt2.xsl", expanded)
+    for ref in sch.references:
+        if ref.kind != "value-set":
+            continue
+        if ref.resolved is not None and ref.case_fixed:
+            xslt = xslt.replace(f"'{ref.href}'", f"'{ref.resolved.as_uri()}'")
+        elif ref.resolved is None and ref.substitute is not None:
+            supplied = _substitute(ref.substitute, _substitutes_dir(pack, cache_dir))
+            xslt = xslt.replace(f"'{ref.href}'", f"'{supplied.as_uri()}'")
+    return xslt
 
 
 def _compile_text(xslt: str, sch: Schematron) -> object:
@@ -114,10 +150,18 @@ def _compile_text(xslt: str, sch: Schematron) -> object:
     return xslt_proc.compile_stylesheet(stylesheet_text=xslt)
 
 
-def _substitute(svs_file: Path) -> Path:
-    out = _SUBSTITUTES_DIR / f"{svs_file.stem}.voc.xml"
+def _substitutes_dir(pack: Pack, cache_dir: Path | None) -> Path:
+    """Beside the stored stylesheets when kept (they name these files), else per process."""
+    return _SUBSTITUTES_DIR if cache_dir is None else cache_dir / pack.fingerprint / "value-sets"
+
+
+def _substitute(svs_file: Path, directory: Path) -> Path:
+    out = directory / f"{svs_file.stem}.voc.xml"
     if not out.exists():
-        out.write_bytes(svs.to_voc(svs_file))
+        directory.mkdir(parents=True, exist_ok=True)
+        partial = out.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_bytes(svs.to_voc(svs_file))
+        os.replace(partial, out)
     return out
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from lxml import etree
 
@@ -28,9 +29,11 @@ def unavailable(rule: str, message: str, layer: str) -> Finding:
 
 @dataclass
 class PackValidator:
-    """Callable layer for CdaValidator.layers; compiles each schematron on first use."""
+    """Callable layer for CdaValidator.layers; compiles each schematron on first use, or at
+    start with warm_up(). ``cache_dir`` keeps the generated stylesheets across processes."""
 
     pack: Pack
+    cache_dir: Path | None = None
     _schema: etree.XMLSchema | None = field(default=None, init=False, repr=False)
     _schema_error: str | None = field(default=None, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
@@ -49,7 +52,7 @@ class PackValidator:
         problems = []
         for sch in self.pack.profiles:
             try:
-                schematron.compiled(self.pack, sch)
+                schematron.compiled(self.pack, sch, self.cache_dir)
             except schematron.CompileError as exc:
                 problems.append(
                     unavailable("pack.layer-unavailable", str(exc), f"pack:{sch.layer}")
@@ -139,7 +142,7 @@ class PackValidator:
     def _run(self, sch: Schematron, standalone: object, root: etree._Element) -> list[Finding]:
         layer = f"pack:{sch.layer}"
         try:
-            unit = schematron.compiled(self.pack, sch)
+            unit = schematron.compiled(self.pack, sch, self.cache_dir)
         except schematron.CompileError as exc:
             return [unavailable("pack.layer-unavailable", f"layer cannot run: {exc}", layer)]
         try:

@@ -31,6 +31,7 @@ XSL = "http://www.w3.org/1999/XSL/Transform"
 SVRL = "http://purl.oclc.org/dsdl/svrl"
 HL7 = "urn:hl7-org:v3"
 KEY = "passerelle-template-root"
+VERSION = 1  # part of the stored stylesheets' key: raise it when the rewrite changes
 _KEYED = re.compile(
     r"^(?P<name>\*|[\w.-]+:[\w.-]+)"
     r"\[(?P<pfx>[\w.-]+):templateId"

@@ -2,9 +2,12 @@
 and the built-in INS check still runs. The pack is compiled once per session (≈30 s)."""
 
 import pytest
+from lxml import etree
 
 from gateway.adapters.cda.parser import parse
-from gateway.conformance import pack
+from gateway.bootstrap import load_checks
+from gateway.config import Settings
+from gateway.conformance import pack, schematron, visit
 from gateway.conformance.validator import PackValidator
 from gateway.findings import Report
 from gateway.validators.cda import BUILT_IN, CdaValidator
@@ -119,3 +122,71 @@ def test_missing_value_set_is_supplied_from_its_svs_form(shared):
     [ref] = [r for r in strucmin.references if r.href.endswith("5.471-DYNAMIC.xml")]
     assert ref.resolved is None and ref.substitute.name == "JDV_J07_XdsTypeCode_CISIS.xml"
     assert not ref.missing
+
+
+def test_two_validations_give_the_same_findings_with_the_same_compiled_layers(
+    pack_validator, shared
+):
+    layer = pack_validator.layers[-1]
+    raw = (shared / CORPUS / "CANCER-FRCP_2022.01_Appareil.xml").read_bytes()
+    units = [schematron.compiled(layer.pack, s) for s in layer.pack.profiles]
+    first, second = judge(pack_validator, raw), judge(pack_validator, raw)
+    assert first.findings == second.findings and first.errors
+    assert [schematron.compiled(layer.pack, s) for s in layer.pack.profiles] == units
+    again = [schematron.compiled(layer.pack, s) for s in layer.pack.profiles]
+    assert all(a.executable is b.executable for a, b in zip(units, again, strict=True))
+
+
+@pytest.mark.parametrize("layer_name", ["IHE", "ModelesDeContenusCDA", "Modeles_ANS"])
+def test_visiting_only_matched_nodes_gives_the_skeletons_findings(
+    pack_validator, shared, layer_name
+):
+    """The rewritten stylesheet against the ISO skeleton's own walk, on accepted and rejected
+    documents and on a mutation."""
+    loaded = pack_validator.layers[-1].pack
+    [sch] = [s for s in loaded.profiles if s.layer == layer_name]
+    walk = schematron.Compiled(
+        sch, schematron._compile_text(schematron._stylesheet(loaded, sch, None), sch)
+    )
+    fast = schematron.compiled(loaded, sch)
+    skeleton = schematron._stylesheet(loaded, sch, None)
+    walks = skeleton.count('select="/" mode="M')
+    assert walks > 10 and visit.rewrite(skeleton).count('select="/" mode="M') <= walks // 10
+    raws = [
+        (shared / CORPUS / name).read_bytes()
+        for name in ["CANCER-FRCP_2022.01_Appareil.xml", "LDL-SES_2022.01.xml"]
+    ] + [CRBIO.read_bytes(), mutate(CRBIO, swap_with_next("h:title"))]
+    for raw in raws:
+        doc, _ = parse(raw)
+        node = schematron.source(etree.tostring(doc.root, encoding="unicode"))
+        assert schematron.run(fast, node, doc.root) == schematron.run(walk, node, doc.root)
+
+
+def test_generated_stylesheets_are_kept_for_the_next_process(shared, tmp_path, monkeypatch):
+    loaded = pack.load(shared / "cisis")
+    [sch] = [s for s in loaded.profiles if s.layer == "terminologies"]
+    monkeypatch.delitem(schematron._CACHE, (sch.path, loaded.fingerprint), raising=False)
+    schematron.compiled(loaded, sch, tmp_path)
+    [kept] = (tmp_path / loaded.fingerprint).glob("*.xsl")
+    # A new process: nothing in memory, and the pack's skeleton is not run again.
+    monkeypatch.delitem(schematron._CACHE, (sch.path, loaded.fingerprint))
+    monkeypatch.setattr(schematron, "_stylesheet", lambda *a: pytest.fail("regenerated"))
+    unit = schematron.compiled(loaded, sch, tmp_path)
+    doc, _ = parse(CRBIO.read_bytes())
+    node = schematron.source(etree.tostring(doc.root, encoding="unicode"))
+    assert schematron.run(unit, node, doc.root) == []
+    assert 'select="/" mode="M' not in kept.read_text()
+
+
+def test_the_pack_is_compiled_when_the_gateway_loads_its_checks(shared, tmp_path, monkeypatch):
+    """At start (each pipeline worker runs load_checks too), into GATEWAY_DATA_DIR."""
+    compiled, asked = schematron.compiled, []
+    monkeypatch.setattr(
+        schematron, "compiled", lambda p, s, d=None: asked.append((s.layer, d)) or compiled(p, s, d)
+    )
+    settings = Settings.from_env(
+        {"GATEWAY_CONFORMANCE_PACK": str(shared / "cisis"), "GATEWAY_DATA_DIR": str(tmp_path)}
+    )
+    checks = load_checks(settings)
+    profiles = checks.cda_validator.layers[-1].pack.profiles
+    assert asked == [(s.layer, tmp_path / "conformance") for s in profiles]
