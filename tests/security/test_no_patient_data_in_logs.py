@@ -32,7 +32,7 @@ PATIENT_DATA = [
     "IPP-000123",
     "IPP-998877",
     "12 rue des Tilleuls",  # local ids, address
-    "5.4",
+    "5.4873",  # the glucose result, made distinctive below (a bare "5.4" matches durations)
     "mmol/L",
     "Glucose",  # clinical values
 ]
@@ -59,7 +59,9 @@ def test_flows_log_no_patient_data(pg_url, start_gateway, tmp_path, caplog):
     )
     gw = start_gateway(database_url=pg_url, GATEWAY_SENDERS_FILE=str(senders))
     cda = (FIXTURES / "cda/crbio_glycemia.xml").read_bytes()
-    oru = (FIXTURES / "hl7v2/oru_r01_lab_results.hl7").read_bytes()
+    cda = cda.replace(b"<td>5.4</td>", b"<td>5.4873</td>").replace(b'"5.4"', b'"5.4873"')
+    oru = (FIXTURES / "hl7v2/oru_r01_lab_results.hl7").read_bytes().replace(b"|5.4|", b"|5.4873|")
+    assert cda.count(b"5.4873") == 2 and b"5.4873" in oru
     url = gw.http_url + "/documents"
     key = {"X-API-Key": "k"}
 
