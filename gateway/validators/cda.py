@@ -7,11 +7,11 @@ from dataclasses import dataclass, field
 
 from gateway.adapters.cda.parser import CdaDocument
 from gateway.findings import Finding
-from gateway.validators import cda_header, cda_models
+from gateway.validators import cda_header, cda_models, cda_schema
 
 Rule = Callable[[CdaDocument], list[Finding]]
 
-BUILT_IN: tuple[Rule, ...] = (cda_header.validate, cda_models.validate)
+BUILT_IN: tuple[Rule, ...] = (cda_schema.validate, cda_header.validate, cda_models.validate)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from lxml import etree
 
 from gateway.adapters.cda.parser import CdaDocument
-from gateway.adapters.cda.xpath import HL7, path_of, xp
+from gateway.adapters.cda.xpath import HL7, PRACTICE_SETTING, path_of, xp
 from gateway.findings import Finding, Severity
 from gateway.validators import cda_codes
 from gateway.validators.ins import INS_OIDS, check_ins
@@ -84,10 +84,6 @@ _PATIENT_ROLES = xp("h:recordTarget/h:patientRole")
 _AUTHORS = xp("h:author")
 _RELATED = xp("h:relatedDocument")
 _SERVICE_EVENTS = xp("h:documentationOf/h:serviceEvent")
-_PRACTICE_SETTING = xp(
-    "h:documentationOf/h:serviceEvent/h:performer/h:assignedEntity/h:representedOrganization"
-    "/h:standardIndustryClassCode"
-)
 _FACILITY_CODE = xp("h:componentOf/h:encompassingEncounter/h:location/h:healthCareFacility/h:code")
 
 
@@ -435,7 +431,7 @@ def documentation_of(cd: etree._Element) -> Iterable[Finding]:
             cd,
             "documentationOf",
         )
-    settings = _PRACTICE_SETTING(cd)
+    settings = PRACTICE_SETTING(cd)
     if not settings:
         yield finding(
             "cda.header.practiceSetting",

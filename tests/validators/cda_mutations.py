@@ -87,6 +87,15 @@ def add_related(type_code: str) -> Mutation:
     return change
 
 
+def insert_after(xpath: str, tag: str, **attrib: str) -> Mutation:
+    """Add an element (Clark name) right after the one ``xpath`` selects."""
+
+    def change(cd):
+        one(cd, xpath).addnext(etree.Element(tag, **attrib))
+
+    return change
+
+
 def add_non_xml_body(cd):
     body = etree.Element(f"{{{H}}}nonXMLBody")
     etree.SubElement(
@@ -167,6 +176,10 @@ HEADER_MUTATIONS: dict[str, tuple] = {
         "cda.header.facilityType",
     ),
 }
+
+# Header and model mutations that also break the CDA R2 structure itself: the schema layer
+# (cda.schema) reports them beside the CI-SIS rule that explains them.
+ALSO_SCHEMA = {"id", "author", "custodian", "body"}
 
 MODEL_MUTATIONS: dict[str, tuple] = {
     "body": (CRBIO, add_non_xml_body, "cda.body"),

@@ -11,7 +11,7 @@ from typing import Any
 from lxml import etree
 
 from gateway.adapters.cda.parser import CdaDocument
-from gateway.adapters.cda.xpath import xp
+from gateway.adapters.cda.xpath import PRACTICE_SETTING, xp
 from gateway.envelope import Code, Party, Patient
 from gateway.validators import cda_codes
 from gateway.validators.ins import INS_OIDS
@@ -31,10 +31,6 @@ _CUSTODIAN_ORG = xp("h:custodian/h:assignedCustodian/h:representedCustodianOrgan
 _LEGAL = xp("h:legalAuthenticator/h:assignedEntity")
 _SERVICE_TIME = xp("h:documentationOf/h:serviceEvent/h:effectiveTime")
 _FACILITY = xp("h:componentOf/h:encompassingEncounter/h:location/h:healthCareFacility")
-_PRACTICE_SETTING = xp(
-    "h:documentationOf/h:serviceEvent/h:performer/h:assignedEntity/h:representedOrganization"
-    "/h:standardIndustryClassCode"
-)
 _CONFIDENTIALITY_TRANSLATIONS = xp("h:confidentialityCode/h:translation")
 _NON_XML_BODY = xp("h:component/h:nonXMLBody")
 _TEMPLATE_IDS = xp("h:templateId/@root")
@@ -207,7 +203,7 @@ def extract(doc: CdaDocument) -> dict[str, Any]:
         "facility_type_code": _code(
             facility.find("{urn:hl7-org:v3}code") if facility is not None else None
         ),
-        "practice_setting_code": _code(_first(_PRACTICE_SETTING(cd))),
+        "practice_setting_code": _code(_first(PRACTICE_SETTING(cd))),
         "format_code": _format_code(cd, template_ids),
         "service_start": _time(service, "low"),
         "service_stop": _time(service, "high"),

@@ -17,6 +17,13 @@ def xp(expr: str) -> etree.XPath:
     return etree.XPath(expr, namespaces=NS)
 
 
+# XDS practiceSettingCode: where the CI-SIS puts it (read by the header rules and the metadata).
+PRACTICE_SETTING = xp(
+    "h:documentationOf/h:serviceEvent/h:performer/h:assignedEntity/h:representedOrganization"
+    "/h:standardIndustryClassCode"
+)
+
+
 def path_of(el: etree._Element) -> str:
     """A readable XPath from the ClinicalDocument to ``el``: ``/ClinicalDocument/author[2]/time``.
 
