@@ -3,9 +3,12 @@
 import pytest
 
 from gateway.adapters.cda.parser import parse
+from gateway.adapters.hl7v2 import crbio
+from gateway.adapters.hl7v2.parser import parse as parse_hl7v2
 from gateway.findings import Report
 from gateway.validators import cda_schema
 from gateway.validators.cda import CdaValidator
+from tests.conftest import FIXTURES
 from tests.validators.cda_mutations import (
     CRBIO,
     CRIMG,
@@ -37,6 +40,13 @@ def judge(raw: bytes) -> Report:
 @pytest.mark.parametrize("fixture", [CRBIO, CRIMG], ids=["cr-bio", "cr-img"])
 def test_fixtures_follow_the_schema(fixture):
     assert schema_findings(fixture.read_bytes()) == []
+
+
+def test_cr_bio_converted_from_lab_results_follows_the_schema():
+    msg, problems = parse_hl7v2((FIXTURES / "hl7v2/oru_r01_lab_results.hl7").read_bytes())
+    assert msg is not None, problems
+    cda, _ = crbio.convert(msg, "mllp:test", "1.2.250.1.999.9.1")
+    assert schema_findings(cda) == []
 
 
 @pytest.mark.parametrize(
