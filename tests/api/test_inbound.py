@@ -24,7 +24,7 @@ def test_rejection_carries_a_machine_readable_report(start_gateway):
     bad = (
         (FIXTURES / "cda/crbio_glycemia.xml")
         .read_bytes()
-        .replace(b'<id root="1.2.250.1.999.1.1', b'<id nullFlavor="NI" x="')
+        .replace(b'<id root="1.2.250.1.999.1.1', b'<id nullFlavor="NI" extension="')
     )
     status, body, _ = post(gw.http_url + "/documents", bad)
     assert status == 422
