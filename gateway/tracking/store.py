@@ -34,24 +34,33 @@ class TrackingStore:
     # -- write --------------------------------------------------------------------------------
 
     def write(self, events: Sequence[Event]) -> None:
-        """Record ``events`` in order, in one transaction."""
+        """Record ``events`` in order, in one transaction.
+
+        A batch holds most steps of the messages it names (received … accepted): the events go
+        in with one multi-row INSERT, and the summary row of each message received in this
+        batch is computed here and inserted once, rather than inserted then updated once per
+        step (~11 statements per message before). Steps of messages received earlier update
+        their row as they come."""
         try:
             with self.engine.begin() as conn:
-                for event in events:
+                if events:
+                    conn.execute(tracked_events.insert(), [_event_row(e) for e in events])
+                folded = _fold(events)
+                if folded is None:  # not one RECEIVED per new message: the literal way
+                    for event in events:
+                        self._apply(conn, event)
+                    return
+                new_rows, later = folded
+                if new_rows:
+                    conn.execute(tracked_messages.insert(), new_rows)
+                for event in later:
                     self._apply(conn, event)
         except SQLAlchemyError as exc:
             raise StoreUnavailable(f"tracking store unavailable: {type(exc).__name__}") from None
 
     def _apply(self, conn: sa.Connection, event: Event) -> None:
-        conn.execute(
-            tracked_events.insert().values(
-                trace_id=event.trace_id,
-                at=event.at,
-                event=event.name,
-                detail=json.dumps(event.detail, ensure_ascii=False, default=str),
-            )
-        )
-        summary = {k: v for k, v in event.summary.items() if k in _SUMMARY_COLUMNS}
+        """One event's change to its message's summary row."""
+        summary = _summary(event)
         row = tracked_messages.c
         if event.name == RECEIVED:
             conn.execute(
@@ -182,3 +191,50 @@ def _plain(row) -> dict[str, Any]:
     out["destinations"] = [d for d in (out.get("destinations") or "").split(",") if d]
     out["rules"] = [r for r in (out.get("rules") or "").split(",") if r]
     return out
+
+
+def _event_row(event: Event) -> dict[str, Any]:
+    return {
+        "trace_id": event.trace_id,
+        "at": event.at,
+        "event": event.name,
+        "detail": json.dumps(event.detail, ensure_ascii=False, default=str),
+    }
+
+
+def _summary(event: Event) -> dict[str, Any]:
+    return {k: v for k, v in event.summary.items() if k in _SUMMARY_COLUMNS}
+
+
+def _fold(events: Sequence[Event]) -> tuple[list[dict[str, Any]], list[Event]] | None:
+    """(summary rows of the messages RECEIVED in ``events``, each with its later steps applied
+    as ``_apply``'s statements would, in order; the events of other messages, for ``_apply``).
+    A step before its message's RECEIVED in the batch is dropped, as its UPDATE would match no
+    row. None when a message is RECEIVED twice (the INSERT must fail as it always did)."""
+    rows: dict[str, dict[str, Any]] = {}
+    later: list[Event] = []
+    received = {e.trace_id for e in events if e.name == RECEIVED}
+    for event in events:
+        row = rows.get(event.trace_id)
+        if event.name == RECEIVED:
+            if row is not None:
+                return None
+            rows[event.trace_id] = {
+                **dict.fromkeys(_SUMMARY_COLUMNS),
+                **_summary(event),
+                "trace_id": event.trace_id,
+                "status": RECEIVED,
+                "updated_at": event.at,
+            }
+            continue
+        if row is None:
+            if event.trace_id not in received:
+                later.append(event)
+            continue
+        row.update(_summary(event))
+        if event.name in STATUS_REPLACES:
+            replaces = STATUS_REPLACES[event.name]
+            allowed = replaces is None or row["status"] in replaces | {event.name}
+            if allowed and row["updated_at"] <= event.at:
+                row["status"], row["updated_at"] = event.name, event.at
+    return list(rows.values()), later

@@ -4,6 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from gateway.errors import StoreUnavailable
 from gateway.records.store import RecordStore
 from gateway.tracking import events
 from gateway.tracking.events import Event
@@ -106,4 +107,62 @@ def test_buffered_tracker_writes_in_the_background_and_counts_drops(tmp_path):
         assert tracker.flush(5) and dropped == [1]
     finally:
         tracker.close()
+        records.close()
+
+
+def _timelines() -> list[Event]:
+    """Steps of three messages interleaved as threads record them, some out of order."""
+    a, b, c = "a" * 32, "b" * 32, "c" * 32
+    s = timedelta(seconds=1)
+    return [
+        Event(c, events.ACCEPTED, T0),  # before its RECEIVED: matches no row yet
+        _received(a, "http:10.0.0.1", T0, kind="cda"),
+        _received(c, "mllp:10.0.0.2", T0, control_id="C-9"),
+        Event(a, events.VALIDATED, T0, {"type_code": "11502-2", "document_id": "d1"}),
+        Event(a, events.ROUTED, T0, {"destinations": "records"}),
+        Event(c, events.REJECTED, T0 + s, {"rules": "ins.nir-key"}),
+        Event(a, events.FILED, T0 + 2 * s),
+        Event(a, events.ACCEPTED, T0 + s),  # the confirm recorded after filing
+        _received(b, "cli", T0 + s),
+        Event(b, events.PARKED, T0 + 3 * s),
+        Event(b, events.REPLAYED, T0 + 2 * s),  # older than the park: status stays parked
+        Event(c, events.PARKED, T0 + 2 * s),  # a rejected message is never parked
+    ]
+
+
+@pytest.mark.parametrize("batch", [1, 2, 5, 100])
+def test_summary_rows_do_not_depend_on_how_events_are_batched(tmp_path, batch):
+    """One multi-message batch (summary rows computed, then inserted once) files the same rows
+    as one statement per step does."""
+    stores = {}
+    for name, size in (("one by one", 1), ("batched", batch)):
+        records = RecordStore.open(f"sqlite:///{tmp_path / f'{name}.sqlite3'}")
+        store = TrackingStore(records.engine)
+        steps = _timelines()
+        for i in range(0, len(steps), size):
+            store.write(steps[i : i + size])
+        stores[name] = (
+            {t: store.message(t) for t in ("a" * 32, "b" * 32, "c" * 32)},
+            records,
+        )
+    (expected, r1), (got, r2) = stores.values()
+    try:
+        assert got == expected
+        assert expected["a" * 32]["status"] == "filed"
+        assert expected["b" * 32]["status"] == "parked"
+        assert expected["c" * 32]["status"] == "rejected"
+    finally:
+        r1.close()
+        r2.close()
+
+
+def test_a_message_received_twice_in_a_batch_fails_the_batch_as_before(tmp_path):
+    records = RecordStore.open(f"sqlite:///{tmp_path / 'r.sqlite3'}")
+    try:
+        store = TrackingStore(records.engine)
+        twice = [_received("e" * 32, "cli", T0), _received("e" * 32, "cli", T0)]
+        with pytest.raises(StoreUnavailable):
+            store.write(twice)
+        assert store.message("e" * 32) is None
+    finally:
         records.close()
