@@ -2,7 +2,8 @@
 raw cryptography signature (or verification) of a SHA-256 digest with the same key.
 
 "x floor" is how many raw operations one XAdES operation costs: what XML (manifest,
-canonicalisation, XAdES properties, schema check on verify) adds over the mathematics.
+canonicalisation, XAdES properties) adds over the mathematics. Verification takes the direct
+path of gateway.signing.dsig for these signatures (signxml only for other shapes).
 """
 
 from __future__ import annotations
