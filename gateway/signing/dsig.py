@@ -121,7 +121,7 @@ def _check_signature_value(
         elif kind == "ecdsa" and isinstance(key, ec.EllipticCurvePublicKey):
             size = (key.key_size + 7) // 8  # XMLDSig ECDSA values are r || s, fixed width
             if len(value) != 2 * size:
-                raise _Unhandled("ECDSA value length")  # signxml calls it malformed
+                raise InvalidSignature
             r, s = int.from_bytes(value[:size]), int.from_bytes(value[size:])
             key.verify(utils.encode_dss_signature(r, s), data, ec.ECDSA(algorithm()))
         else:
