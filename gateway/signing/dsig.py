@@ -28,8 +28,9 @@ from lxml import etree
 
 from gateway.signing import rules
 from gateway.signing.rules import SignatureFault
-from gateway.signing.xades import DS, XADES
 
+DS = "http://www.w3.org/2000/09/xmldsig#"
+XADES = "http://uri.etsi.org/01903/v1.3.2#"
 NS = {"ds": DS, "xades": XADES}
 
 # Canonicalisation algorithm → lxml's (exclusive, with_comments). C14N 1.1 differs from 1.0
@@ -132,15 +133,17 @@ def _check_signature_value(
         ) from None
 
 
-def digest_rule(tag: str) -> tuple[str, str]:
-    """(rule, reason) for a signed part, by its tag, that no longer matches its digest."""
-    if tag == f"{{{XADES}}}SignedProperties":
-        return rules.SIGNED_PROPERTIES, "signed properties (signing time, certificate) altered"
-    if tag == f"{{{DS}}}KeyInfo":
-        return rules.CERTIFICATE, "KeyInfo (key name, certificate) altered"
-    if tag == f"{{{DS}}}Object":
-        return rules.DIGEST, "the document manifest was altered"
-    return rules.INVALID, "a signed reference does not match its digest"
+def _digest_fault(target: etree._Element) -> SignatureFault:
+    """Which signed part no longer matches its digest."""
+    if target.tag == f"{{{XADES}}}SignedProperties":
+        return SignatureFault(
+            rules.SIGNED_PROPERTIES, "signed properties (signing time, certificate) altered"
+        )
+    if target.tag == f"{{{DS}}}KeyInfo":
+        return SignatureFault(rules.CERTIFICATE, "KeyInfo (key name, certificate) altered")
+    if target.tag == f"{{{DS}}}Object":
+        return SignatureFault(rules.DIGEST, "the document manifest was altered")
+    return SignatureFault(rules.INVALID, "a signed reference does not match its digest")
 
 
 def _referenced(root: etree._Element, reference: etree._Element) -> etree._Element:
@@ -161,7 +164,7 @@ def _referenced(root: etree._Element, reference: etree._Element) -> etree._Eleme
     expected = _b64(_one(reference, "ds:DigestValue").text)
     canonical = _canonical(targets[0], algorithm)
     if hashlib.new(digest, canonical).digest() != expected:
-        raise SignatureFault(*digest_rule(targets[0].tag))
+        raise _digest_fault(targets[0])
     return etree.fromstring(canonical, _parser())
 
 
