@@ -20,7 +20,7 @@ from signxml import DigestAlgorithm
 from signxml.exceptions import InvalidCertificate, InvalidDigest, InvalidInput, InvalidSignature
 from signxml.xades import XAdESSignatureConfiguration, XAdESVerifier
 
-from gateway.signing import dsig, rules
+from gateway.signing import rules
 from gateway.signing.rules import SignatureFault
 from gateway.signing.xades import DS, XADES
 
@@ -93,9 +93,9 @@ def check(
             rules.CERTIFICATE, "the certificate in KeyInfo is not the signing key's certificate"
         )
     check_validity(certificate, now, "signing certificate")
-    verified = _verify(parsed.root, certificate)
-    _check_manifest(verified, payload)
-    signing_time = _signing_time(verified, certificate, now)
+    results = _verify(parsed.root, certificate)
+    _check_manifest(results, payload)
+    signing_time = _signing_time(results, certificate, now)
     return SignedFacts(signing_time=signing_time, certificate=certificate)
 
 
@@ -110,14 +110,9 @@ def check_validity(cert: x509.Certificate, at: datetime, what: str) -> None:
         )
 
 
-def _verify(root: etree._Element, certificate: x509.Certificate) -> dsig.Verified:
-    """The signed parts of ``root``: directly for the usual shape (gateway.signing.dsig),
-    by signxml for any other."""
-    verified = dsig.core_verify(root, certificate)
-    if verified is not None:
-        return verified
+def _verify(root: etree._Element, certificate: x509.Certificate) -> list:
     try:
-        results = XAdESVerifier().verify(
+        return XAdESVerifier().verify(
             root, x509_cert=certificate, parser=_parser(), expect_config=EXPECT
         )
     except InvalidDigest as exc:
@@ -134,10 +129,6 @@ def _verify(root: etree._Element, certificate: x509.Certificate) -> dsig.Verifie
         raise SignatureFault(rules.MALFORMED, f"not a XAdES-BES signature: {exc}") from None
     except (etree.LxmlError, ValueError) as exc:
         raise SignatureFault(rules.MALFORMED, f"signature unreadable: {exc}") from None
-    properties = next(r.signed_xml for r in results if hasattr(r, "signed_properties"))
-    return dsig.Verified(
-        tuple(r.signed_xml for r in results if r.signed_xml is not None), properties
-    )
 
 
 _REFERENCE = re.compile(r"\(#([^)]*)\)")
@@ -159,9 +150,14 @@ def _digest_rule(root: etree._Element, message: str) -> tuple[str, str]:
     return rules.INVALID, f"a signed reference does not match its digest: {message}"
 
 
-def _check_manifest(verified: dsig.Verified, payload: bytes) -> None:
+def _check_manifest(results: list, payload: bytes) -> None:
     """The verified manifest (never the unverified tree) must hold this payload's digest."""
-    manifests = [m for signed in verified.signed for m in signed.iter(f"{{{DS}}}Manifest")]
+    manifests = [
+        m
+        for r in results
+        if r.signed_xml is not None
+        for m in r.signed_xml.iter(f"{{{DS}}}Manifest")
+    ]
     if len(manifests) != 1:
         raise SignatureFault(rules.MALFORMED, "the signature signs no single document manifest")
     references = manifests[0].findall("ds:Reference", NS)
@@ -176,10 +172,8 @@ def _check_manifest(verified: dsig.Verified, payload: bytes) -> None:
         raise SignatureFault(rules.DIGEST, "the document is not the one that was signed")
 
 
-def _signing_time(
-    verified: dsig.Verified, certificate: x509.Certificate, now: datetime
-) -> datetime:
-    props = verified.signed_properties.find("xades:SignedSignatureProperties", NS)
+def _signing_time(results: list, certificate: x509.Certificate, now: datetime) -> datetime:
+    props = next((r.signed_properties for r in results if hasattr(r, "signed_properties")), None)
     text = props.findtext("xades:SigningTime", namespaces=NS) if props is not None else None
     if not text:
         raise SignatureFault(rules.SIGNING_TIME, "the signature has no SigningTime")
