@@ -12,12 +12,15 @@ results of an order become increasing versions of one document.
 
 from __future__ import annotations
 
+import base64
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from lxml import etree
 
+from gateway.adapters.hl7v2 import pdf_copy
 from gateway.adapters.hl7v2.parser import Message, Segment
 from gateway.findings import Finding, error, warning
 
@@ -35,9 +38,20 @@ TEMPLATES = (
     "1.3.6.1.4.1.19376.1.3.3",  # IHE PaLM XD-LAB
     "1.2.250.1.213.1.1.1.55",  # CR-BIO
 )
-SECTION_TEMPLATE = "1.3.6.1.4.1.19376.1.3.3.2.1"  # FR-CR-BIO-Chapitre
-ENTRY_TEMPLATE = "1.3.6.1.4.1.19376.1.3.1"  # laboratory report data processing entry
-OBSERVATION_TEMPLATE = "1.3.6.1.4.1.19376.1.3.1.6"  # laboratory observation
+CHAPTER_TEMPLATES = ("1.3.6.1.4.1.19376.1.3.3.2.1", "1.2.250.1.213.1.1.2.70")  # FR-CR-BIO-Chapitre
+SUBCHAPTER_TEMPLATES = ("1.3.6.1.4.1.19376.1.3.3.2.2", "1.2.250.1.213.1.1.2.71")
+ENTRY_TEMPLATES = ("1.3.6.1.4.1.19376.1.3.1", "1.2.250.1.213.1.1.3.21")  # FR-Resultats-examens
+OBSERVATION_TEMPLATES = ("1.3.6.1.4.1.19376.1.3.1.6", "1.2.250.1.213.1.1.3.80")
+PDF_SECTION_TEMPLATE = "1.2.250.1.213.1.1.2.243"  # FR-Document-PDF-copie
+ATTACHED_TEMPLATE = "1.2.250.1.213.1.1.3.18"  # FR-Document-attache
+ATTACHED_TYPE_TEMPLATES = (
+    "1.3.6.1.4.1.19376.1.5.3.1.4.13",
+    "1.2.250.1.213.1.1.3.48",
+    "1.2.250.1.213.1.1.3.48.18",
+)
+PERFORMER_TEMPLATE = "1.3.6.1.4.1.19376.1.3.3.1.7"
+PROFESSION = "1.2.250.1.213.1.1.4.5"  # TRE_G15 profession / TRE_R38 specialty
+PRACTICE_SETTING = "1.2.250.1.213.1.1.4.9"
 LOCAL_ZONE = ZoneInfo("Europe/Paris")  # HL7 times without an offset are French local time
 _NS = uuid.UUID("0b7d7a52-61e8-4a36-8c4c-4d5b0e7a2f10")
 _INTERPRETATIONS = frozenset({"N", "L", "H", "LL", "HH", "A", "AA", "<", ">", "S", "R", "I"})
@@ -82,8 +96,32 @@ def _el(parent: etree._Element, tag: str, text: str | None = None, **attrs: str)
     return node
 
 
-def convert(msg: Message, sender: str, document_id: str) -> tuple[bytes, list[Finding]]:
+@dataclass(frozen=True)
+class Person:
+    """A health professional named in the report (RPPS id; profession as a TRE_G15 code)."""
+
+    id: str
+    family: str = ""
+    given: str = ""
+    profession: str = ""  # e.g. "G15_10/SM03"; HL7v2 XCN does not carry it
+    profession_name: str = ""
+
+
+@dataclass(frozen=True)
+class Laboratory:
+    """Configured facts about the laboratory that HL7v2 lab results do not carry: its national
+    structure id (FINESS/SIRET-based, root 1.2.250.1.71.4.2.2) and its director, named as the
+    responsible biologist when no result interpreter is in the message."""
+
+    structure_id: str = ""
+    director: Person | None = None
+
+
+def convert(
+    msg: Message, sender: str, document_id: str, lab: Laboratory | None = None
+) -> tuple[bytes, list[Finding]]:
     """The CR-BIO CDA for ``msg`` and the findings of the conversion (errors: no CDA)."""
+    lab = lab or Laboratory()
     findings: list[Finding] = []
     obrs = msg.all("OBR")
     obr = obrs[0] if obrs else Segment("OBR", ["OBR"])
@@ -102,6 +140,20 @@ def convert(msg: Message, sender: str, document_id: str) -> tuple[bytes, list[Fi
                 hl7_code=101,
             )
         )
+    groups = _order_groups(msg)
+    biologist = _responsible(msg, obr, groups) or lab.director
+    if biologist is None:
+        findings.append(
+            warning(
+                "crbio.biologist",
+                "no result interpreter (OBR-32), responsible observer (OBX-16) nor configured "
+                "laboratory director: the laboratory is named as legal authenticator",
+                location="OBR-32",
+                layer=LAYER,
+            )
+        )
+    org = _org_id(msg, lab)
+    when = ts(reported)
 
     root = etree.Element(f"{{{V3}}}ClinicalDocument", nsmap={None: V3, "lab": LAB, "xsi": XSI})
     _el(root, "realmCode", code="FR")
@@ -112,32 +164,36 @@ def convert(msg: Message, sender: str, document_id: str) -> tuple[bytes, list[Fi
     _el(root, "code", code="11502-2", codeSystem=LOINC, codeSystemName="LOINC",
         displayName="CR d'examens biologiques")  # fmt: skip
     _el(root, "title", "Compte rendu d'examens biologiques")
-    _el(root, "effectiveTime", value=ts(reported))
-    _el(root, "confidentialityCode", code="N", codeSystem="2.16.840.1.113883.5.25")
+    _el(root, "effectiveTime", value=when)
+    _el(root, "confidentialityCode", code="N", displayName="Normal",
+        codeSystem="2.16.840.1.113883.5.25")  # fmt: skip
     _el(root, "languageCode", code="fr-FR")
     _el(root, "setId", root=_oid(sender, msg.value("MSH-3.1"), msg.value("MSH-4.1"), order))
     _el(root, "versionNumber", value=str(version_number(collected, reported)))
     _record_target(root, msg, pid)
-    person = _result_person(msg, obr)
-    _author(root, msg, obr, person, reported)
-    _custodian(root, msg)
-    if person is not None:
-        legal = _el(root, "legalAuthenticator")
-        _el(legal, "time", value=ts(reported))
-        _el(legal, "signatureCode", code="S")
-        _assigned(legal, "assignedEntity", person)
+    _author(root, msg, biologist, org, when)
+    _custodian(root, msg, org)
+    legal = _el(root, "legalAuthenticator")
+    _el(legal, "time", value=when)
+    _el(legal, "signatureCode", code="S")
+    _entity(legal, "assignedEntity", msg, biologist, org)
     service = _el(_el(root, "documentationOf"), "serviceEvent")
+    _el(service, "code", **_battery(msg, obr))
     span = _el(service, "effectiveTime")
     _el(span, "low", value=ts(collected or reported))
-    _el(span, "high", value=ts(reported))
+    _el(span, "high", value=when)
+    performer = _el(service, "performer", typeCode="PRF")
+    _el(performer, "templateId", root=PERFORMER_TEMPLATE)
+    _el(_el(performer, "time"), "high", value=when)
+    _entity(performer, "assignedEntity", msg, biologist, org, setting=True)
     encounter = _el(_el(root, "componentOf"), "encompassingEncounter")
     _el(encounter, "effectiveTime", value=ts(collected or reported))
+    _entity(_el(encounter, "responsibleParty"), "assignedEntity", msg, biologist, org)
     facility = _el(_el(encounter, "location"), "healthCareFacility")
     _el(facility, "code", code="SA29", codeSystem="1.2.250.1.71.4.2.4",
         displayName="Laboratoire de biologie médicale")  # fmt: skip
 
     body = _el(_el(root, "component"), "structuredBody")
-    groups = _order_groups(msg)
     if not any(obxs for _obr, obxs in groups):
         findings.append(
             error(
@@ -148,8 +204,10 @@ def convert(msg: Message, sender: str, document_id: str) -> tuple[bytes, list[Fi
                 hl7_code=100,
             )
         )
+    lines = [f"Compte rendu d'examens biologiques - {msg.value('MSH-4.1')} - {reported}"]
     for obr_seg, obxs in groups:
-        findings += _section(body, msg, obr_seg, obxs)
+        findings += _section(body, msg, obr_seg, obxs, lines)
+    _pdf_section(body, pdf_copy.render(lines), document_id)
     xml = etree.tostring(root, xml_declaration=True, encoding="UTF-8")
     return xml, findings
 
@@ -185,91 +243,174 @@ def _record_target(root, msg: Message, pid: Segment) -> None:
     _el(patient, "administrativeGenderCode", code=gender if gender in "MFU" else "U",
         codeSystem="2.16.840.1.113883.5.1")  # fmt: skip
     _el(patient, "birthTime", value=msg.value("PID-7.1", pid))
-    for rep in msg.repetitions(pid.field(11)):
-        comps = msg.components(rep) + [""] * 9
-        if comps[6] == "BDL" and comps[8]:  # birth address: COG code of the birthplace
-            addr = _el(_el(_el(patient, "birthplace"), "place"), "addr")
-            _el(addr, "county", comps[8])
-            break
+    county = next(
+        (
+            comps[8]
+            for rep in msg.repetitions(pid.field(11))
+            if (comps := msg.components(rep) + [""] * 9)[6] == "BDL" and comps[8]
+        ),
+        "",
+    )  # birth address (BDL): COG code of the birthplace, one of the INS traits
+    addr = _el(_el(_el(patient, "birthplace"), "place"), "addr")
+    if county:
+        _el(addr, "county", county)
+    else:  # the sender did not give it: say so rather than leave the INS traits incomplete
+        _el(addr, "county", nullFlavor="UNK")
 
 
-def _result_person(msg: Message, obr: Segment) -> list[str] | None:
-    """The biologist (OBR-32 principal result interpreter) as XCN components, if identified."""
-    raw = obr.field(32)
-    if raw:
-        comps = msg.components(raw)
-        first = comps[0].split(msg.delimiters.subcomponent)
-        if first[0]:
-            return [*first, "", ""][:3]
-    return None
+def _person(msg: Message, raw: str) -> Person | None:
+    """An XCN (OBX-16) or CNN (OBR-32: components as subcomponents) with an id, else None."""
+    if not raw:
+        return None
+    comps = msg.components(msg.repetitions(raw)[0])
+    first = comps[0].split(msg.delimiters.subcomponent)
+    # CNN inside NDL (OBR-32): id&family&given in the first component; XCN: id^family^given
+    parts = [*first, "", ""] if len(first) > 1 else [*comps, "", ""]
+    return Person(parts[0], parts[1], parts[2]) if parts[0] else None
 
 
-def _assigned(parent, tag: str, person: list[str]) -> None:
-    assigned = _el(parent, tag)
-    _el(assigned, "id", root=RPPS, extension=person[0])
-    if person[1] or person[2]:
-        name = _el(_el(assigned, "assignedPerson"), "name")
-        _el(name, "family", person[1])
-        _el(name, "given", person[2])
+def _responsible(msg: Message, obr: Segment, groups) -> Person | None:
+    """The biologist: OBR-32 principal result interpreter, else the first OBX-16."""
+    person = _person(msg, obr.field(32))
+    for _obr, obxs in groups:
+        for _n, obx in obxs:
+            person = person or _person(msg, obx.field(16))
+    return person
 
 
-def _organisation(parent, tag: str, msg: Message) -> None:
-    org = _el(parent, tag)
-    ident = msg.value("MSH-4.2") or msg.value("MSH-4.1")
-    _el(org, "id", root=STRUCTURE_ID if msg.value("MSH-4.2") else _oid("facility"),
-        extension=ident)  # fmt: skip
-    _el(org, "name", msg.value("MSH-4.1"))
+def _org_id(msg: Message, lab: Laboratory) -> dict[str, str]:
+    """The laboratory's id: national structure id (MSH-4.2, else configured), else a local OID."""
+    national = msg.value("MSH-4.2") or lab.structure_id
+    if national:
+        return {"root": STRUCTURE_ID, "extension": national}
+    return {"root": _oid("facility"), "extension": msg.value("MSH-4.1")}
 
 
-def _author(root, msg: Message, obr: Segment, person: list[str] | None, reported: str) -> None:
-    author = _el(root, "author")
-    _el(author, "time", value=ts(reported))
-    if person is not None:
-        assigned = _el(author, "assignedAuthor")
-        _el(assigned, "id", root=RPPS, extension=person[0])
-        name = _el(_el(assigned, "assignedPerson"), "name")
-        _el(name, "family", person[1])
-        _el(name, "given", person[2])
-    else:  # the laboratory information system that produced the results
-        assigned = _el(author, "assignedAuthor")
-        _el(assigned, "id", root=_oid("application", msg.value("MSH-3.1"), msg.value("MSH-4.1")))
-        device = _el(assigned, "assignedAuthoringDevice")
-        _el(device, "manufacturerModelName", msg.value("MSH-3.1"))
-        _el(device, "softwareName", msg.value("MSH-3.1"))
-    _organisation(assigned, "representedOrganization", msg)
+def _unknown_contacts(parent) -> None:
+    _el(parent, "addr", nullFlavor="UNK")
+    _el(parent, "telecom", nullFlavor="UNK")
 
 
-def _custodian(root, msg: Message) -> None:
-    assigned = _el(_el(root, "custodian"), "assignedCustodian")
-    _organisation(assigned, "representedCustodianOrganization", msg)
+def _organisation(parent, tag: str, msg: Message, org: dict[str, str], setting=False) -> None:
+    node = _el(parent, tag)
+    _el(node, "id", **org)
+    _el(node, "name", msg.value("MSH-4.1"))
+    _el(node, "telecom", nullFlavor="UNK")  # organisations: telecom before addr
+    _el(node, "addr", nullFlavor="UNK")
+    if setting:
+        _el(node, "standardIndustryClassCode", code="AMBULATOIRE", displayName="Ambulatoire",
+            codeSystem=PRACTICE_SETTING)  # fmt: skip
 
 
-def _section(body, msg: Message, obr: Segment, obxs: list[tuple[int, Segment]]) -> list[Finding]:
-    findings: list[Finding] = []
-    section = _el(_el(body, "component"), "section")
-    _el(section, "templateId", root=SECTION_TEMPLATE)
-    code, system, display = (msg.value(f"OBR-4.{i}", obr) for i in (1, 3, 2))
-    if system == "LN" and code:
-        _el(section, "code", code=code, codeSystem=LOINC, displayName=display)
+def _entity(parent, tag, msg, person: Person | None, org, setting=False) -> None:
+    """An assignedEntity: the biologist with the laboratory, or the laboratory alone."""
+    entity = _el(parent, tag)
+    if person is None:
+        _el(entity, "id", **org)
+        _unknown_contacts(entity)
     else:
-        _el(section, "code", code="26436-6", codeSystem=LOINC, displayName="Laboratory studies")
-    _el(section, "title", display or "Résultats")
+        _el(entity, "id", root=RPPS, extension=person.id)
+        if person.profession:
+            _el(entity, "code", code=person.profession, displayName=person.profession_name,
+                codeSystem=PROFESSION)  # fmt: skip
+        else:
+            _el(entity, "code", nullFlavor="UNK")
+        _unknown_contacts(entity)
+        name = _el(_el(entity, "assignedPerson"), "name")
+        _el(name, "given", person.given)
+        _el(name, "family", person.family or "?")
+    _organisation(entity, "representedOrganization", msg, org, setting)
+
+
+def _author(root, msg: Message, person: Person | None, org, when: str) -> None:
+    author = _el(root, "author")
+    _el(author, "time", value=when)
+    if person is not None:
+        _entity(author, "assignedAuthor", msg, person, org)
+        return
+    # the laboratory information system that produced the results
+    assigned = _el(author, "assignedAuthor")
+    _el(assigned, "id", root=_oid("application", msg.value("MSH-4.1")),
+        extension=msg.value("MSH-3.1") or "SIL")  # fmt: skip
+    device = _el(assigned, "assignedAuthoringDevice")
+    _el(device, "manufacturerModelName", msg.value("MSH-3.1"))
+    _el(device, "softwareName", msg.value("MSH-3.1"))
+    _organisation(assigned, "representedOrganization", msg, org)
+
+
+def _custodian(root, msg: Message, org) -> None:
+    assigned = _el(_el(root, "custodian"), "assignedCustodian")
+    _organisation(assigned, "representedCustodianOrganization", msg, org)
+
+
+def _battery(msg: Message, obr: Segment) -> dict[str, str]:
+    code, display, system = (msg.value(f"OBR-4.{i}", obr) for i in (1, 2, 3))
+    if system == "LN" and code:
+        return {"code": code, "codeSystem": LOINC, "displayName": display or code}
+    return {"code": "26436-6", "codeSystem": LOINC, "displayName": "Laboratory studies"}
+
+
+def _section(body, msg, obr: Segment, obxs: list[tuple[int, Segment]], lines) -> list[Finding]:
+    """One chapter per order: a sub-chapter with the narrative table and the results entry."""
+    findings: list[Finding] = []
+    battery = _battery(msg, obr)
+    chapter = _el(_el(body, "component"), "section")
+    for template in CHAPTER_TEMPLATES:
+        _el(chapter, "templateId", root=template)
+    _el(chapter, "code", **battery)
+    _el(chapter, "title", battery["displayName"])
+    lines += ["", battery["displayName"]]
+    section = _el(_el(chapter, "component"), "section")
+    for template in SUBCHAPTER_TEMPLATES:
+        _el(section, "templateId", root=template)
+    _el(section, "code", **battery)
     table = _el(_el(section, "text"), "table")
     head = _el(_el(table, "thead"), "tr")
     for label in ("Analyse", "Résultat", "Unité", "Références", "Interprétation", "Statut"):
         _el(head, "th", label)
     tbody = _el(table, "tbody")
     entry = _el(section, "entry", typeCode="DRIV")
+    for template in ENTRY_TEMPLATES:
+        _el(entry, "templateId", root=template)
     act = _el(entry, "act", classCode="ACT", moodCode="EVN")
-    _el(act, "templateId", root=ENTRY_TEMPLATE)
-    _el(act, "code", code=code if system == "LN" and code else "26436-6", codeSystem=LOINC)
-    _el(act, "statusCode", code="completed")
+    _el(act, "code", **battery)
+    final = all(obx.field(11) in ("F", "C") for _n, obx in obxs)
+    _el(act, "statusCode", code="completed" if final else "active")
     for n, obx in obxs:
-        findings += _observation(act, tbody, msg, obx, n)
+        findings += _observation(act, tbody, msg, obx, n, lines)
     return findings
 
 
-def _observation(act, tbody, msg: Message, obx: Segment, n: int) -> list[Finding]:
+def _pdf_section(body, pdf: bytes, document_id: str) -> None:
+    """FR-Document-PDF-copie: the report rendered as a PDF (required by CR-BIO 2024.01)."""
+    section = _el(_el(body, "component"), "section")
+    _el(section, "templateId", root=PDF_SECTION_TEMPLATE)
+    _el(section, "code", code="55108-5", displayName="Copie du document", codeSystem=LOINC)
+    _el(section, "title", "Copie du document")
+    row = _el(_el(_el(_el(section, "text"), "table"), "tbody"), "tr")
+    _el(_el(row, "td"), "renderMultiMedia", referencedObject="pdf-copy")
+    organizer = _el(_el(section, "entry"), "organizer", classCode="CLUSTER", moodCode="EVN")
+    _el(organizer, "templateId", root=ATTACHED_TEMPLATE)
+    _el(organizer, "id", root=_oid("pdf-copy", document_id))
+    _el(organizer, "code", code="55107-7", displayName="Document attaché", codeSystem=LOINC)
+    _el(organizer, "statusCode", code="completed")
+    kind = _el(_el(organizer, "component"), "observation", classCode="OBS", moodCode="EVN")
+    for template in ATTACHED_TYPE_TEMPLATES:
+        _el(kind, "templateId", root=template)
+    _el(kind, "id", root=_oid("pdf-copy-type", document_id))
+    _el(kind, "code", code="69764-9", displayName="Type de document", codeSystem=LOINC)
+    _el(_el(kind, "text"), "reference", value="#pdf-copy")
+    _el(kind, "statusCode", code="completed")
+    _el(kind, "effectiveTime", nullFlavor="NA")
+    etree.SubElement(kind, f"{{{V3}}}value", {f"{{{XSI}}}type": "CD", "code": "55108-5",
+                     "displayName": "Copie du document", "codeSystem": LOINC})  # fmt: skip
+    media = _el(_el(organizer, "component"), "observationMedia", classCode="OBS",
+                moodCode="EVN", ID="pdf-copy")  # fmt: skip
+    _el(media, "value", base64.b64encode(pdf).decode("ascii"), mediaType="application/pdf",
+        representation="B64")  # fmt: skip
+
+
+def _observation(act, tbody, msg: Message, obx: Segment, n: int, lines) -> list[Finding]:
     findings: list[Finding] = []
     code, display, system = (msg.value(f"OBX-3.{i}", obx) for i in (1, 2, 3))
     value_type = obx.field(2)
@@ -299,13 +440,16 @@ def _observation(act, tbody, msg: Message, obx: Segment, n: int) -> list[Finding
     row = _el(tbody, "tr", ID=f"obs-{n}")
     for cell in (display or code, value, unit, ref_range, flag, status):
         _el(row, "td", cell)
-
+    lines.append("  ".join(c for c in (display or code, value, unit, ref_range, flag) if c))
     observation = _el(_el(act, "entryRelationship", typeCode="COMP"), "observation",
                       classCode="OBS", moodCode="EVN")  # fmt: skip
-    _el(observation, "templateId", root=OBSERVATION_TEMPLATE)
-    _el(observation, "code", code=code, codeSystem=LOINC, displayName=display)
-    _el(_el(observation, "text"), "reference", value=f"#obs-{n}")
-    _el(observation, "statusCode", code="active" if status == "P" else "completed")
+    for template in OBSERVATION_TEMPLATES:
+        _el(observation, "templateId", root=template)
+    coded = _el(observation, "code", code=code, codeSystem=LOINC, displayName=display or code)
+    _el(_el(coded, "originalText"), "reference", value=f"#obs-{n}")
+    # CR-BIO allows completed or aborted only: a preliminary value is still a produced result;
+    # its status shows in the act (active) and the narrative (OBX-11)
+    _el(observation, "statusCode", code="completed")
     when = msg.value("OBX-14.1", obx)
     if when:
         _el(observation, "effectiveTime", value=ts(when))

@@ -124,7 +124,7 @@ def test_raw_oru_becomes_a_valid_crbio_with_the_message_beside_it():
     root = etree.fromstring(doc.payload)
     ns = {"h": "urn:hl7-org:v3"}
     assert "1.2.250.1.213.1.1.1.55" in root.xpath("h:templateId/@root", namespaces=ns)
-    observations = root.xpath("//h:observation", namespaces=ns)
+    observations = root.xpath("//h:act/h:entryRelationship/h:observation", namespaces=ns)
     assert [o.find("h:code", ns).get("code") for o in observations] == ["14749-6", "5778-6"]
     value = observations[0].find("h:value", ns)
     assert (value.get("value"), value.get("unit")) == ("5.4", "mmol/L")
