@@ -5,12 +5,15 @@ import pytest
 from lxml import etree
 
 from gateway.adapters.cda.parser import parse
+from gateway.adapters.hl7v2 import crbio
+from gateway.adapters.hl7v2 import parser as hl7v2_parser
 from gateway.bootstrap import load_checks
 from gateway.config import Settings
 from gateway.conformance import pack, schematron, visit
 from gateway.conformance.validator import PackValidator
 from gateway.findings import Report
 from gateway.validators.cda import BUILT_IN, CdaValidator
+from tests.conftest import FIXTURES
 from tests.validators.cda_mutations import CRBIO, mutate, swap_with_next
 
 pytestmark = pytest.mark.shared
@@ -190,3 +193,95 @@ def test_the_pack_is_compiled_when_the_gateway_loads_its_checks(shared, tmp_path
     checks = load_checks(settings)
     profiles = checks.cda_validator.layers[-1].pack.profiles
     assert asked == [(s.layer, tmp_path / "conformance") for s in profiles]
+
+
+# --- CR-BIO converted from raw HL7v2 lab results (gateway.adapters.hl7v2.crbio) ------------
+
+ORU = (FIXTURES / "hl7v2/oru_r01_lab_results.hl7").read_bytes()
+LAB = crbio.Laboratory(
+    structure_id="10000000000",
+    director=crbio.Person("10000000001", "MARTIN", "Louise", "G15_10/SM03", "Médecin biologiste"),
+)
+# pack files the rules refer to but that the pack does not ship: reported, not judged
+PACK_GAPS = {"pack.rules-unavailable"}
+
+
+def converted(raw: bytes, lab: crbio.Laboratory | None = LAB) -> bytes:
+    msg, findings = hl7v2_parser.parse(raw)
+    assert msg is not None, findings
+    xml, conversion = crbio.convert(msg, "lab-sender", "1.2.250.1.999.7.1", lab)
+    assert Report.of(conversion).valid, conversion
+    return xml
+
+
+def thirty_results(raw: bytes = ORU, count: int = 30) -> bytes:
+    segments = [s for s in raw.split(b"\r") if s]
+    results = [s for s in segments if s.startswith(b"OBX|")]
+    obx = [
+        b"OBX|%d|" % i + results[(i - 1) % len(results)].split(b"|", 2)[2]
+        for i in range(1, count + 1)
+    ]
+    return b"\r".join([s for s in segments if not s.startswith(b"OBX|")] + obx) + b"\r"
+
+
+@pytest.mark.parametrize("raw", [ORU, thirty_results()], ids=["fixture", "30-obx"])
+def test_converted_crbio_passes_every_pack_layer(pack_validator, raw):
+    report = judge(pack_validator, converted(raw))
+    assert not report.errors, [f.to_dict() for f in report.errors]
+    assert {f.rule for f in report.findings} <= PACK_GAPS, [f.to_dict() for f in report.findings]
+
+
+def test_preliminary_then_final_versions_both_pass_the_pack(pack_validator):
+    prelim = ORU.replace(b"|||F", b"|||P").replace(b"20261101093000", b"20261101080000")
+    prelim = prelim.replace(b"LAB-000001", b"LAB-000000")
+    docs = [converted(prelim), converted(ORU)]
+    for xml in docs:
+        assert not judge(pack_validator, xml).errors
+    ns = {"h": "urn:hl7-org:v3"}
+    roots = [etree.fromstring(xml) for xml in docs]
+    assert len({r.xpath("string(h:setId/@root)", namespaces=ns) for r in roots}) == 1
+    prelim_v, final_v = (
+        int(r.xpath("string(h:versionNumber/@value)", namespaces=ns)) for r in roots
+    )
+    assert 1 <= prelim_v < final_v
+    assert roots[0].xpath("string(//h:entry/h:act/h:statusCode/@code)", namespaces=ns) == "active"
+
+
+def test_a_result_interpreter_in_obr_32_is_the_legal_authenticator(pack_validator):
+    """OBR-32 names the biologist, MSH-4.2 the laboratory's national id. HL7v2 carries no
+    profession code: the biologist's code is unknown (nullFlavor, accepted for legalAuthenticator
+    and responsibleParty) and the author is the laboratory system, as an author person needs one."""
+    raw = ORU.replace(b"LABO-TILLEULS|PASSERELLE", b"LABO-TILLEULS^10000000000|PASSERELLE")
+    fields = raw.split(b"\rOBR|", 1)[1].split(b"\r", 1)[0].split(b"|")
+    fields += [b""] * (32 - len(fields))
+    fields[31] = b"10000000002&PETIT&Jean"  # OBR-32
+    raw = raw.replace(b"\rOBR|" + raw.split(b"\rOBR|", 1)[1].split(b"\r", 1)[0],
+                      b"\rOBR|" + b"|".join(fields))  # fmt: skip
+    xml = converted(raw, lab=None)
+    assert not judge(pack_validator, xml).errors
+    root = etree.fromstring(xml)
+    ns = {"h": "urn:hl7-org:v3"}
+    assert root.xpath("string(h:legalAuthenticator/h:assignedEntity/h:id/@extension)",
+                      namespaces=ns) == "10000000002"  # fmt: skip
+    assert root.find("h:author/h:assignedAuthor/h:assignedAuthoringDevice", ns) is not None
+
+
+def test_without_a_biologist_nor_a_structure_id_the_pack_names_what_hl7v2_lacks(pack_validator):
+    """The fixture names no interpreter (OBR-32, OBX-16) and MSH-4 has no national id: with no
+    laboratory configured the laboratory itself is legal authenticator, and the national rules
+    that need a person and a FINESS/SIRET-based id are the only ones that fail."""
+    xml = converted(ORU, lab=None)
+    root = etree.fromstring(xml)
+    assert root.find("{urn:hl7-org:v3}legalAuthenticator") is not None
+    failed = {(f.layer, f.rule, f.location) for f in judge(pack_validator, xml).errors}
+    custodian = "/ClinicalDocument/custodian/assignedCustodian/representedCustodianOrganization/id"
+    header = "template-1.2.250.1.213.1.1.1.1-2017-12-13T103531"  # StructurationMinimale header
+    assert failed == {
+        ("pack:structurationMinimale", header, custodian),
+        ("pack:structurationMinimale", header,
+         "/ClinicalDocument/componentOf/encompassingEncounter/responsibleParty"),
+        ("pack:model:BIO-CR-BIO_2024.01", "Entete_CR-BIO",
+         "/ClinicalDocument/documentationOf/serviceEvent/performer"),
+        ("pack:model:BIO-CR-BIO_2024.01", "Entete_CR-BIO",
+         "/ClinicalDocument/componentOf/encompassingEncounter"),
+    }  # fmt: skip

@@ -325,7 +325,7 @@ def _entity(parent, tag, msg, person: Person | None, org, setting=False) -> None
 def _author(root, msg: Message, person: Person | None, org, when: str) -> None:
     author = _el(root, "author")
     _el(author, "time", value=when)
-    if person is not None:
+    if person is not None and person.profession:  # CI-SIS: an author person needs a profession
         _entity(author, "assignedAuthor", msg, person, org)
         return
     # the laboratory information system that produced the results
