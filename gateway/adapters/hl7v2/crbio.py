@@ -13,6 +13,7 @@ results of an order become increasing versions of one document.
 from __future__ import annotations
 
 import base64
+import functools
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -61,6 +62,7 @@ def _oid(*parts: str) -> str:
     return f"2.25.{uuid.uuid5(_NS, '|'.join(parts)).int}"
 
 
+@functools.lru_cache(maxsize=1024)  # a message repeats the same few times in every OBX
 def ts(value: str) -> str:
     """HL7 TS → CDA TS; date-times without an offset get the French local offset."""
     value = value.strip()
@@ -89,8 +91,23 @@ def version_number(collected: str, reported: str) -> int:
     return int((end - start).total_seconds()) + 1
 
 
+class _Tags(dict):
+    """Clark names of CDA elements, built once ({urn:hl7-org:v3}tag)."""
+
+    def __missing__(self, tag: str) -> str:
+        self[tag] = name = f"{{{V3}}}{tag}"
+        return name
+
+
+_TAG = _Tags()
+_SubElement = etree.SubElement
+
+
 def _el(parent: etree._Element, tag: str, text: str | None = None, **attrs: str):
-    node = etree.SubElement(parent, f"{{{V3}}}{tag}", {k: v for k, v in attrs.items() if v})
+    if all(attrs.values()):
+        node = _SubElement(parent, _TAG[tag], attrs)
+    else:
+        node = _SubElement(parent, _TAG[tag], {k: v for k, v in attrs.items() if v})
     if text:
         node.text = text
     return node
