@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
 from gateway.adapters.cda.parser import CdaLimits
+from gateway.adapters.hl7v2 import crbio
 from gateway.api import identity
 from gateway.broker import topology
 from gateway.broker.consumer import Consumer, RetryPolicy
@@ -53,9 +54,11 @@ def load_checks(settings: Settings) -> Checks:
         problems = layer.warm_up()
         log("pack.compiled", component="conformance-pack", count=len(problems))
         validator = CdaValidator(layers=(*BUILT_IN, layer))
+    director = crbio.Person(*settings.lab_director) if settings.lab_director else None
     return Checks(
         cda_limits=CdaLimits(max_bytes=settings.max_document_bytes),
         cda_validator=validator,
+        laboratory=crbio.Laboratory(settings.lab_structure_id, director),
     )
 
 

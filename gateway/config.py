@@ -59,6 +59,9 @@ class Settings:
     tls_key: Path | None = None
     tls_client_ca: Path | None = None  # set: client certificates required (mutual TLS)
     request_timeout_s: float = 30.0  # to receive one HTTP body or one MLLP frame
+    # Lab results converted to CR-BIO (docs/hl7v2.md): facts HL7v2 does not carry.
+    lab_structure_id: str = ""  # national structure id of the laboratory (1.2.250.1.71.4.2.2)
+    lab_director: tuple[str, ...] = ()  # RPPS, family, given, profession code, profession name
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, root: Path | None = None) -> Settings:
@@ -93,6 +96,8 @@ class Settings:
             tls_key=_optional_path(env, "GATEWAY_TLS_KEY", root),
             tls_client_ca=_optional_path(env, "GATEWAY_TLS_CLIENT_CA", root),
             request_timeout_s=_float(env, "GATEWAY_REQUEST_TIMEOUT", 30.0),
+            lab_structure_id=env.get("GATEWAY_LAB_STRUCTURE_ID", "").strip(),
+            lab_director=_lab_director(env),
         )._checked()
 
     def _checked(self) -> Settings:
@@ -101,6 +106,20 @@ class Settings:
         if self.tls_client_ca is not None and self.tls_cert is None:
             raise ConfigError("GATEWAY_TLS_CLIENT_CA needs GATEWAY_TLS_CERT and GATEWAY_TLS_KEY")
         return self
+
+
+def _lab_director(env: Mapping[str, str]) -> tuple[str, ...]:
+    """GATEWAY_LAB_DIRECTOR=RPPS^FAMILY^GIVEN^PROFESSION-CODE^PROFESSION-NAME (ER7-like)."""
+    value = env.get("GATEWAY_LAB_DIRECTOR", "").strip()
+    if not value:
+        return ()
+    parts = (value.split("^") + [""] * 5)[:5]
+    if not (parts[0] and parts[1] and parts[3]):
+        raise ConfigError(
+            "GATEWAY_LAB_DIRECTOR needs RPPS^FAMILY^GIVEN^PROFESSION-CODE[^PROFESSION-NAME], "
+            "e.g. 10000000001^MARTIN^Louise^G15_10/SM03^Médecin - Biologie médicale (SM)"
+        )
+    return tuple(parts)
 
 
 def _signing(env: Mapping[str, str], root: Path, keys_dir: Path) -> dict:

@@ -15,6 +15,7 @@ from gateway.adapters import detect
 from gateway.adapters.cda import intake as cda_intake
 from gateway.adapters.cda.parser import CdaLimits
 from gateway.adapters.hl7v2 import intake as hl7v2_intake
+from gateway.adapters.hl7v2.crbio import Laboratory
 from gateway.document import Document
 from gateway.envelope import Envelope, SignatureInfo
 from gateway.findings import Report, error
@@ -32,6 +33,7 @@ class Checks:
 
     cda_limits: CdaLimits = field(default_factory=CdaLimits)
     cda_validator: CdaValidator = field(default_factory=CdaValidator)
+    laboratory: Laboratory = field(default_factory=Laboratory)  # for lab results → CR-BIO
 
 
 @dataclass(frozen=True)
@@ -81,7 +83,11 @@ def read(submission: Submission, checks: Checks) -> Document | Rejected:
         return document
     if kind == "hl7v2":
         return hl7v2_intake.read(
-            submission.raw, submission.sender, checks.cda_limits, checks.cda_validator
+            submission.raw,
+            submission.sender,
+            checks.cda_limits,
+            checks.cda_validator,
+            checks.laboratory,
         )
     return Rejected(
         Report.of(

@@ -41,7 +41,11 @@ def stable_oid(*parts: str) -> str:
 
 
 def read(
-    raw: bytes, sender: str, limits: CdaLimits, validator: CdaValidator
+    raw: bytes,
+    sender: str,
+    limits: CdaLimits,
+    validator: CdaValidator,
+    lab: crbio.Laboratory | None = None,
 ) -> Document | Rejected:
     msg, findings = parse(raw)
     if msg is None:
@@ -55,7 +59,7 @@ def read(
     if carried.documents:
         return _carried_documents(msg, carried, findings, limits, validator)
     if msg.message_type[0] == "ORU":
-        return _converted(raw, sender, msg, carried, findings, limits, validator)
+        return _converted(raw, sender, msg, carried, findings, limits, validator, lab)
     findings.append(
         error(
             "hl7.obx.document-missing",
@@ -218,11 +222,12 @@ def _converted(
     findings: list[Finding],
     limits: CdaLimits,
     validator: CdaValidator,
+    lab: crbio.Laboratory | None,
 ) -> Document | Rejected:
     """A raw ORU^R01 → CR-BIO CDA, validated like any CDA; the message travels beside it."""
     if not Report.of(findings).valid:
         return Rejected(Report.of(findings), RejectionKind.INVALID, "hl7v2")
-    cda_bytes, conversion = crbio.convert(msg, sender, message_document_id(sender, msg))
+    cda_bytes, conversion = crbio.convert(msg, sender, message_document_id(sender, msg), lab)
     findings += conversion
     if not Report.of(findings).valid:
         return Rejected(Report.of(findings), RejectionKind.INVALID, "hl7v2")
