@@ -59,7 +59,7 @@ class Settings:
     tls_key: Path | None = None
     tls_client_ca: Path | None = None  # set: client certificates required (mutual TLS)
     request_timeout_s: float = 30.0  # to receive one HTTP body or one MLLP frame
-    # Lab results converted to CR-BIO (docs/hl7v2.md): facts HL7v2 does not carry.
+    # Lab results converted to CR-BIO (docs/cda-validation.md): facts HL7v2 does not carry.
     lab_structure_id: str = ""  # national structure id of the laboratory (1.2.250.1.71.4.2.2)
     lab_director: tuple[str, ...] = ()  # RPPS, family, given, profession code, profession name
 
