@@ -10,6 +10,7 @@ XSLT stylesheet that wraps it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from lxml import etree
 
@@ -93,8 +94,7 @@ def parse(raw: bytes, limits: CdaLimits = CdaLimits()) -> tuple[CdaDocument | No
         ]
     if tree.docinfo.doctype:
         return None, [error("xml.doctype", "documents with a DOCTYPE are refused", layer="xml")]
-    depth = _depth(tree.getroot(), limits.max_depth)
-    if depth > limits.max_depth:
+    if _deeper_than(limits.max_depth)(tree):
         return None, [
             error(
                 "xml.depth",
@@ -122,18 +122,14 @@ def parse(raw: bytes, limits: CdaLimits = CdaLimits()) -> tuple[CdaDocument | No
     ]
 
 
-def _depth(root: etree._Element, limit: int) -> int:
-    """Deepest nesting below ``root``, stopping early once past ``limit``."""
-    deepest = 0
-    stack = [(root, 1)]
-    while stack:
-        node, d = stack.pop()
-        if d > deepest:
-            deepest = d
-            if deepest > limit:
-                return deepest
-        stack.extend((child, d + 1) for child in node)
-    return deepest
+@lru_cache(maxsize=8)
+def _deeper_than(limit: int) -> etree.XPath:
+    """An XPath that is true when some element sits ``limit + 1`` levels down from the root.
+
+    libxml2 walks the levels in C, one node set per level, so the check costs a fraction of
+    a Python walk over every node (it was ~6 % of a worker's time on converted lab results).
+    """
+    return etree.XPath("boolean(/" + "/".join(["*"] * (limit + 1)) + ")")
 
 
 def _qname(el: etree._Element) -> str:

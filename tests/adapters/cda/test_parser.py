@@ -66,3 +66,20 @@ def test_clinical_document_inside_an_xslt_wrapper_is_found():
     standalone, again = parse(doc.standalone_bytes())
     assert again == [] and not standalone.wrapped
     assert standalone.root.tag == "{urn:hl7-org:v3}ClinicalDocument"
+
+
+def _nested(levels: int) -> bytes:
+    """A ClinicalDocument whose deepest element is ``levels`` levels down (the root is 1)."""
+    inner = levels - 1
+    return (
+        b'<ClinicalDocument xmlns="urn:hl7-org:v3">'
+        + b"<a>" * inner
+        + b"</a>" * inner
+        + b"</ClinicalDocument>"
+    )
+
+
+def test_depth_limit_is_exact():
+    assert parse(_nested(50), CdaLimits(max_depth=50))[0] is not None
+    doc, [finding] = parse(_nested(51), CdaLimits(max_depth=50))
+    assert doc is None and finding.rule == "xml.depth"
