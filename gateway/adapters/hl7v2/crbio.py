@@ -19,10 +19,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from lxml import etree
-
-from gateway.adapters.hl7v2 import pdf_copy
+from gateway.adapters.hl7v2 import pdf_copy, xmlwriter
 from gateway.adapters.hl7v2.parser import Message, Segment
+from gateway.adapters.hl7v2.xmlwriter import Node, leaf, start, sub
 from gateway.findings import Finding, error, warning
 
 LAYER = "crbio"
@@ -55,6 +54,10 @@ PROFESSION = "1.2.250.1.213.1.1.4.5"  # TRE_G15 profession / TRE_R38 specialty
 PRACTICE_SETTING = "1.2.250.1.213.1.1.4.9"
 LOCAL_ZONE = ZoneInfo("Europe/Paris")  # HL7 times without an offset are French local time
 _NS = uuid.UUID("0b7d7a52-61e8-4a36-8c4c-4d5b0e7a2f10")
+_OBSERVATION_START = (
+    '<entryRelationship typeCode="COMP"><observation classCode="OBS" moodCode="EVN">'
+    + "".join(f'<templateId root="{t}"/>' for t in OBSERVATION_TEMPLATES)
+)
 _INTERPRETATIONS = frozenset({"N", "L", "H", "LL", "HH", "A", "AA", "<", ">", "S", "R", "I"})
 
 
@@ -91,26 +94,11 @@ def version_number(collected: str, reported: str) -> int:
     return int((end - start).total_seconds()) + 1
 
 
-class _Tags(dict):
-    """Clark names of CDA elements, built once ({urn:hl7-org:v3}tag)."""
-
-    def __missing__(self, tag: str) -> str:
-        self[tag] = name = f"{{{V3}}}{tag}"
-        return name
-
-
-_TAG = _Tags()
-_SubElement = etree.SubElement
-
-
-def _el(parent: etree._Element, tag: str, text: str | None = None, **attrs: str):
-    if all(attrs.values()):
-        node = _SubElement(parent, _TAG[tag], attrs)
-    else:
-        node = _SubElement(parent, _TAG[tag], {k: v for k, v in attrs.items() if v})
-    if text:
-        node.text = text
-    return node
+def _el(parent: Node, tag: str, text: str | None = None, **attrs: str) -> Node:
+    """A child element in the CDA namespace; attributes with an empty value are left out."""
+    if not all(attrs.values()):
+        attrs = {k: v for k, v in attrs.items() if v}
+    return sub(parent, tag, attrs, text or None)
 
 
 @dataclass(frozen=True)
@@ -138,7 +126,15 @@ def convert(
     msg: Message, sender: str, document_id: str, lab: Laboratory | None = None
 ) -> tuple[bytes, list[Finding]]:
     """The CR-BIO CDA for ``msg`` and the findings of the conversion (errors: no CDA)."""
-    lab = lab or Laboratory()
+    try:
+        return _convert(msg, sender, document_id, lab or Laboratory())
+    except xmlwriter.InvalidXmlText as exc:
+        return b"", [_unrepresentable(exc)]
+
+
+def _convert(
+    msg: Message, sender: str, document_id: str, lab: Laboratory
+) -> tuple[bytes, list[Finding]]:
     findings: list[Finding] = []
     obrs = msg.all("OBR")
     obr = obrs[0] if obrs else Segment("OBR", ["OBR"])
@@ -172,7 +168,7 @@ def convert(
     org = _org_id(msg, lab)
     when = ts(reported)
 
-    root = etree.Element(f"{{{V3}}}ClinicalDocument", nsmap={None: V3, "lab": LAB, "xsi": XSI})
+    root = Node("ClinicalDocument", {"xmlns": V3, "xmlns:lab": LAB, "xmlns:xsi": XSI})
     _el(root, "realmCode", code="FR")
     _el(root, "typeId", root="2.16.840.1.113883.1.3", extension="POCD_HD000040")
     for template in TEMPLATES:
@@ -225,8 +221,18 @@ def convert(
     for obr_seg, obxs in groups:
         findings += _section(body, msg, obr_seg, obxs, lines)
     _pdf_section(body, pdf_copy.render(lines), document_id)
-    xml = etree.tostring(root, xml_declaration=True, encoding="UTF-8")
-    return xml, findings
+    return xmlwriter.tostring(root), findings
+
+
+def _unrepresentable(exc: xmlwriter.InvalidXmlText) -> Finding:
+    return error(
+        "crbio.xml-character",
+        f"the results carry a character a CDA document cannot hold ({exc}), "
+        "typically from a hex escape (\\Xhh\\) of a control character",
+        layer=LAYER,
+        fix="send text values without control characters",
+        hl7_code=102,
+    )
 
 
 def _order_groups(msg: Message) -> list[tuple[Segment, list[tuple[int, Segment]]]]:
@@ -419,8 +425,8 @@ def _pdf_section(body, pdf: bytes, document_id: str) -> None:
     _el(_el(kind, "text"), "reference", value="#pdf-copy")
     _el(kind, "statusCode", code="completed")
     _el(kind, "effectiveTime", nullFlavor="NA")
-    etree.SubElement(kind, f"{{{V3}}}value", {f"{{{XSI}}}type": "CD", "code": "55108-5",
-                     "displayName": "Copie du document", "codeSystem": LOINC})  # fmt: skip
+    sub(kind, "value", {"xsi:type": "CD", "code": "55108-5",
+                        "displayName": "Copie du document", "codeSystem": LOINC})  # fmt: skip
     media = _el(_el(organizer, "component"), "observationMedia", classCode="OBS",
                 moodCode="EVN", ID="pdf-copy")  # fmt: skip
     _el(media, "value", base64.b64encode(pdf).decode("ascii"), mediaType="application/pdf",
@@ -454,38 +460,51 @@ def _observation(act, tbody, msg: Message, obx: Segment, n: int, lines) -> list[
                 hl7_code=103,
             )
         )
-    row = _el(tbody, "tr", ID=f"obs-{n}")
-    for cell in (display or code, value, unit, ref_range, flag, status):
-        _el(row, "td", cell)
+    tbody.children.append(
+        start("tr", {"ID": f"obs-{n}"})
+        + ">"
+        + "".join(
+            leaf("td", {}, cell or None)
+            for cell in (display or code, value, unit, ref_range, flag, status)
+        )
+        + "</tr>"
+    )
     lines.append("  ".join(c for c in (display or code, value, unit, ref_range, flag) if c))
-    observation = _el(_el(act, "entryRelationship", typeCode="COMP"), "observation",
-                      classCode="OBS", moodCode="EVN")  # fmt: skip
-    for template in OBSERVATION_TEMPLATES:
-        _el(observation, "templateId", root=template)
-    coded = _el(observation, "code", code=code, codeSystem=LOINC, displayName=display or code)
-    _el(_el(coded, "originalText"), "reference", value=f"#obs-{n}")
-    # CR-BIO allows completed or aborted only: a preliminary value is still a produced result;
-    # its status shows in the act (active) and the narrative (OBX-11)
-    _el(observation, "statusCode", code="completed")
+    parts = [
+        _OBSERVATION_START,
+        start("code", _present(code=code, codeSystem=LOINC, displayName=display or code)),
+        f'><originalText><reference value="#obs-{n}"/></originalText></code>',
+        # CR-BIO allows completed or aborted only: a preliminary value is still a produced
+        # result; its status shows in the act (active) and the narrative (OBX-11)
+        '<statusCode code="completed"/>',
+    ]
     when = msg.value("OBX-14.1", obx)
     if when:
-        _el(observation, "effectiveTime", value=ts(when))
-    findings += _value(observation, value_type, value, unit or "1", msg, obx, n)
+        parts.append(leaf("effectiveTime", _present(value=ts(when))))
+    xml, problems = _value(value_type, value, unit or "1", msg, obx, n)
+    parts.append(xml)
+    findings += problems
     if flag in _INTERPRETATIONS:
-        _el(observation, "interpretationCode", code=flag, codeSystem=INTERPRETATION)
+        parts.append(leaf("interpretationCode", {"code": flag, "codeSystem": INTERPRETATION}))
     if ref_range:
-        _reference_range(observation, ref_range, unit or "1", value_type)
+        parts.append(_reference_range(ref_range, unit or "1", value_type))
+    parts.append("</observation></entryRelationship>")
+    act.children.append("".join(parts))
     return findings
 
 
-def _value(observation, value_type, value, unit, msg, obx, n) -> list[Finding]:
-    tag = f"{{{V3}}}value"
-    xsi_type = f"{{{XSI}}}type"
+def _present(**attrs: str) -> dict[str, str]:
+    """The attributes that have a value (an empty attribute is left out, as ``_el`` does)."""
+    return {k: v for k, v in attrs.items() if v}
+
+
+def _value(value_type, value, unit, msg, obx, n) -> tuple[str, list[Finding]]:
+    """OBX-5 as the observation's value element (empty when there is none)."""
     if value_type == "NM":
         try:
             float(value)
         except ValueError:
-            return [
+            return "", [
                 error(
                     "crbio.numeric",
                     "OBX-2 is NM but OBX-5 is not a number",
@@ -494,20 +513,19 @@ def _value(observation, value_type, value, unit, msg, obx, n) -> list[Finding]:
                     hl7_code=102,
                 )
             ]
-        etree.SubElement(observation, tag, {xsi_type: "PQ", "value": value, "unit": unit})
-    elif value_type in ("CE", "CWE"):
-        comps = [msg.value(f"OBX-5.{i}", obx) for i in (1, 2, 3)]
-        attrs = {xsi_type: "CD", "code": comps[0], "displayName": comps[1]}
-        if comps[2] == "LN":
+        return leaf("value", {"xsi:type": "PQ", "value": value, "unit": unit}), []
+    if value_type in ("CE", "CWE"):
+        code, display, system = (msg.value(f"OBX-5.{i}", obx) for i in (1, 2, 3))
+        attrs = {"xsi:type": "CD", "code": code, "displayName": display}
+        if system == "LN":
             attrs["codeSystem"] = LOINC
-        etree.SubElement(observation, tag, {k: v for k, v in attrs.items() if v})
-    elif value:
-        etree.SubElement(observation, tag, {xsi_type: "ST"}).text = value
-    return []
+        return leaf("value", _present(**attrs)), []
+    if value:
+        return leaf("value", {"xsi:type": "ST"}, value), []
+    return "", []
 
 
-def _reference_range(observation, text: str, unit: str, value_type: str) -> None:
-    range_ = _el(_el(observation, "referenceRange"), "observationRange")
+def _reference_range(text: str, unit: str, value_type: str) -> str:
     low, sep, high = text.partition("-")
     try:
         if value_type != "NM" or not sep:
@@ -515,8 +533,12 @@ def _reference_range(observation, text: str, unit: str, value_type: str) -> None
         float(low)
         float(high)
     except ValueError:
-        _el(range_, "text", text)
-        return
-    ivl = etree.SubElement(range_, f"{{{V3}}}value", {f"{{{XSI}}}type": "IVL_PQ"})
-    _el(ivl, "low", value=low.strip(), unit=unit)
-    _el(ivl, "high", value=high.strip(), unit=unit)
+        inner = leaf("text", {}, text)
+    else:
+        inner = (
+            '<value xsi:type="IVL_PQ">'
+            + leaf("low", _present(value=low.strip(), unit=unit))
+            + leaf("high", _present(value=high.strip(), unit=unit))
+            + "</value>"
+        )
+    return f"<referenceRange><observationRange>{inner}</observationRange></referenceRange>"

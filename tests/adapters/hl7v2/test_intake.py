@@ -155,3 +155,8 @@ def test_local_times_get_the_french_offset():
     assert crbio.ts("20260715093000") == "20260715093000+0200"
     assert crbio.ts("20260715093000+0000") == "20260715093000+0000"
     assert crbio.ts("19841205") == "19841205"
+
+
+def test_hex_escaped_control_character_is_refused_not_raised():
+    raw = lab().replace(b"jaune p\xc3\xa2le", b"jaune\\X01\\p\xc3\xa2le")
+    assert errors(read(raw)) == ["crbio.xml-character@"]
