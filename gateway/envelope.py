@@ -9,6 +9,7 @@ docs/message-format.md). It carries patient identity, so it is never logged.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import types
 import typing
@@ -140,6 +141,14 @@ def to_plain(value: Any) -> Any:
     return value
 
 
+@functools.cache
+def _hints(tp: type) -> dict[str, Any]:
+    """A dataclass's resolved field types: resolving them evaluates every annotation string
+    (``from __future__ import annotations``), which cost more than the rest of decoding an
+    envelope; the classes never change, so once per class."""
+    return typing.get_type_hints(tp)
+
+
 def _from_plain(tp: Any, data: Any) -> Any:
     """Rebuild a value of type ``tp`` from its JSON form (the inverse of ``to_plain``)."""
     if data is None:
@@ -151,7 +160,7 @@ def _from_plain(tp: Any, data: Any) -> Any:
     if tp is Finding:
         return Finding.from_dict(data)
     if dataclasses.is_dataclass(tp):
-        hints = typing.get_type_hints(tp)
+        hints = _hints(tp)
         return tp(**{k: _from_plain(hints[k], v) for k, v in data.items() if k in hints})
     if origin is tuple:
         (item_type, _ellipsis) = typing.get_args(tp)

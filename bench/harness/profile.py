@@ -63,6 +63,9 @@ def _summary(collapsed: Path) -> str:
 def main(argv: list[str]) -> int:
     kind = argv[0] if argv else "http"
     seconds = float(argv[1]) if len(argv) > 1 else 10.0
+    # "gil": sample only the thread holding the GIL, i.e. where a process spends its Python
+    # CPU; without it, threads waiting on sockets or the database show too
+    gil = "gil" in argv[2:]
     ctx = Context(workdir=Path(tempfile.mkdtemp(prefix="passerelle-profile-")))
     raw, _oru_cda, cda = floors.prepare(ctx).inputs
     with running(ctx) as stack:
@@ -83,6 +86,7 @@ def main(argv: list[str]) -> int:
                 str(out),
                 "--nonblocking",
                 "--threads",
+                *(["--gil"] if gil else []),
             ]
             spies.append((subprocess.Popen(cmd, stdout=subprocess.DEVNULL), out))
         if kind == "mllp":
