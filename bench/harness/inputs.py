@@ -87,6 +87,26 @@ def unique_er7(message: bytes) -> Callable[[], Iterator[bytes]]:
     return variants
 
 
+def unique_lab_results(message: bytes) -> Callable[[], Iterator[bytes]]:
+    """Variants of a raw lab-results ORU^R01 with a fresh MSH-10 and filler order number.
+
+    The converted CR-BIO's setId comes from the filler order number (OBR-3) and its version
+    from the report times: with MSH-10 alone every variant would be the same report again,
+    which the record store refuses as a conflicting version instead of filing it."""
+    fields = next(s for s in message.split(b"\r") if s.startswith(b"OBR|")).split(b"|")
+    order = fields[3].split(b"^")[0]
+    head, tail = _msh10_split(message)
+
+    def variants() -> Iterator[bytes]:
+        for n in _counter():
+            fresh = order + b"-" + n.encode()
+            yield (head + b"BENCH" + n.encode() + tail).replace(
+                b"|" + order + b"^", b"|" + fresh + b"^"
+            )
+
+    return variants
+
+
 def unique_er7_with_cda(message: bytes) -> Callable[[], Iterator[bytes]]:
     """Variants of an HL7v2 message carrying a base64 CDA: fresh MSH-10 and document id.
 
@@ -151,7 +171,7 @@ def oru_with_cda(accepts: Callable[[bytes], bool]) -> Input:
 
 def oru_raw() -> Input:
     data = raw_oru()
-    return Input(f"ORU^R01 {RAW_ORU_OBX} OBX", "generated", data, unique_er7(data))
+    return Input(f"ORU^R01 {RAW_ORU_OBX} OBX", "generated", data, unique_lab_results(data))
 
 
 def corpus_present() -> bool:
