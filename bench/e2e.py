@@ -4,7 +4,10 @@ HL7v2 over MLLP (ACK awaited) with 1 and 16 connections, CDA CR-BIO over HTTP wi
 clients (built-in tier, then conformance-pack tier), the pipeline in worker processes
 (GATEWAY_PIPELINE_WORKERS, default: one per core) against threads of one process, the bare
 python-hl7 server as a ratio, and 1 vs 2 gateway processes sharing one broker and one
-record store.
+record store. After the default configuration's 16-connection windows, the raw ORU over MLLP
+and the CR-BIO over HTTP again, open loop at half the rate just measured (issue 9: p99 at
+half the throughput): latency from each send's scheduled time, so queueing in the client
+counts (bench.harness.load.pace).
 
 Per scenario: throughput, latency percentiles, CPU ms per message of the gateway's process
 tree (workers included; RabbitMQ and the clients excluded), peak RSS, the e2e CPU cost as a
@@ -32,6 +35,7 @@ from bench.harness.stack import Stack, running
 SECONDS = float(os.environ.get("BENCH_SECONDS", "10"))
 PACK = SHARED / "cisis"
 CONNECTIONS = (1, 16)
+PACED_SHARE = 0.5  # of the closed-loop msg/s
 
 
 def _measure(
@@ -40,10 +44,16 @@ def _measure(
     messages: Iterator[bytes],
     connections: int,
     tree: Tree,
+    rate: float | None = None,
 ) -> tuple[load.Run, dict]:
-    run = asyncio.run(
-        load.drive(opener, targets, messages, connections, SECONDS, on_window=tree.mark)
-    )
+    """Closed loop, or open loop at ``rate`` msg/s when given."""
+    if rate is None:
+        driving = load.drive(opener, targets, messages, connections, SECONDS, on_window=tree.mark)
+    else:
+        driving = load.pace(
+            opener, targets, messages, connections, SECONDS, rate=rate, on_window=tree.mark
+        )
+    run = asyncio.run(driving)
     row = run.figures()
     row["cpu ms/msg"] = round(tree.cpu_s / run.count * 1000, 3) if run.count else ""
     # The event-loop process alone: when it nears 1000 ms per second, it is the bottleneck.
@@ -65,21 +75,49 @@ def _with_floor_ratio(row: dict, floor: dict | None) -> dict:
     return row
 
 
+Scenario = tuple[str, Input, str, int]  # name, input, "mllp" or "http", connections
+
+
+def _scenario_row(
+    stack: Stack, tree: Tree, scenario: Scenario, floor: dict, rate: float | None = None
+) -> dict:
+    _, inp, transport, connections = scenario
+    if transport == "mllp":
+        opener, targets = load.mllp_sender(), stack.mllp_targets
+    else:
+        opener, targets = load.http_sender("/documents", "application/xml"), stack.http_targets
+    _, row = _measure(opener, targets, inp.variants(), connections, tree, rate)
+    row["backlog"] = stack.backlog()
+    row["filing msg/s"] = stack.drain() or ""
+    return _with_floor_ratio(row, floor.get(inp.name))
+
+
 def _gateway_rows(
-    stack: Stack, scenarios: list[tuple[str, Input, str, int]], floor: dict, label: str = ""
+    stack: Stack, scenarios: list[Scenario], floor: dict, label: str = ""
 ) -> dict[str, dict]:
     out: dict[str, dict] = {}
     tree = stack.tree()
-    for name, inp, transport, connections in scenarios:
-        if transport == "mllp":
-            opener, targets = load.mllp_sender(), stack.mllp_targets
-        else:
-            opener, targets = load.http_sender("/documents", "application/xml"), stack.http_targets
-        _, row = _measure(opener, targets, inp.variants(), connections, tree)
-        row["backlog"] = stack.backlog()
-        row["filing msg/s"] = stack.drain() or ""
-        out[f"{name}{label}"] = _with_floor_ratio(row, floor.get(inp.name))
-        print(f"   {name}{label}: {out[f'{name}{label}']}", flush=True)
+    for scenario in scenarios:
+        name = f"{scenario[0]}{label}"
+        out[name] = _scenario_row(stack, tree, scenario, floor)
+        print(f"   {name}: {out[name]}", flush=True)
+    return out
+
+
+def _paced_rows(
+    stack: Stack, scenarios: list[Scenario], floor: dict, closed: dict[str, dict]
+) -> dict[str, dict]:
+    """``scenarios`` again, open loop at PACED_SHARE of their ``closed`` msg/s."""
+    out: dict[str, dict] = {}
+    tree = stack.tree()
+    for scenario in scenarios:
+        name = f"{scenario[0]} paced {PACED_SHARE:.0%}"
+        measured = closed.get(scenario[0], {}).get("msg/s")
+        if not measured:
+            out[name] = {"msg/s": "n/a"}
+            continue
+        out[name] = _scenario_row(stack, tree, scenario, floor, rate=measured * PACED_SHARE)
+        print(f"   {name}: {out[name]}", flush=True)
     return out
 
 
@@ -153,13 +191,15 @@ def rows(ctx: Context) -> dict[str, dict]:
     http = [(f"HTTP {cda.name} x16", cda, "http", 16)]
     result: dict[str, dict] = {}
 
+    twice = [mllp[1], http[0]]  # raw ORU over MLLP and CR-BIO over HTTP, 16 connections
+
     with running(ctx) as stack:
         result.update(_gateway_rows(stack, mllp + http, floor, " built-in"))
-    gateway = {k.removesuffix(" built-in"): v for k, v in result.items()}
+        gateway = {k.removesuffix(" built-in"): v for k, v in result.items()}
+        result.update(_paced_rows(stack, twice, floor, gateway))
 
     # The same loads with the pipeline in threads of the one process (GIL: one core), then
     # with two gateway processes sharing the broker and the record store.
-    twice = [mllp[1], http[0]]
     result.update(_variant(ctx, " threads", twice, floor, gateway, GATEWAY_PIPELINE_WORKERS="0"))
 
     why_not = _pack_loads(ctx)

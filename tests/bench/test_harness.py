@@ -1,0 +1,74 @@
+"""The bench harness's own logic: the open-loop schedule and driver.
+
+The drivers run against fake in-process senders (an asyncio sleep per message), so these
+tests take about a second and need no gateway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+
+import pytest
+
+from bench.harness import load
+
+
+def fake_opener(service_s: float):
+    """Connections that answer every message AA after ``service_s``."""
+
+    async def open_(host: str, port: int):
+        async def send(message: bytes) -> tuple[bool, str]:
+            await asyncio.sleep(service_s)
+            return True, "AA"
+
+        async def close() -> None:
+            pass
+
+        return send, close
+
+    return open_
+
+
+def messages():
+    return (b"MSH|%d" % n for n in itertools.count())
+
+
+def test_schedule_is_evenly_spaced_and_does_not_drift():
+    assert list(itertools.islice(load.schedule(10.0, 4.0), 3)) == [10.0, 10.25, 10.5]
+    ten_minutes_at_20 = next(itertools.islice(load.schedule(0.0, 20.0), 12_000, None))
+    assert ten_minutes_at_20 == 600.0
+
+
+def test_pace_keeps_the_rate_when_connections_suffice():
+    run = asyncio.run(
+        load.pace(fake_opener(0.01), [("h", 1)], messages(), 4, 0.5, rate=40, warmup_s=0.1)
+    )
+    assert run.scheduled == run.count == 20
+    assert run.late == 0
+    assert run.figures()["msg/s"] == pytest.approx(40, rel=0.25)
+    assert max(run.latencies_s) < 0.1
+
+
+def test_pace_counts_queueing_from_the_scheduled_time():
+    """One connection answering in 50 ms cannot keep 40/s: sends queue, and their latency
+    grows by the wait although each exchange itself takes 50 ms."""
+    run = asyncio.run(
+        load.pace(fake_opener(0.05), [("h", 1)], messages(), 1, 0.5, rate=40, warmup_s=0)
+    )
+    assert run.count == 20
+    assert run.late >= 15
+    assert max(run.latencies_s) > 0.4  # the 20th waited for 19 before it
+    assert run.figures()["msg/s"] < 25  # achieved, not scheduled
+
+
+def test_drive_counts_only_the_window_after_priming():
+    marks = []
+    run = asyncio.run(
+        load.drive(
+            fake_opener(0.01), [("h", 1)], messages(), 2, 0.3, warmup_s=0.05, on_window=marks.append
+        )
+    )
+    assert marks == ["start", "end"]
+    assert 20 <= run.count <= 62
+    assert run.refused == 0
