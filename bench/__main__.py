@@ -1,7 +1,8 @@
 """`python -m bench`: throughput figures measured on this machine, one section per area.
 
 Each section module exposes ``rows(context) -> dict[name, figures]``; this runner prints them
-as one table and writes bench/results.json. Sections that need RabbitMQ or PostgreSQL talk to
+as one table and writes bench/results.json (figures that are lists or dicts, such as a
+soak's samples, go to the file only). Sections that need RabbitMQ or PostgreSQL talk to
 the real servers on 127.0.0.1.
 """
 
@@ -44,10 +45,14 @@ def print_rows(rows: dict[str, dict]) -> None:
     if not rows:
         return
     width = max(map(len, rows))
-    keys = list(dict.fromkeys(k for r in rows.values() for k in r))
+    keys = list(dict.fromkeys(k for r in rows.values() for k, v in r.items() if _column(v)))
     print(f"{'':{width}}  " + "  ".join(f"{k:>12}" for k in keys))
     for name, r in rows.items():
         print(f"{name:{width}}  " + "  ".join(f"{r.get(k, ''):>12}" for k in keys), flush=True)
+
+
+def _column(value: object) -> bool:
+    return not isinstance(value, list | dict)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
 CPU is user+system time of every process in the tree (all threads), so pipeline worker
 processes count; the broker's and the clients' CPU do not. Peak RSS is the sum of each
-process's high-water mark (VmHWM): an upper bound of the tree's peak.
+process's high-water mark (VmHWM): an upper bound of the tree's peak. Current RSS (VmRSS)
+per process is what a soak samples; `slope` fits its trend.
 """
 
 from __future__ import annotations
@@ -47,16 +48,42 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / _TICKS
 
 
+def _status_kb(pid: int, key: str) -> int | None:
+    """A ``kB`` line of /proc/PID/status (VmHWM, VmRSS); None when the process is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
 def peak_rss_mb(pids: list[int]) -> float:
-    total = 0
-    for pid in pids:
-        try:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    total += int(line.split()[1])
-        except OSError:
-            continue
-    return round(total / 1024, 1)
+    return round(sum(_status_kb(pid, "VmHWM") or 0 for pid in pids) / 1024, 1)
+
+
+def rss_mb(pids: list[int]) -> dict[int, float]:
+    """Resident memory now, per process still alive (unrounded: the caller sums them)."""
+    found = {pid: _status_kb(pid, "VmRSS") for pid in pids}
+    return {pid: kb / 1024 for pid, kb in found.items() if kb is not None}
+
+
+def slope(points: list[tuple[float, float]]) -> float | None:
+    """Least-squares slope of y over x; None with fewer than two distinct x.
+
+    A soak's memory trend: one sample's noise (a burst of allocation, a GC) moves the fit
+    much less than it moves a last-minus-first difference.
+    """
+    n = len(points)
+    if n < 2:
+        return None
+    mx = sum(x for x, _ in points) / n
+    my = sum(y for _, y in points) / n
+    sxx = sum((x - mx) ** 2 for x, _ in points)
+    if sxx == 0:
+        return None
+    return sum((x - mx) * (y - my) for x, y in points) / sxx
 
 
 class Tree:
@@ -80,6 +107,9 @@ class Tree:
 
     def peak_rss_mb(self) -> float:
         return peak_rss_mb(self.pids())
+
+    def rss_mb(self) -> dict[int, float]:
+        return rss_mb(self.pids())
 
 
 def free_port() -> int:

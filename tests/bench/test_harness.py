@@ -1,4 +1,4 @@
-"""The bench harness's own logic: the open-loop schedule and driver.
+"""The bench harness's own logic: the open-loop schedule and driver, the soak's memory trend.
 
 The drivers run against fake in-process senders (an asyncio sleep per message), so these
 tests take about a second and need no gateway.
@@ -12,6 +12,8 @@ import itertools
 import pytest
 
 from bench.harness import load
+from bench.harness.procs import slope
+from bench.soak import memory_figures
 
 
 def fake_opener(service_s: float):
@@ -38,6 +40,31 @@ def test_schedule_is_evenly_spaced_and_does_not_drift():
     assert list(itertools.islice(load.schedule(10.0, 4.0), 3)) == [10.0, 10.25, 10.5]
     ten_minutes_at_20 = next(itertools.islice(load.schedule(0.0, 20.0), 12_000, None))
     assert ten_minutes_at_20 == 600.0
+
+
+def test_slope_is_the_least_squares_fit():
+    assert slope([(0, 1.0), (1, 3.0), (2, 5.0)]) == pytest.approx(2.0)
+    assert slope([(0, 10.0), (1, 12.0), (2, 10.0), (3, 12.0)]) == pytest.approx(0.4)
+    assert slope([(0, 1.0)]) is None
+    assert slope([(1, 1.0), (1, 2.0)]) is None
+
+
+def test_memory_figures_report_the_trend_per_minute_and_per_process():
+    samples = [
+        {"s": s, "rss MB": 300 + s / 30, "backlog": b, "rss MB by pid": by_pid}
+        for s, b, by_pid in [
+            (0, 0, {"1": 200, "2": 100}),
+            (60, 5, {"1": 202, "2": 100}),
+            (120, 1, {"1": 204}),  # 2 ended
+        ]
+    ]
+    figures = memory_figures(samples)
+    assert figures["RSS start MB"] == 300
+    assert figures["RSS end MB"] == 304
+    assert figures["RSS MB/min"] == 2.0
+    assert figures["RSS max MB"] == 304
+    assert (figures["backlog"], figures["backlog max"]) == (1, 5)
+    assert figures["RSS MB/min by pid"] == {"1": 2.0, "2": 0.0}
 
 
 def test_pace_keeps_the_rate_when_connections_suffice():
