@@ -8,8 +8,8 @@ Issue 9's 10-minute soak: `BENCH_SOAK_SECONDS=600 python -m bench soak`.
 
 Reported: latency and achieved rate as in e2e's paced rows, the tree's RSS at the start and
 the end of the window, its least-squares slope in MB/min over all samples, the highest
-sample, the sum of VmHWM, and the backlog at the end and at its highest (a consumer that
-keeps up stays near 0). The samples themselves go to bench/results.json.
+sample, the sum of VmHWM, and the backlog at the end, at its highest and its slope per
+minute (a consumer that keeps up stays near 0). The samples go to bench/results.json.
 """
 
 from __future__ import annotations
@@ -90,26 +90,28 @@ class Sampler:
         }
 
 
-def _trend(samples: list[dict], mb: Callable[[dict], float | None]) -> float | str:
-    """MB per minute fitted over the samples where ``mb`` has a value."""
-    points = [(s["s"] / 60, v) for s in samples if (v := mb(s)) is not None]
+def _per_min(samples: list[dict], value: Callable[[dict], float | None]) -> float | str:
+    """Trend per minute fitted over the samples where ``value`` has one."""
+    points = [(s["s"] / 60, v) for s in samples if (v := value(s)) is not None]
     fitted = slope(points)
     return "" if fitted is None else round(fitted, 2)
 
 
-def memory_figures(samples: list[dict]) -> dict:
+def sample_figures(samples: list[dict]) -> dict:
     """Start, end, trend and highest of the sampled RSS (the tree's, and the trend of each
-    process: which one grows); last and highest backlog."""
+    process: which one grows); last, highest and trend of the backlog (a consumer that
+    keeps up: near 0 and flat; one that does not: growing by the rate it is short of)."""
     pids = dict.fromkeys(pid for s in samples for pid in s.get("rss MB by pid", {}))
     return {
         "RSS start MB": samples[0]["rss MB"],
         "RSS end MB": samples[-1]["rss MB"],
-        "RSS MB/min": _trend(samples, lambda s: s["rss MB"]),
+        "RSS MB/min": _per_min(samples, lambda s: s["rss MB"]),
         "RSS max MB": max(s["rss MB"] for s in samples),
         "backlog": samples[-1]["backlog"],
         "backlog max": max(s["backlog"] for s in samples),
+        "backlog/min": _per_min(samples, lambda s: s["backlog"]),
         "RSS MB/min by pid": {
-            pid: _trend(samples, lambda s, pid=pid: s["rss MB by pid"].get(pid)) for pid in pids
+            pid: _per_min(samples, lambda s, pid=pid: s["rss MB by pid"].get(pid)) for pid in pids
         },
     }
 
@@ -140,7 +142,7 @@ def rows(ctx: Context) -> dict[str, dict]:
         row = run.figures()
         row["cpu ms/msg"] = round(tree.cpu_s / run.count * 1000, 3) if run.count else ""
         row["soak s"] = round(run.seconds)
-        row.update(memory_figures(samples))
+        row.update(sample_figures(samples))
         row["peak RSS MB"] = tree.peak_rss_mb()
         row["rss samples"] = samples
     name = f"soak MLLP {raw.name} x{CONNECTIONS}"

@@ -13,7 +13,7 @@ import pytest
 
 from bench.harness import load
 from bench.harness.procs import slope
-from bench.soak import memory_figures
+from bench.soak import sample_figures
 
 
 def fake_opener(service_s: float):
@@ -49,7 +49,7 @@ def test_slope_is_the_least_squares_fit():
     assert slope([(1, 1.0), (1, 2.0)]) is None
 
 
-def test_memory_figures_report_the_trend_per_minute_and_per_process():
+def test_sample_figures_report_trends_per_minute_and_per_process():
     samples = [
         {"s": s, "rss MB": 300 + s / 30, "backlog": b, "rss MB by pid": by_pid}
         for s, b, by_pid in [
@@ -58,12 +58,12 @@ def test_memory_figures_report_the_trend_per_minute_and_per_process():
             (120, 1, {"1": 204}),  # 2 ended
         ]
     ]
-    figures = memory_figures(samples)
+    figures = sample_figures(samples)
     assert figures["RSS start MB"] == 300
     assert figures["RSS end MB"] == 304
     assert figures["RSS MB/min"] == 2.0
     assert figures["RSS max MB"] == 304
-    assert (figures["backlog"], figures["backlog max"]) == (1, 5)
+    assert (figures["backlog"], figures["backlog max"], figures["backlog/min"]) == (1, 5, 0.5)
     assert figures["RSS MB/min by pid"] == {"1": 2.0, "2": 0.0}
 
 
