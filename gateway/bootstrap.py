@@ -174,14 +174,19 @@ def start(settings: Settings) -> Services:
     if notify.DESTINATION in tools.routing.destinations:
         services.notifier = notify.BrokerNotifier(publisher, names, settings.publish_timeout_s)
     worker = RecordWorker(store, verifier, notifier=services.notifier)
+    # Several competing consumers per queue: while one waits on PostgreSQL round trips,
+    # another files; filing is safe under concurrency (the set row is locked, the document id
+    # checked again under the lock), as it must be with several gateway instances anyway.
     for dest in tools.routing.destinations.values():
-        if dest.consumer == PATIENT_RECORD_CONSUMER:
+        if dest.consumer != PATIENT_RECORD_CONSUMER:
+            continue
+        for n in range(1, settings.record_consumers + 1):
             consumer = Consumer(
                 settings.amqp_url,
                 names.queue(dest.queue),
                 tracked(worker, dest.name, tracker, metrics),
                 settings.consumer_prefetch,
-                name=f"consumer-{dest.name}",
+                name=f"consumer-{dest.name}-{n}",
                 policy=RetryPolicy.for_destination(dest, names),
             )
             consumer.start()

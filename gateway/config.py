@@ -53,6 +53,7 @@ class Settings:
     routing_reload_s: float = 2.0  # how often routing.yaml is checked for changes
     token_secret: str | None = None  # records API tokens; else var/token.secret (api/identity)
     pipeline_workers: int = 0  # worker processes for the pipeline; 0: threads (gateway.workers)
+    record_consumers: int = 2  # record-consumer threads (channels) per process
     # Security (docs/security.md): all off by default so `make run` stays simple.
     senders_file: Path | None = None  # set: every inbound message must be authenticated
     tls_cert: Path | None = None  # set with tls_key: HTTPS and MLLP over TLS
@@ -85,6 +86,7 @@ class Settings:
             mllp_idle_timeout_s=_float(env, "GATEWAY_MLLP_IDLE_TIMEOUT", 300.0),
             publish_timeout_s=_float(env, "GATEWAY_PUBLISH_TIMEOUT", 10.0),
             consumer_prefetch=_int(env, "GATEWAY_CONSUMER_PREFETCH", 32),
+            record_consumers=_int(env, "GATEWAY_RECORD_CONSUMERS", 2, minimum=0),
             log_level=env.get("GATEWAY_LOG_LEVEL", "INFO").upper(),
             log_format=env.get("GATEWAY_LOG_FORMAT", "json"),
             **_signing(env, root, keys_dir),
@@ -159,7 +161,7 @@ def _address(env: Mapping[str, str], name: str, default: str) -> Address:
     return Address(host or "127.0.0.1", int(port))
 
 
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
     value = env.get(name)
     if value is None:
         return default
@@ -167,8 +169,9 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         number = int(value)
     except ValueError:
         raise ConfigError(f"{name}={value!r}: expected an integer") from None
-    if number <= 0:
-        raise ConfigError(f"{name}={value!r}: must be positive")
+    if number < minimum:
+        bound = "positive" if minimum == 1 else f"at least {minimum}"
+        raise ConfigError(f"{name}={value!r}: must be {bound}")
     return number
 
 

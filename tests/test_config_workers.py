@@ -1,4 +1,5 @@
-"""GATEWAY_PIPELINE_WORKERS: auto (one per core, none on one core), a number, or an error."""
+"""GATEWAY_PIPELINE_WORKERS (auto, one per core, none on one core; a number; or an error) and
+GATEWAY_RECORD_CONSUMERS."""
 
 import pytest
 
@@ -23,3 +24,10 @@ def test_an_explicit_number_wins_and_zero_means_threads():
 def test_a_bad_value_names_the_variable(value):
     with pytest.raises(ConfigError, match="GATEWAY_PIPELINE_WORKERS"):
         Settings.from_env({"GATEWAY_PIPELINE_WORKERS": value})
+
+
+def test_record_consumers_default_to_two_and_zero_makes_an_intake_only_gateway():
+    assert Settings.from_env({}).record_consumers == 2
+    assert Settings.from_env({"GATEWAY_RECORD_CONSUMERS": "0"}).record_consumers == 0
+    with pytest.raises(ConfigError, match="GATEWAY_RECORD_CONSUMERS"):
+        Settings.from_env({"GATEWAY_RECORD_CONSUMERS": "-1"})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import threading
 
 from gateway.broker.consumer import Delivery, Poison
 from gateway.broker.message import MalformedMessage, decode
@@ -31,6 +32,9 @@ class RecordWorker:
         self._store = store
         self._verifier = verifier
         self._notifier = notifier
+        # Consumer threads share this worker: one relays the outbox at a time, or two could
+        # read the same pending notification and both send it.
+        self._relaying = threading.Lock()
 
     def __call__(self, delivery: Delivery) -> None:
         try:
@@ -59,4 +63,5 @@ class RecordWorker:
             sender=env.sender,
         )
         if self._notifier is not None:
-            relay(self._store.pending_notifications, self._store.mark_notified, self._notifier)
+            with self._relaying:
+                relay(self._store.pending_notifications, self._store.mark_notified, self._notifier)

@@ -43,3 +43,22 @@ def test_two_gateways_file_every_document_exactly_once(start_gateway, broker_ns,
     names = broker_ns.names
     wait_for(lambda: depth(broker_ns.url, names.queue("patient-record")) == 0)
     assert depth(broker_ns.url, names.queue("parking")) == 0
+
+
+def test_intake_only_gateway_leaves_filing_to_another_instance(start_gateway, broker_ns, pg_url):
+    """GATEWAY_RECORD_CONSUMERS=0: the instance accepts and publishes but files nothing; the
+    filing instance (no intake traffic) files what it accepted."""
+    names = broker_ns.names
+    intake = start_gateway(database_url=pg_url, GATEWAY_RECORD_CONSUMERS="0")
+    assert intake.services.consumers == []
+    template = (FIXTURES / "cda/crbio_glycemia.xml").read_bytes()
+    bodies = [template.replace(b"20261101.4711", f"20261101.{8000 + i}".encode()) for i in (1, 2)]
+    assert [post(intake.http_url + "/documents", b)[0] for b in bodies] == [202, 202]
+    assert depth(broker_ns.url, names.queue("patient-record")) == 2  # durable, waiting
+    assert intake.services.store.documents_for_patient(INS) == []
+
+    filing = start_gateway(database_url=pg_url, GATEWAY_RECORD_CONSUMERS="3")
+    assert len(filing.services.consumers) == 3
+    wait_for(lambda: len(filing.services.store.documents_for_patient(INS)) == 2, timeout=30)
+    wait_for(lambda: depth(broker_ns.url, names.queue("patient-record")) == 0)
+    assert depth(broker_ns.url, names.queue("parking")) == 0

@@ -106,7 +106,11 @@ def test_metrics_and_readiness(start_gateway):
     assert value("passerelle_consumer_lag_seconds_count", consumer="patient-record") == 3
     parking = gw.services.names.queue("parking")
     assert value("passerelle_queue_messages", queue=parking) == 1
-    assert value("passerelle_queue_consumers", queue=gw.services.names.queue("patient-record")) == 1
+    record_queue = gw.services.names.queue("patient-record")
+    assert (
+        value("passerelle_queue_consumers", queue=record_queue)
+        == gw.runtime.settings.record_consumers
+    )
     assert value("passerelle_broker_connected") == 1
 
     status, ready = http("GET", gw.http_url + "/ready")
