@@ -210,6 +210,13 @@ def rows(ctx: Context) -> dict[str, dict]:
         result[f"HTTP {cda.name} x16 pack"] = {"msg/s": "n/a"}
 
     result.update(_variant(ctx, " 2 processes", twice, floor, gateway, processes=2))
+    # Intake in one process, filing in another (GATEWAY_RECORD_CONSUMERS=0 on the first): the
+    # record consumer no longer competes with intake for one GIL.
+    result.update(
+        _variant(
+            ctx, " filing apart", twice, floor, gateway, filers=1, GATEWAY_RECORD_CONSUMERS="0"
+        )
+    )
 
     result.update(_bare_rows(ctx, [raw, oru_cda], gateway))
     return result

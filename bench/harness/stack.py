@@ -44,6 +44,7 @@ class Stack:
     prefix: str
     database_url: str
     gateways: list[Gateway] = field(default_factory=list)
+    filers: list[Gateway] = field(default_factory=list)  # file records, take no traffic
 
     @property
     def http_targets(self) -> list[tuple[str, int]]:
@@ -54,7 +55,7 @@ class Stack:
         return [g.mllp for g in self.gateways]
 
     def tree(self) -> Tree:
-        return Tree([g.proc.pid for g in self.gateways])
+        return Tree([g.proc.pid for g in (*self.gateways, *self.filers)])
 
     def backlog(self) -> int:
         """Messages still waiting in the patient-record queue (consumer behind the ACKs)."""
@@ -177,16 +178,21 @@ def delete_topology(prefix: str) -> None:
 
 
 @contextlib.contextmanager
-def running(ctx: Context, processes: int = 1, **extra: str) -> Iterator[Stack]:
-    """``processes`` gateways sharing one prefix and one record store, torn down after."""
+def running(ctx: Context, processes: int = 1, filers: int = 0, **extra: str) -> Iterator[Stack]:
+    """``processes`` gateways sharing one prefix and one record store, torn down after;
+    ``filers`` more gateways (default record consumers, the rest of ``extra``) that are sent
+    no traffic: with ``GATEWAY_RECORD_CONSUMERS=0`` in ``extra``, filing runs apart from intake."""
     prefix = f"pbench-{uuid.uuid4().hex[:10]}"
     with _database(ctx, prefix) as database_url:
         stack = Stack(prefix, database_url)
         try:
             for _ in range(processes):
                 stack.gateways.append(_start_one(ctx, prefix, database_url, extra))
+            filing = {k: v for k, v in extra.items() if k != "GATEWAY_RECORD_CONSUMERS"}
+            for _ in range(filers):
+                stack.filers.append(_start_one(ctx, prefix, database_url, filing))
             yield stack
         finally:
-            for gw in stack.gateways:
+            for gw in (*stack.gateways, *stack.filers):
                 stop(gw.proc)
             delete_topology(prefix)
