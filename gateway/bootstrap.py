@@ -34,6 +34,7 @@ from gateway.tracking.consumer import tracked
 from gateway.tracking.replay import ParkingReplayer, Replayer
 from gateway.tracking.store import TrackingStore
 from gateway.tracking.tracker import BufferedTracker, NullTracker, Tracker
+from gateway.validators import cda_schema
 from gateway.validators.cda import BUILT_IN, CdaValidator
 from gateway.workers import PipelineWorkers
 
@@ -54,6 +55,7 @@ def load_checks(settings: Settings) -> Checks:
         problems = layer.warm_up()
         log("pack.compiled", component="conformance-pack", count=len(problems))
         validator = CdaValidator(layers=(*BUILT_IN, layer))
+    cda_schema.schema()  # compiled now, before any document, in every process that validates
     director = crbio.Person(*settings.lab_director) if settings.lab_director else None
     return Checks(
         cda_limits=CdaLimits(max_bytes=settings.max_document_bytes),

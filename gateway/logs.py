@@ -42,6 +42,7 @@ ALLOWED_FIELDS = frozenset(
         "version",
         "message_type",
         "control_id",
+        "where",  # code locations of a failure (file:line function), never its message
     }
 )
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+import traceback
 from concurrent.futures import Executor
+from pathlib import Path
 
 from gateway.broker.message import (
     DocumentMessage,
@@ -69,7 +71,13 @@ class IngestService:
             else:
                 outcome = await loop.run_in_executor(self._executor, ingest, submission, tools)
         except Exception as exc:  # a bug, not the sender's fault: do not take responsibility
-            log("ingest.failed", level=40, trace_id=submission.trace_id, error=type(exc).__name__)
+            log(
+                "ingest.failed",
+                level=40,
+                trace_id=submission.trace_id,
+                error=type(exc).__name__,
+                where=_where(exc),
+            )
             receipt = Receipt(
                 ReceiptStatus.UNAVAILABLE,
                 submission.trace_id,
@@ -208,3 +216,10 @@ class IngestService:
             findings=env.warnings,
             destinations=accepted.destinations,
         )
+
+
+def _where(exc: BaseException) -> list[str]:
+    """The last frames of a failure as ``file:line function``: enough to find the bug, and no
+    exception message, which may quote the document (patient data never goes to logs)."""
+    frames = traceback.extract_tb(exc.__traceback__)[-4:]
+    return [f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in frames]

@@ -29,9 +29,21 @@ _lock = threading.Lock()  # an XMLSchema keeps its error log on itself: one vali
 _STEP = re.compile(r"^(?:[\w.-]+:)?(\*|[\w.-]+)(?:\[(\d+)\])?$")
 
 
-@functools.cache
+_compiling = threading.Lock()
+
+
 def schema() -> etree.XMLSchema:
-    """The compiled CDA R2 schema (includes resolved beside it, from disk only)."""
+    """The compiled CDA R2 schema (includes resolved beside it, from disk only).
+
+    Compiled by one thread: two threads building it at once (the first documents of a gateway
+    running its pipeline in threads) got XMLSchemaParseError, and a schema that failed every
+    later validation was cached."""
+    with _compiling:
+        return _compiled()
+
+
+@functools.cache
+def _compiled() -> etree.XMLSchema:
     parser = etree.XMLParser(no_network=True, resolve_entities=False, load_dtd=False)
     return etree.XMLSchema(etree.parse(str(SCHEMA_FILE), parser))
 

@@ -81,3 +81,25 @@ def test_flows_log_no_patient_data(pg_url, start_gateway, tmp_path, caplog):
     assert "ingest.done" in logged and "record.filed" in logged, "the flows did log"
     leaked = [value for value in PATIENT_DATA if value in logged]
     assert leaked == []
+
+
+def test_a_pipeline_bug_is_logged_with_where_not_with_its_message(
+    start_gateway, caplog, monkeypatch
+):
+    """503 to the sender; the log names the failing frames, never the exception's text (which
+    may quote the document)."""
+    import gateway.service
+
+    def broken(submission, tools):
+        raise ValueError("cannot read patient 184127505612355 MARTIN")
+
+    monkeypatch.setattr(gateway.service, "ingest", broken)
+    caplog.set_level(logging.DEBUG)
+    gw = start_gateway()
+    body = (FIXTURES / "cda/crbio_glycemia.xml").read_bytes()
+    assert post(gw.http_url + "/documents", body, {}) == 503
+    [failed] = [r for r in caplog.records if r.getMessage() == "ingest.failed"]
+    assert failed.fields["error"] == "ValueError"
+    assert any("broken" in frame for frame in failed.fields["where"]), failed.fields
+    logged = "\n".join(f"{r.getMessage()} {getattr(r, 'fields', '')}" for r in caplog.records)
+    assert "184127505612355" not in logged and "MARTIN" not in logged

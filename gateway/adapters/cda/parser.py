@@ -135,3 +135,6 @@ def _deeper_than(limit: int) -> etree.XPath:
 def _qname(el: etree._Element) -> str:
     q = etree.QName(el)
     return f"{{{q.namespace}}}{q.localname}" if q.namespace else q.localname
+
+
+_deeper_than(DEFAULT_MAX_DEPTH)  # compiled at import, not by concurrent first documents
