@@ -47,23 +47,57 @@ def _counter() -> Iterator[str]:
     return (f"1{n:0{_SUFFIX_DIGITS - 1}d}" for n in itertools.count(1))
 
 
-def _id_root_end(cda: bytes) -> int:
-    """Offset of the closing quote of ClinicalDocument/id/@root: where a unique arc goes."""
-    start = cda.index(b"<id ", cda.index(b"<ClinicalDocument"))
+def _root_end(cda: bytes, start_tag: bytes) -> int | None:
+    """Offset of the closing quote of the first ``start_tag`` element's @root in the header."""
+    start = cda.find(start_tag, cda.index(b"<ClinicalDocument"))
+    if start < 0:
+        return None
     root = cda.index(b'root="', start) + len(b'root="')
     return cda.index(b'"', root)
 
 
+def _arc_points(cda: bytes) -> list[int]:
+    """Where a unique arc goes: ClinicalDocument/id/@root and setId/@root. Both change, so
+    each variant is a new document of a new set; a new id in the same set and version would
+    be refused by the record store as a conflicting version (and measure parking)."""
+    points = (_root_end(cda, b"<id "), _root_end(cda, b"<setId "))
+    return sorted(p for p in points if p is not None)
+
+
 def unique_cda(cda: bytes) -> Callable[[], Iterator[bytes]]:
-    """Variants of a CDA document whose ClinicalDocument/id root gets one more arc."""
-    at = _id_root_end(cda)
-    head, tail = cda[:at], cda[at:]
+    """Variants of a CDA document whose id and setId roots get one more arc."""
+    points = _arc_points(cda)
+    parts = [cda[a:b] for a, b in zip([0, *points], [*points, len(cda)], strict=True)]
 
     def variants() -> Iterator[bytes]:
         for n in _counter():
-            yield head + b"." + n.encode() + tail
+            yield (b"." + n.encode()).join(parts)
 
     return variants
+
+
+Base64Template = list[bytes | tuple[bytes, int]]
+
+
+def _base64_template(cda: bytes) -> Base64Template:
+    """The base64 of ``cda`` as constant pieces and, at each arc point, the 3-byte quantum
+    holding it (and where in it the arc goes): the arc is 9 bytes, so inserting it keeps the
+    text after it 3-byte aligned and its base64 unchanged; only those quanta are re-encoded."""
+    pieces: Base64Template = []
+    done = 0
+    for at in _arc_points(cda):
+        block = at - at % 3
+        pieces += [base64.b64encode(cda[done:block]), (cda[block : block + 3], at - block)]
+        done = block + 3
+    pieces.append(base64.b64encode(cda[done:]))
+    return pieces
+
+
+def _filled(pieces: Base64Template, arc: bytes) -> bytes:
+    return b"".join(
+        p if isinstance(p, bytes) else base64.b64encode(p[0][: p[1]] + arc + p[0][p[1] :])
+        for p in pieces
+    )
 
 
 def _msh10_split(message: bytes) -> tuple[bytes, bytes]:
@@ -108,28 +142,28 @@ def unique_lab_results(message: bytes) -> Callable[[], Iterator[bytes]]:
 
 
 def unique_er7_with_cda(message: bytes) -> Callable[[], Iterator[bytes]]:
-    """Variants of an HL7v2 message carrying a base64 CDA: fresh MSH-10 and document id.
-
-    Only the base64 quantum around the document id is re-encoded: the inserted arc is 9
-    bytes, so the text after it keeps its 3-byte alignment and its base64 is unchanged.
-    """
+    """Variants of an HL7v2 message carrying base64 CDA documents: fresh MSH-10, and in every
+    document fresh id and setId roots (see ``_base64_template``)."""
     marker = b"^TEXT^XML^Base64^"
-    value_at = message.index(marker) + len(marker)
-    value_end = min(i for i in (message.find(c, value_at) for c in b"|^~\r\n") if i >= 0)
-    encoded = message[value_at:value_end]
-    cda = base64.b64decode(encoded)
-    at = _id_root_end(cda)
-    block = at - at % 3  # start of the base64 quantum holding the insertion point
-    before = message[:value_at] + encoded[: block // 3 * 4]
-    after = encoded[(block + 3) // 3 * 4 :] + message[value_end:]
-    head, tail = _msh10_split(before)
-    quantum = cda[block : block + 3]
-    cut = at - block
+    chunks: list[bytes | Base64Template] = []
+    done = 0
+    while (found := message.find(marker, done)) >= 0:
+        value_at = found + len(marker)
+        value_end = min(i for i in (message.find(c, value_at) for c in b"|^~\r\n") if i >= 0)
+        chunks += [
+            message[done:value_at],
+            _base64_template(base64.b64decode(message[value_at:value_end])),
+        ]
+        done = value_end
+    chunks.append(message[done:])
+    head, first = _msh10_split(chunks[0])
+    chunks[0] = first
 
     def variants() -> Iterator[bytes]:
         for n in _counter():
-            middle = quantum[:cut] + b"." + n.encode() + quantum[cut:]
-            yield head + b"BENCH" + n.encode() + tail + base64.b64encode(middle) + after
+            arc = b"." + n.encode()
+            body = (c if isinstance(c, bytes) else _filled(c, arc) for c in chunks)
+            yield head + b"BENCH" + n.encode() + b"".join(body)
 
     return variants
 
