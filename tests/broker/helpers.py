@@ -9,6 +9,8 @@ import urllib.request
 
 import pika
 
+from tests.waiting import wait_for  # noqa: F401 (re-exported)
+
 
 def get_one(url: str, queue: str, timeout: float = 10.0):
     """(properties, body) of the next message of ``queue`` (acked), waiting up to ``timeout``."""
@@ -47,16 +49,6 @@ def publish(url: str, exchange: str, key: str, body: bytes, message_id: str = "d
         channel.basic_publish(exchange, key, body, props, mandatory=True)
     finally:
         conn.close()
-
-
-def wait_for(predicate, timeout: float = 10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 def post(url: str, body: bytes) -> tuple[int, dict]:

@@ -13,6 +13,7 @@ import pytest
 from gateway.adapters.hl7v2.mllp import FrameDecoder, frame
 from gateway.adapters.hl7v2.parser import parse
 from tests.conftest import FIXTURES
+from tests.waiting import wait_for
 
 CDA_INS = "184127505612355"
 ORU_INS = "292059912304525"
@@ -53,16 +54,6 @@ def mllp_exchange(address: tuple[str, int], message: bytes) -> bytes:
             frames = decoder.feed(sock.recv(65536))
             if frames:
                 return frames[0].payload
-
-
-def wait_for(predicate, timeout: float = 20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 def test_cda_over_http_and_oru_over_mllp_reach_the_patient_record(start_gateway, pg_url):

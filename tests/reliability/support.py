@@ -26,6 +26,7 @@ from gateway.adapters.hl7v2.intake import message_document_id
 from gateway.adapters.hl7v2.mllp import FrameDecoder, frame
 from gateway.adapters.hl7v2.parser import parse
 from tests.conftest import FIXTURES, ROOT
+from tests.waiting import wait_for  # noqa: F401 (re-exported)
 
 ORU_INS = "292059912304525"
 ORU_FIXTURE = (FIXTURES / "hl7v2/oru_r01_lab_results.hl7").read_bytes()
@@ -180,16 +181,6 @@ def database_outage(admin_url: str, database: str) -> Iterator[None]:
 def filed_ids(pg_url: str) -> list[str]:
     with psycopg.connect(pg_url) as conn:
         return [r[0] for r in conn.execute("SELECT document_id FROM documents")]
-
-
-def wait_for(predicate: Callable[[], object], timeout: float, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"{what} not met within {timeout}s")
 
 
 # -- processes -----------------------------------------------------------------------------

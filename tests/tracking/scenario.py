@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 
 from gateway.cli.send import send_mllp
 from tests.conftest import FIXTURES
+from tests.waiting import wait_for
 
 CDA = (FIXTURES / "cda/crbio_glycemia.xml").read_bytes()
 ORU = (FIXTURES / "hl7v2/oru_r01_lab_results.hl7").read_bytes()
@@ -26,15 +26,6 @@ def http(method: str, url: str, body: bytes | None = None) -> tuple[int, dict | 
         status, raw, ctype = exc.code, exc.read(), exc.headers.get("content-type", "")
     text = raw.decode()
     return status, json.loads(text) if "json" in ctype else text
-
-
-def wait_for(predicate, timeout: float = 15.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.05)
 
 
 def status_of(gw, message_id: str) -> str | None:
