@@ -65,7 +65,8 @@ class Event:
 def write(conn: sa.Connection, event: Event) -> None:
     actor = event.actor
     conn.execute(
-        audit_events.insert().values(
+        audit_events.insert(),
+        dict(
             at=datetime.now(UTC),
             patient_ins=event.patient_ins,
             actor_kind=actor.kind,
@@ -75,7 +76,7 @@ def write(conn: sa.Connection, event: Event) -> None:
             document_id=event.document_id,
             outcome=str(event.outcome),
             reason=event.reason[:256] if event.reason else None,
-        )
+        ),
     )
 
 
