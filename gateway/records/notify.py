@@ -13,7 +13,7 @@ time: never the document type, title, author or any value.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Protocol
@@ -51,9 +51,10 @@ def encode(n: Notification) -> bytes:
 
 
 class Notifier(Protocol):
-    """Sends one notification; returns once it is durable, raises BrokerUnavailable if not."""
+    """Sends notifications in order; returns once all are durable, raises BrokerUnavailable
+    if not (then none counts as sent)."""
 
-    def __call__(self, notification: Notification) -> None: ...
+    def __call__(self, notifications: Sequence[Notification]) -> None: ...
 
 
 class BrokerNotifier:
@@ -65,41 +66,56 @@ class BrokerNotifier:
         self._names = names
         self._timeout = timeout_s
 
-    def __call__(self, notification: Notification) -> None:
-        message = OutboundMessage(
-            exchange=self._names.exchange,
-            routing_key=DESTINATION,
-            body=encode(notification),
-            message_id=notification.message_id,
-            type="notification",
-        )
-        try:
-            self._publisher.publish([message]).result(self._timeout)
+    def __call__(self, notifications: Sequence[Notification]) -> None:
+        messages = [
+            OutboundMessage(
+                exchange=self._names.exchange,
+                routing_key=DESTINATION,
+                body=encode(n),
+                message_id=n.message_id,
+                type="notification",
+            )
+            for n in notifications
+        ]
+        try:  # one publish: the confirms of the batch are awaited together
+            self._publisher.publish(messages).result(self._timeout)
         except FutureTimeout:
-            raise BrokerUnavailable(f"notification not confirmed within {self._timeout}s") from None
+            raise BrokerUnavailable(
+                f"notifications not confirmed within {self._timeout}s"
+            ) from None
 
 
 def relay(
     pending: Callable[[int], list[dict]],
-    mark_sent: Callable[[int], None],
+    mark_sent: Callable[[Sequence[int]], None],
     notifier: Notifier,
     limit: int = 100,
 ) -> int:
-    """Send up to ``limit`` pending notifications in order; stop at the first failure.
+    """Send up to ``limit`` pending notifications, in order and confirmed together, then mark
+    them sent in one statement (a confirm wait and a commit per relay, not per notification).
     Returns how many were sent."""
-    sent = 0
-    for row in pending(limit):
-        note = Notification(
+    rows = pending(limit)
+    if not rows:
+        return 0
+    notes = [
+        Notification(
             patient_ins=row["patient_ins"],
             document_id=row["document_id"],
             event=row["event"],
             at=row["created_at"].isoformat(),
         )
-        try:
-            notifier(note)
-        except BrokerUnavailable as exc:
-            log("notification.deferred", level=30, document_id=note.document_id, reason=str(exc))
-            break
-        mark_sent(row["id"])
-        sent += 1
-    return sent
+        for row in rows
+    ]
+    try:
+        notifier(notes)
+    except BrokerUnavailable as exc:
+        log(
+            "notification.deferred",
+            level=30,
+            document_id=notes[0].document_id,
+            count=len(notes),
+            reason=str(exc),
+        )
+        return 0
+    mark_sent([row["id"] for row in rows])
+    return len(rows)

@@ -8,7 +8,7 @@ event. Database failures become StoreUnavailable, which the consumer answers wit
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -397,10 +397,10 @@ class RecordStore:
             ).mappings()
             return [dict(r) for r in rows]
 
-    def mark_notified(self, notification_id: int) -> None:
+    def mark_notified(self, notification_ids: Sequence[int]) -> None:
         with self._writing() as conn:
             conn.execute(
                 notifications.update()
-                .where(notifications.c.id == notification_id)
+                .where(notifications.c.id.in_(list(notification_ids)))
                 .values(sent_at=datetime.now(UTC))
             )

@@ -226,3 +226,28 @@ def test_corpus_mdm_invisible_to_the_patient_until_released(start_gateway, tmp_p
     assert ("professional", "document.release", "allowed") in {
         (e["actor"]["kind"], e["action"], e["outcome"]) for e in trail
     }
+
+
+def test_relay_sends_pending_notifications_as_one_confirmed_batch():
+    from datetime import UTC, datetime
+
+    from gateway.errors import BrokerUnavailable
+    from gateway.records.notify import relay
+
+    now = datetime.now(UTC)
+    rows = [
+        {"id": i, "patient_ins": INS, "document_id": f"d^{i}", "event": "document-filed",
+         "created_at": now}
+        for i in (3, 5, 8)
+    ]  # fmt: skip
+    batches, marked = [], []
+    assert relay(lambda limit: rows[:limit], marked.append, batches.append) == 3
+    assert [[n.document_id for n in b] for b in batches] == [["d^3", "d^5", "d^8"]]
+    assert marked == [[3, 5, 8]]  # one statement for the batch
+
+    def away(notes):
+        raise BrokerUnavailable("broker down")
+
+    marked.clear()
+    assert relay(lambda limit: rows, marked.append, away) == 0
+    assert marked == []  # nothing counts as sent: all stay in the outbox

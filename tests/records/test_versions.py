@@ -135,7 +135,7 @@ def test_history_and_redelivery_queue_no_notification(store):
     store.file(message("d^1", version=1))
     store.file(message("d^2", version=2))
     assert [p["document_id"] for p in store.pending_notifications()] == ["d^2"]
-    store.mark_notified(store.pending_notifications()[0]["id"])
+    store.mark_notified([store.pending_notifications()[0]["id"]])
     assert store.pending_notifications() == []
 
 
