@@ -27,6 +27,27 @@ _SUMMARY_COLUMNS = frozenset(c.name for c in tracked_messages.c) - {
 }
 
 
+# Statements of the write path built once (building them per event cost more CPU than
+# running them); parameters go in at execution.
+_row = tracked_messages.c
+_UPDATE_SUMMARY = tracked_messages.update().where(_row.trace_id == sa.bindparam("b_trace_id"))
+
+
+def _status_update(name: str, replaces: frozenset[str] | None) -> sa.Update:
+    # updated_at is when the current status happened: an older event never replaces it
+    where = (_row.trace_id == sa.bindparam("b_trace_id")) & (
+        _row.updated_at <= sa.bindparam("b_at")
+    )
+    if replaces is not None:
+        where &= _row.status.in_(sorted(replaces | {name}))  # or refreshes itself
+    return tracked_messages.update().where(where)
+
+
+_STATUS_UPDATES = {
+    name: _status_update(name, replaces) for name, replaces in STATUS_REPLACES.items()
+}
+
+
 class TrackingStore:
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
@@ -61,29 +82,20 @@ class TrackingStore:
     def _apply(self, conn: sa.Connection, event: Event) -> None:
         """One event's change to its message's summary row."""
         summary = _summary(event)
-        row = tracked_messages.c
         if event.name == RECEIVED:
             conn.execute(
-                tracked_messages.insert().values(
-                    trace_id=event.trace_id, status=RECEIVED, updated_at=event.at, **summary
-                )
+                tracked_messages.insert(),
+                dict(trace_id=event.trace_id, status=RECEIVED, updated_at=event.at, **summary),
             )
             return
-        if summary:
-            conn.execute(
-                tracked_messages.update().where(row.trace_id == event.trace_id).values(**summary)
-            )
+        if summary:  # SET takes the columns named by the parameters
+            conn.execute(_UPDATE_SUMMARY, {"b_trace_id": event.trace_id, **summary})
         if event.name in STATUS_REPLACES:
-            # updated_at is when the current status happened: an older event never replaces it
-            replaces = STATUS_REPLACES[event.name]
-            where = (row.trace_id == event.trace_id) & (row.updated_at <= event.at)
-            if replaces is not None:
-                where &= row.status.in_(sorted(replaces | {event.name}))  # or refreshes itself
             conn.execute(
-                tracked_messages.update()
-                .where(where)
-                .values(status=event.name, updated_at=event.at)
-            )
+                _STATUS_UPDATES[event.name],
+                {"b_trace_id": event.trace_id, "b_at": event.at, "status": event.name,
+                 "updated_at": event.at},
+            )  # fmt: skip
 
     # -- read ---------------------------------------------------------------------------------
 
