@@ -96,9 +96,7 @@ def version_number(collected: str, reported: str) -> int:
 
 def _el(parent: Node, tag: str, text: str | None = None, **attrs: str) -> Node:
     """A child element in the CDA namespace; attributes with an empty value are left out."""
-    if not all(attrs.values()):
-        attrs = {k: v for k, v in attrs.items() if v}
-    return sub(parent, tag, attrs, text or None)
+    return sub(parent, tag, attrs if all(attrs.values()) else _present(**attrs), text or None)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import re
 
-_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+# Characters XML 1.0 cannot carry, as a regular-expression class body.
+_NOT_XML = "\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff"
+_INVALID = re.compile(f"[{_NOT_XML}]")
 _TEXT_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "\r": "&#13;"})
 _ATTR_ESCAPES = str.maketrans(
     {
@@ -33,8 +35,8 @@ _ATTR_ESCAPES = str.maketrans(
 
 
 # Most values need no escaping: one search decides, the translation runs only when needed.
-_ATTR_SPECIAL = re.compile('[&<>"\n\r\t\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]')
-_TEXT_SPECIAL = re.compile("[&<>\r\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+_ATTR_SPECIAL = re.compile(f'[&<>"\n\r\t{_NOT_XML}]')
+_TEXT_SPECIAL = re.compile(f"[&<>\r{_NOT_XML}]")
 
 
 class InvalidXmlText(ValueError):
