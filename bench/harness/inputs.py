@@ -110,17 +110,6 @@ def _msh10_split(message: bytes) -> tuple[bytes, bytes]:
     return head, rest[end:]
 
 
-def unique_er7(message: bytes) -> Callable[[], Iterator[bytes]]:
-    """Variants of an HL7v2 message with a fresh MSH-10 each."""
-    head, tail = _msh10_split(message)
-
-    def variants() -> Iterator[bytes]:
-        for n in _counter():
-            yield head + b"BENCH" + n.encode() + tail
-
-    return variants
-
-
 def unique_lab_results(message: bytes) -> Callable[[], Iterator[bytes]]:
     """Variants of a raw lab-results ORU^R01 with a fresh MSH-10 and filler order number.
 
