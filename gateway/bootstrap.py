@@ -186,7 +186,7 @@ def start(settings: Settings) -> Services:
             consumer = Consumer(
                 settings.amqp_url,
                 names.queue(dest.queue),
-                tracked(worker, dest.name, tracker, metrics),
+                tracked(worker.batched(), dest.name, tracker, metrics),
                 settings.consumer_prefetch,
                 name=f"consumer-{dest.name}-{n}",
                 policy=RetryPolicy.for_destination(dest, names),

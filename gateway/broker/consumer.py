@@ -8,6 +8,11 @@ The handler does the work and says how it went by returning or raising:
     raises anything else    → retried after each delay of the destination's retry policy,
                               then parked
 
+A ``Batched`` handler is given what has arrived (up to its size) at once and answers with one
+outcome per delivery, None for done and the exception otherwise, each settled as above (one
+transaction and one ack for many documents instead of one each). Raising instead applies to
+the whole batch. A plain handler is a batch handler of size 1.
+
 "Retried" means copied into the retry queue of that attempt (its TTL brings it back) and
 acked; "parked" means copied to the destination's dead-letter target with the failure reason
 in headers (names.FAILURE …) and acked. Both copies are confirmed before the ack, so a crash in
@@ -21,7 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -57,6 +62,37 @@ class Delivery:
 
 
 Handler = Callable[[Delivery], None]
+# One outcome per delivery, in order: None (done) or the exception it ended with.
+BatchHandler = Callable[[Sequence[Delivery]], Sequence[BaseException | None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Batched:
+    """A handler that takes up to ``size`` deliveries at once (see the module docstring)."""
+
+    handler: BatchHandler
+    size: int = 32
+
+
+def one_by_one(handler: Handler) -> BatchHandler:
+    """``handler`` as a batch handler. After a Transient the rest are not attempted: they get
+    the same outcome (requeued), as the store is down for them too."""
+
+    def handle(deliveries: Sequence[Delivery]) -> list[BaseException | None]:
+        outcomes: list[BaseException | None] = []
+        for delivery in deliveries:
+            if outcomes and isinstance(outcomes[-1], Transient):
+                outcomes.append(outcomes[-1])
+                continue
+            try:
+                handler(delivery)
+            except Exception as exc:
+                outcomes.append(exc)
+            else:
+                outcomes.append(None)
+        return outcomes
+
+    return handle
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +119,7 @@ class Consumer:
         self,
         url: str,
         queue: str,
-        handler: Handler,
+        handler: Handler | Batched,
         prefetch: int = 32,
         name: str = "consumer",
         policy: RetryPolicy | None = None,
@@ -91,7 +127,8 @@ class Consumer:
         self._url = url
         self._policy = policy
         self._queue = queue
-        self._handler = handler
+        self._batched = handler if isinstance(handler, Batched) else Batched(one_by_one(handler), 1)
+        self._pending: list[tuple[object, object, Delivery]] = []  # (method, properties, delivery)
         self._prefetch = prefetch
         self._name = name
         self._stopping = threading.Event()
@@ -109,16 +146,12 @@ class Consumer:
         self._stopping.set()
         conn = self._connection
         if conn is not None:
-            # The connection may be closing already; then there is nothing to stop.
+            # Wakes the consuming loop, which sees _stopping and closes the connection (the
+            # broker requeues whatever was delivered and not acked). It may be closing already.
             with contextlib.suppress(Exception):
-                conn.add_callback_threadsafe(self._stop_consuming)
+                conn.add_callback_threadsafe(lambda: None)
         if self._thread is not None:
             self._thread.join(timeout)
-
-    def _stop_consuming(self) -> None:
-        channel = self._channel
-        if channel is not None and channel.is_open:
-            channel.stop_consuming()  # start_consuming returns; _run closes the connection
 
     def _run(self) -> None:
         delays = iter(RECONNECT_DELAYS_S)
@@ -132,7 +165,7 @@ class Consumer:
                 log("consumer.started", component=self._name, queue=self._queue)
                 delays = iter(RECONNECT_DELAYS_S)
                 self.consuming.set()
-                channel.start_consuming()
+                self._consume(channel)
             except (pika.exceptions.AMQPError, OSError) as exc:
                 if self._stopping.is_set():
                     break
@@ -145,12 +178,29 @@ class Consumer:
                 )
             finally:
                 self.consuming.clear()
+                self._pending.clear()  # not acked: the broker redelivers them
                 self._channel = None
                 conn, self._connection = self._connection, None
                 if conn is not None and conn.is_open:
                     with contextlib.suppress(pika.exceptions.AMQPError, OSError):
                         conn.close()
             self._stopping.wait(next(delays, RECONNECT_DELAYS_S[-1]))
+
+    def _consume(self, channel) -> None:
+        """Deliveries are collected as they arrive, then handled together: what one read of
+        the socket brought, topped up by non-blocking reads while more keeps coming, up to
+        the batch size (with a backlog: the prefetch window)."""
+        connection, size = self._connection, self._batched.size
+        while not self._stopping.is_set() and channel.is_open and channel.consumer_tags:
+            connection.process_data_events(time_limit=0.5)
+            while 0 < len(self._pending) < size:
+                before = len(self._pending)
+                connection.process_data_events(time_limit=0)
+                if len(self._pending) == before:
+                    break
+            while self._pending and not self._stopping.is_set():
+                batch, self._pending = self._pending[:size], self._pending[size:]
+                self._handle(channel, batch)
 
     def _on_message(self, channel, method, properties, body: bytes) -> None:
         delivery = Delivery(
@@ -161,28 +211,44 @@ class Consumer:
             redelivered=method.redelivered,
             routing_key=method.routing_key,
         )
+        self._pending.append((method, properties, delivery))
+
+    def _handle(self, channel, batch: list[tuple[object, object, Delivery]]) -> None:
+        deliveries = [d for _, _, d in batch]
         try:
-            self._handler(delivery)
-        except Transient as exc:
-            pause = TRANSIENT_PAUSE_S[min(self._transient_streak, len(TRANSIENT_PAUSE_S) - 1)]
-            self._transient_streak += 1
-            log(
-                "consumer.transient",
-                level=30,
-                component=self._name,
-                trace_id=delivery.correlation_id,
-                reason=str(exc),
-                delay_ms=int(pause * 1000),
-            )
-            channel.basic_nack(method.delivery_tag, requeue=True)
-            self._connection.sleep(pause)  # keeps heartbeats going while we wait
-            return
+            outcomes = list(self._batched.handler(deliveries))
+            if len(outcomes) != len(batch):
+                raise RuntimeError(f"{len(outcomes)} outcomes for {len(batch)} deliveries")
         except Exception as exc:
+            outcomes = [exc] * len(batch)
+        if all(o is None for o in outcomes):
             self._transient_streak = 0
-            self._failed(channel, method, properties, delivery, exc)
+            channel.basic_ack(batch[-1][0].delivery_tag, multiple=True)  # the batch, in order
             return
-        self._transient_streak = 0
-        channel.basic_ack(method.delivery_tag)
+        transient: BaseException | None = None
+        for (method, properties, delivery), outcome in zip(batch, outcomes, strict=True):
+            if outcome is None:
+                channel.basic_ack(method.delivery_tag)
+            elif isinstance(outcome, Transient):
+                channel.basic_nack(method.delivery_tag, requeue=True)
+                transient = outcome
+            else:
+                self._failed(channel, method, properties, delivery, outcome)
+        if transient is None:
+            self._transient_streak = 0
+            return
+        pause = TRANSIENT_PAUSE_S[min(self._transient_streak, len(TRANSIENT_PAUSE_S) - 1)]
+        self._transient_streak += 1
+        log(
+            "consumer.transient",
+            level=30,
+            component=self._name,
+            trace_id=batch[0][2].correlation_id,
+            count=sum(isinstance(o, Transient) for o in outcomes),
+            reason=str(transient),
+            delay_ms=int(pause * 1000),
+        )
+        self._connection.sleep(pause)  # keeps heartbeats going while we wait
 
     def _failed(self, channel, method, properties, delivery: Delivery, exc: Exception) -> None:
         policy = self._policy

@@ -102,6 +102,29 @@ class DocumentQuery:
     include_history: bool = False
 
 
+def _lock_key(message: DocumentMessage) -> str:
+    env = message.envelope
+    return env.set_id or env.document_id
+
+
+def _file_in_savepoint(
+    conn: sa.Connection, message: DocumentMessage, signature_status: str
+) -> Filing | Exception:
+    for _ in range(FILING_ATTEMPTS):
+        try:
+            with conn.begin_nested():
+                return file_message(conn, message, signature_status)
+        except IntegrityError:
+            # Another consumer filed the same id or set between our reads and writes (our
+            # insert waited for its commit): the next attempt sees its row and decides again.
+            continue
+        except OperationalError:
+            raise  # the store, not this document: the batch fails as a whole
+        except Exception as exc:
+            return exc
+    return StoreUnavailable("record store: filing kept racing; retry")
+
+
 class RecordStore:
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
@@ -147,16 +170,27 @@ class RecordStore:
     # -- filing ------------------------------------------------------------------------------
 
     def file(self, message: DocumentMessage, signature_status: str = "unchecked") -> Filing:
-        for attempt in range(FILING_ATTEMPTS):
-            try:
-                with self._writing() as conn:
-                    return file_message(conn, message, signature_status)
-            except IntegrityError:
-                # Another consumer filed the same id or set between our reads and writes:
-                # the next attempt sees its row and decides again.
-                if attempt == FILING_ATTEMPTS - 1:
-                    raise StoreUnavailable("record store: filing kept racing; retry") from None
-        raise AssertionError("unreachable")
+        (filing,) = self.file_many([(message, signature_status)])
+        if isinstance(filing, Exception):
+            raise filing
+        return filing
+
+    def file_many(self, items: Sequence[tuple[DocumentMessage, str]]) -> list[Filing | Exception]:
+        """File (message, signature status) pairs in one transaction and one commit, each in
+        its own savepoint: one that fails is rolled back alone and its exception is its
+        result; the others commit. StoreUnavailable when the store fails the whole batch.
+
+        Filed in lock order (set id), so that two consumers filing overlapping batches take
+        the set locks in the same order instead of deadlocking; arrival order is kept
+        within a set."""
+        results: list[Filing | Exception | None] = [None] * len(items)
+        order = sorted(range(len(items)), key=lambda i: _lock_key(items[i][0]))
+        if not items:
+            return []
+        with self._writing() as conn:
+            for i in order:
+                results[i] = _file_in_savepoint(conn, *items[i])
+        return results  # type: ignore[return-value]  # every slot was filled
 
     # -- reads -------------------------------------------------------------------------------
 

@@ -1,12 +1,18 @@
-"""The patient-record consumer's handler: message → checks → filing → commit (then ack)."""
+"""The patient-record consumer's handler: messages → checks → filing → commit (then ack).
+
+A batch of deliveries is checked one by one (decoding, hash, signature: what fails is
+poison), then the good ones are filed in one transaction, each inside its own savepoint
+(records/store.py), and the notification outbox is relayed once for the batch.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import threading
+from collections.abc import Sequence
 
-from gateway.broker.consumer import Delivery, Poison
-from gateway.broker.message import MalformedMessage, decode
+from gateway.broker.consumer import Batched, Delivery, Poison
+from gateway.broker.message import DocumentMessage, MalformedMessage, decode
 from gateway.logs import log
 from gateway.records.notify import Notifier, relay
 from gateway.records.store import Filing, RecordStore
@@ -20,8 +26,12 @@ REFUSALS = {
 }
 
 
+BATCH_SIZE = 32  # deliveries filed per transaction at most (with a backlog)
+
+
 class RecordWorker:
-    """Files one delivery. Returns normally only once the database committed."""
+    """Files deliveries: ``batched`` for the consumer, or one per call. Reports a delivery as
+    done only once the database committed it."""
 
     def __init__(
         self,
@@ -36,7 +46,48 @@ class RecordWorker:
         # read the same pending notification and both send it.
         self._relaying = threading.Lock()
 
+    def batched(self, size: int = BATCH_SIZE) -> Batched:
+        return Batched(self.file_batch, size)
+
     def __call__(self, delivery: Delivery) -> None:
+        (outcome,) = self.file_batch([delivery])
+        if outcome is not None:
+            raise outcome
+
+    def file_batch(self, deliveries: Sequence[Delivery]) -> list[BaseException | None]:
+        """One outcome per delivery: None once committed, else why not (Poison: park it).
+        Raises StoreUnavailable when the store failed the batch as a whole."""
+        outcomes: list[BaseException | None] = [None] * len(deliveries)
+        checked: list[tuple[int, DocumentMessage, str]] = []
+        for i, delivery in enumerate(deliveries):
+            try:
+                checked.append((i, *self._checked(delivery)))
+            except Exception as exc:
+                outcomes[i] = exc
+        filings = self._store.file_many([(m, status) for _, m, status in checked])
+        filed = False
+        for (i, message, _), filing in zip(checked, filings, strict=True):
+            if isinstance(filing, BaseException):
+                outcomes[i] = filing
+            elif filing in REFUSALS:
+                outcomes[i] = Poison(REFUSALS[filing])
+            else:
+                filed = True
+                env = message.envelope
+                log(
+                    "record.filed",
+                    trace_id=env.trace_id,
+                    document_id=env.document_id,
+                    outcome=filing.value,
+                    sender=env.sender,
+                )
+        if filed and self._notifier is not None:
+            with self._relaying:
+                relay(self._store.pending_notifications, self._store.mark_notified, self._notifier)
+        return outcomes
+
+    def _checked(self, delivery: Delivery) -> tuple[DocumentMessage, str]:
+        """The decoded message and its signature status; Poison when it must not be filed."""
         try:
             message = decode(delivery.body)
         except MalformedMessage as exc:
@@ -46,22 +97,9 @@ class RecordWorker:
             raise Poison("payload hash does not match the envelope: altered in transit")
         if delivery.message_id and delivery.message_id != env.document_id:
             raise Poison("AMQP message_id does not match the envelope's document id")
-        signature_status = "unsigned" if env.signature is None else "unchecked"
-        if self._verifier is not None:
-            verification = self._verifier.verify(env, message.payload)
-            if not verification.valid:
-                raise Poison(f"{verification.rule}: {verification.reason}")
-            signature_status = "verified"
-        filing = self._store.file(message, signature_status)
-        if filing in REFUSALS:
-            raise Poison(REFUSALS[filing])
-        log(
-            "record.filed",
-            trace_id=env.trace_id,
-            document_id=env.document_id,
-            outcome=filing.value,
-            sender=env.sender,
-        )
-        if self._notifier is not None:
-            with self._relaying:
-                relay(self._store.pending_notifications, self._store.mark_notified, self._notifier)
+        if self._verifier is None:
+            return message, "unsigned" if env.signature is None else "unchecked"
+        verification = self._verifier.verify(env, message.payload)
+        if not verification.valid:
+            raise Poison(f"{verification.rule}: {verification.reason}")
+        return message, "verified"

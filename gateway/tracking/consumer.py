@@ -1,39 +1,58 @@
 """tracked(handler): a consumer handler that also reports filed/parked steps and lag.
 
-Wraps any consumer Handler without changing it: the handler's own contract (return → ack,
-Transient → requeue, anything else → park) decides; this only watches which way it went.
+Wraps a consumer handler (plain or Batched) without changing it: the handler's own contract
+(done → ack, Transient → requeue, anything else → retry/park) decides; this only watches
+which way each delivery went.
 The trace id is the delivery's correlation id; the lag is measured from the
 ``x-received-at`` header every document message carries.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from gateway.broker.consumer import Delivery, Handler, Transient
+from gateway.broker.consumer import Batched, Delivery, Handler, Transient, one_by_one
 from gateway.metrics import Metrics
 from gateway.tracking import events
 from gateway.tracking.tracker import Tracker
 
 
-def tracked(handler: Handler, destination: str, tracker: Tracker, metrics: Metrics) -> Handler:
-    def handle(delivery: Delivery) -> None:
-        trace_id = delivery.correlation_id
+def tracked(
+    handler: Handler | Batched, destination: str, tracker: Tracker, metrics: Metrics
+) -> Batched:
+    batched = handler if isinstance(handler, Batched) else Batched(one_by_one(handler), 1)
+
+    def handle(deliveries: Sequence[Delivery]) -> list[BaseException | None]:
         try:
-            handler(delivery)
-        except Transient:
-            metrics.observe_consumed(destination, "retried", None)
-            raise
-        except Exception as exc:
-            metrics.observe_consumed(destination, "parked", _lag(delivery))
-            if trace_id:
-                tracker.record(events.parked(trace_id, destination, str(exc)))
-            raise
+            outcomes = list(batched.handler(deliveries))
+        except Exception as exc:  # the whole batch ended so
+            outcomes = [exc] * len(deliveries)
+        for delivery, outcome in zip(deliveries, outcomes, strict=True):
+            _observe(delivery, outcome, destination, tracker, metrics)
+        return outcomes
+
+    return Batched(handle, batched.size)
+
+
+def _observe(
+    delivery: Delivery,
+    outcome: BaseException | None,
+    destination: str,
+    tracker: Tracker,
+    metrics: Metrics,
+) -> None:
+    trace_id = delivery.correlation_id
+    if isinstance(outcome, Transient):
+        metrics.observe_consumed(destination, "retried", None)
+    elif outcome is not None:
+        metrics.observe_consumed(destination, "parked", _lag(delivery))
+        if trace_id:
+            tracker.record(events.parked(trace_id, destination, str(outcome)))
+    else:
         metrics.observe_consumed(destination, "handled", _lag(delivery))
         if trace_id:
             tracker.record(events.filed(trace_id, destination, delivery.message_id))
-
-    return handle
 
 
 def _lag(delivery: Delivery) -> float | None:

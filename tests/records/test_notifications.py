@@ -4,6 +4,7 @@ away. Also the record worker's refusals."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 import urllib.error
@@ -130,6 +131,37 @@ def test_worker_parks_refused_withdrawals_and_records_signature_status(tmp_path)
         assert store.document("d^1")["status"] == "withdrawn"
     finally:
         store.close()
+
+
+def test_a_batch_files_what_it_can_parks_the_rest_and_relays_once(wired):
+    """Poison (a payload altered in transit, a refused withdrawal) is reported for its own
+    delivery; the others are filed in the same commit and notified in one relay."""
+    store, publisher, ns = wired
+    published: list[int] = []
+    notifier = BrokerNotifier(publisher, ns.names, 5)
+
+    def counting(notes):
+        published.append(len(notes))
+        notifier(notes)
+
+    worker = RecordWorker(store, notifier=counting)
+    store.file(message("d^1", set_id="d"))
+    altered = delivery(dataclasses.replace(message("x^1", set_id="x"), payload=b"<other/>"))
+    outcomes = worker.file_batch(
+        [
+            delivery(message("p^1", set_id="p")),
+            altered,
+            delivery(message("del^1", action="delete", replaces="d^1", org=OTHER_ORG)),
+            delivery(message("q^1", set_id="q")),
+        ]
+    )
+    assert outcomes[0] is None and outcomes[3] is None
+    assert isinstance(outcomes[1], Poison) and "altered in transit" in str(outcomes[1])
+    assert isinstance(outcomes[2], Poison) and "did not author" in str(outcomes[2])
+    assert store.document("x^1") is None and store.document("d^1")["status"] == "current"
+    got = take(ns.url, ns.names.queue(DESTINATION), timeout=5)
+    assert sorted(n["document_id"] for n in got) == ["d^1", "p^1", "q^1"]
+    assert published == [3]  # d^1 waited in the outbox; one relay sent the three
 
 
 def test_the_running_gateway_notifies_the_patient_of_a_filed_cda(start_gateway, tmp_path):
