@@ -1,4 +1,4 @@
-"""`python -m bench.harness.profile [mllp|http] [SECONDS]`: where a loaded gateway spends CPU.
+"""`python -m bench.harness.profile [mllp|http] [SECONDS] [gil] [intake]`: where a loaded gateway spends CPU.
 
 Starts a real gateway (bench.stack), drives 16 connections (raw ORU^R01 over MLLP, or the
 CR-BIO CDA over HTTP) and samples every process of its tree with py-spy (a dev dependency;
@@ -66,9 +66,11 @@ def main(argv: list[str]) -> int:
     # "gil": sample only the thread holding the GIL, i.e. where a process spends its Python
     # CPU; without it, threads waiting on sockets or the database show too
     gil = "gil" in argv[2:]
+    # "intake": no record consumer in the gateway (GATEWAY_RECORD_CONSUMERS=0), intake alone
+    extra = {"GATEWAY_RECORD_CONSUMERS": "0"} if "intake" in argv[2:] else {}
     ctx = Context(workdir=Path(tempfile.mkdtemp(prefix="passerelle-profile-")))
     raw, _oru_cda, cda = floors.prepare(ctx).inputs
-    with running(ctx) as stack:
+    with running(ctx, **extra) as stack:
         gw = stack.gateways[0]
         spies = []
         for pid in tree(gw.proc.pid):
