@@ -1,4 +1,5 @@
-"""`python -m bench.harness.profile [mllp|http] [SECONDS] [gil] [intake]`: where a loaded gateway spends CPU.
+"""`python -m bench.harness.profile [mllp|http] [SECONDS] [gil] [intake]`: where a loaded
+gateway spends CPU (`intake`: with no record consumer in it).
 
 Starts a real gateway (bench.stack), drives 16 connections (raw ORU^R01 over MLLP, or the
 CR-BIO CDA over HTTP) and samples every process of its tree with py-spy (a dev dependency;
