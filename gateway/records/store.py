@@ -176,20 +176,30 @@ class RecordStore:
         return filing
 
     def file_many(self, items: Sequence[tuple[DocumentMessage, str]]) -> list[Filing | Exception]:
-        """File (message, signature status) pairs in one transaction and one commit, each in
-        its own savepoint: one that fails is rolled back alone and its exception is its
-        result; the others commit. StoreUnavailable when the store fails the whole batch.
+        """File (message, signature status) pairs in one transaction and one commit. A
+        document that fails is rolled back alone and its exception is its result; the others
+        commit. StoreUnavailable when the store fails the whole batch.
 
-        Filed in lock order (set id), so that two consumers filing overlapping batches take
-        the set locks in the same order instead of deadlocking; arrival order is kept
-        within a set."""
-        results: list[Filing | Exception | None] = [None] * len(items)
-        order = sorted(range(len(items)), key=lambda i: _lock_key(items[i][0]))
+        The batch is first filed under one savepoint; only if one of its documents raises is
+        that rolled back and the batch filed again with a savepoint per document (two more
+        statements each, needless when nothing fails, which is nearly always: refusals are
+        results, not exceptions). Filed in lock order (set id), so that two consumers filing
+        overlapping batches take the set locks in the same order instead of deadlocking;
+        arrival order is kept within a set."""
         if not items:
             return []
+        order = sorted(range(len(items)), key=lambda i: _lock_key(items[i][0]))
+        results: list[Filing | Exception | None] = [None] * len(items)
         with self._writing() as conn:
-            for i in order:
-                results[i] = _file_in_savepoint(conn, *items[i])
+            try:
+                with conn.begin_nested():
+                    for i in order:
+                        results[i] = file_message(conn, *items[i])
+            except OperationalError:
+                raise  # the store, not a document: the batch fails as a whole
+            except Exception:
+                for i in order:
+                    results[i] = _file_in_savepoint(conn, *items[i])
         return results  # type: ignore[return-value]  # every slot was filled
 
     # -- reads -------------------------------------------------------------------------------

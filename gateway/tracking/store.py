@@ -48,6 +48,51 @@ _STATUS_UPDATES = {
 }
 
 
+def _apply_all(conn: sa.Connection, events: Sequence[Event]) -> None:
+    """Each event's change to its message's summary row, in order. A run of events of distinct
+    messages touches distinct rows, so its order within does not matter: its statements go
+    together, one executemany per statement shape (a round trip each, not one per event)."""
+    run: list[Event] = []
+    traces: set[str] = set()
+    for event in events:
+        if event.trace_id in traces:
+            _apply_run(conn, run)
+            run, traces = [], set()
+        run.append(event)
+        traces.add(event.trace_id)
+    _apply_run(conn, run)
+
+
+def _apply_run(conn: sa.Connection, run: Sequence[Event]) -> None:
+    """``run``'s changes (one event per message): RECEIVED inserts the row; any other event
+    updates the summary columns it carries, then the status when it may replace it."""
+    inserts: list[dict[str, Any]] = []
+    summaries: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    statuses: dict[str, list[dict[str, Any]]] = {}
+    for event in run:
+        summary = _summary(event)
+        if event.name == RECEIVED:
+            inserts.append(
+                dict(trace_id=event.trace_id, status=RECEIVED, updated_at=event.at, **summary)
+            )
+            continue
+        if summary:  # SET takes the columns named by the parameters: grouped by those names
+            summaries.setdefault(tuple(sorted(summary)), []).append(
+                {"b_trace_id": event.trace_id, **summary}
+            )
+        if event.name in STATUS_REPLACES:
+            statuses.setdefault(event.name, []).append(
+                {"b_trace_id": event.trace_id, "b_at": event.at, "status": event.name,
+                 "updated_at": event.at}
+            )  # fmt: skip
+    for row in inserts:  # the literal path only (rare); their columns vary
+        conn.execute(tracked_messages.insert(), row)
+    for params in summaries.values():
+        conn.execute(_UPDATE_SUMMARY, params)
+    for name, params in statuses.items():
+        conn.execute(_STATUS_UPDATES[name], params)
+
+
 class TrackingStore:
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
@@ -68,34 +113,14 @@ class TrackingStore:
                     conn.execute(tracked_events.insert(), [_event_row(e) for e in events])
                 folded = _fold(events)
                 if folded is None:  # not one RECEIVED per new message: the literal way
-                    for event in events:
-                        self._apply(conn, event)
+                    _apply_all(conn, events)
                     return
                 new_rows, later = folded
                 if new_rows:
                     conn.execute(tracked_messages.insert(), new_rows)
-                for event in later:
-                    self._apply(conn, event)
+                _apply_all(conn, later)
         except SQLAlchemyError as exc:
             raise StoreUnavailable(f"tracking store unavailable: {type(exc).__name__}") from None
-
-    def _apply(self, conn: sa.Connection, event: Event) -> None:
-        """One event's change to its message's summary row."""
-        summary = _summary(event)
-        if event.name == RECEIVED:
-            conn.execute(
-                tracked_messages.insert(),
-                dict(trace_id=event.trace_id, status=RECEIVED, updated_at=event.at, **summary),
-            )
-            return
-        if summary:  # SET takes the columns named by the parameters
-            conn.execute(_UPDATE_SUMMARY, {"b_trace_id": event.trace_id, **summary})
-        if event.name in STATUS_REPLACES:
-            conn.execute(
-                _STATUS_UPDATES[event.name],
-                {"b_trace_id": event.trace_id, "b_at": event.at, "status": event.name,
-                 "updated_at": event.at},
-            )  # fmt: skip
 
     # -- read ---------------------------------------------------------------------------------
 
@@ -220,7 +245,8 @@ def _summary(event: Event) -> dict[str, Any]:
 
 def _fold(events: Sequence[Event]) -> tuple[list[dict[str, Any]], list[Event]] | None:
     """(summary rows of the messages RECEIVED in ``events``, each with its later steps applied
-    as ``_apply``'s statements would, in order; the events of other messages, for ``_apply``).
+    as ``_apply_all``'s statements would, in order; the events of other messages, for
+    ``_apply_all``).
     A step before its message's RECEIVED in the batch is dropped, as its UPDATE would match no
     row. None when a message is RECEIVED twice (the INSERT must fail as it always did)."""
     rows: dict[str, dict[str, Any]] = {}

@@ -166,3 +166,38 @@ def test_a_message_received_twice_in_a_batch_fails_the_batch_as_before(tmp_path)
         assert store.message("e" * 32) is None
     finally:
         records.close()
+
+
+@pytest.mark.parametrize("batch", [2, 5, 100])
+def test_steps_of_messages_received_earlier_give_the_same_rows_in_any_batching(tmp_path, batch):
+    """Messages received in an earlier batch: their later steps (several messages, some twice
+    in one batch, some out of order) go in as grouped statements and leave the rows one
+    statement per step leaves."""
+    a, s = "a" * 32, timedelta(seconds=1)
+    steps = [
+        *_timelines(),
+        # one column set by steps of two shapes: the last one wins
+        Event(a, events.ROUTED, T0 + 3 * s, {"destinations": "first"}),
+        Event(a, events.VALIDATED, T0 + 3 * s, {"type_code": "X", "destinations": "second"}),
+        Event(a, events.ROUTED, T0 + 3 * s, {"destinations": "third"}),
+    ]
+    received = [e for e in steps if e.name == events.RECEIVED]
+    later = [e for e in steps if e.name != events.RECEIVED]
+    stores = {}
+    for name, size in (("one by one", 1), ("batched", batch)):
+        records = RecordStore.open(f"sqlite:///{tmp_path / f'later-{name}.sqlite3'}")
+        store = TrackingStore(records.engine)
+        store.write(received)
+        for i in range(0, len(later), size):
+            store.write(later[i : i + size])
+        stores[name] = ({t: store.message(t) for t in ("a" * 32, "b" * 32, "c" * 32)}, records)
+    (expected, r1), (got, r2) = stores.values()
+    try:
+        assert got == expected
+        assert expected["a" * 32]["status"] == "filed"
+        assert expected["a" * 32]["type_code"] == "X"
+        assert expected["a" * 32]["destinations"] == ["third"]
+        assert expected["b" * 32]["status"] == "parked"
+    finally:
+        r1.close()
+        r2.close()
