@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from gateway.broker.consumer import Batched, Delivery, Poison
 from gateway.broker.message import DocumentMessage, MalformedMessage, decode
+from gateway.errors import StoreUnavailable
 from gateway.logs import log
 from gateway.records.notify import Notifier, relay
 from gateway.records.store import Filing, RecordStore
@@ -55,8 +56,8 @@ class RecordWorker:
             raise outcome
 
     def file_batch(self, deliveries: Sequence[Delivery]) -> list[BaseException | None]:
-        """One outcome per delivery: None once committed, else why not (Poison: park it).
-        Raises StoreUnavailable when the store failed the batch as a whole."""
+        """One outcome per delivery: None once committed, else why not (Poison: park it;
+        StoreUnavailable: requeue it, the store failed the batch)."""
         outcomes: list[BaseException | None] = [None] * len(deliveries)
         checked: list[tuple[int, DocumentMessage, str]] = []
         for i, delivery in enumerate(deliveries):
@@ -64,7 +65,10 @@ class RecordWorker:
                 checked.append((i, *self._checked(delivery)))
             except Exception as exc:
                 outcomes[i] = exc
-        filings = self._store.file_many([(m, status) for _, m, status in checked])
+        try:
+            filings: list = self._store.file_many([(m, status) for _, m, status in checked])
+        except StoreUnavailable as exc:  # for the checked ones: the poison is still parked
+            filings = [exc] * len(checked)
         filed = False
         for (i, message, _), filing in zip(checked, filings, strict=True):
             if isinstance(filing, BaseException):

@@ -164,6 +164,23 @@ def test_a_batch_files_what_it_can_parks_the_rest_and_relays_once(wired):
     assert published == [3]  # d^1 waited in the outbox; one relay sent the three
 
 
+def test_a_batch_the_store_cannot_take_is_requeued_but_its_poison_still_parked(tmp_path):
+    from gateway.broker.consumer import Transient
+
+    store = RecordStore.open(f"sqlite:///{tmp_path / 'r.sqlite3'}")
+    try:
+        with store.engine.begin() as conn:
+            conn.exec_driver_sql("DROP TABLE document_authors")  # the store now fails filing
+        worker = RecordWorker(store)
+        good = delivery(message("g^1", set_id="g"))
+        altered = delivery(dataclasses.replace(message("x^1", set_id="x"), payload=b"<other/>"))
+        first, second = worker.file_batch([good, altered])
+    finally:
+        store.close()
+    assert isinstance(first, Transient)  # requeued: filed once the store is back
+    assert isinstance(second, Poison) and "altered in transit" in str(second)
+
+
 def test_the_running_gateway_notifies_the_patient_of_a_filed_cda(start_gateway, tmp_path):
     routing = tmp_path / "routing.yaml"
     routing.write_text(yaml.safe_dump(routing_with_notifications()))
