@@ -1,11 +1,13 @@
-"""Caller identity for the records API: a small HMAC-signed bearer token.
+"""Caller identity for the records API and the operator endpoints: a small HMAC-signed
+bearer token.
 
     v1.<base64url(JSON claims)>.<base64url(HMAC-SHA256(secret, "v1.<claims>"))>
 
-Claims: ``kind`` (patient / professional / representative), ``sub`` (INS, RPPS or the
-representative's id), ``role`` (professionals: profession/specialty code), ``iat``, ``exp``.
-It says who the caller is, nothing more: what they may do is decided on every call by
-records/access.py from the record itself (attending doctor, grants, representatives).
+Claims: ``kind`` (patient / professional / representative / operator), ``sub`` (INS, RPPS,
+the representative's id or the operator's name), ``role`` (professionals: profession/specialty
+code), ``iat``, ``exp``. It says who the caller is, nothing more: what they may do is decided
+on every call, by records/access.py from the record itself (attending doctor, grants,
+representatives) or by api/operator.py (operators only).
 
 The secret is GATEWAY_TOKEN_SECRET, or else ``token.secret`` in the data directory, created on
 first use (mode 0600) like the development signing key. `gateway token` mints tokens.

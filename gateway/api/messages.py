@@ -10,15 +10,17 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 
+from gateway.api.operator import operator
 from gateway.errors import BrokerUnavailable, StoreUnavailable
 from gateway.tracking import events
 from gateway.tracking.replay import ReplayStatus
 from gateway.tracking.store import MAX_LIST
 
-router = APIRouter(tags=["tracking"])
+# Operators only (api/operator.py): a bearer operator token, or the /ui login cookie.
+router = APIRouter(tags=["tracking"], dependencies=[Depends(operator)])
 
 
 def parse_day_or_time(value: str | None, name: str, end: bool = False) -> datetime | None:

@@ -1,5 +1,8 @@
 """/ui: the message browser. Server-rendered HTML, a little vanilla JS, no build step, no CDN.
 
+Operators only (api/operator.py): without a valid operator token the page is a sign-in form
+that posts the token to /ui/login, which keeps it in an HttpOnly, SameSite=Strict cookie.
+
 Everything shown is tracking metadata (gateway.tracking): never a payload, never a patient's
 identity (INS-shaped text is masked when the events are made). Every value is HTML-escaped
 here; the script only refreshes counters (``textContent``) and posts replays. A strict
@@ -15,9 +18,10 @@ from functools import cache
 from pathlib import Path
 
 from fastapi import APIRouter, HTTPException, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from gateway.api.messages import search_messages
+from gateway.api.operator import COOKIE, Operator, operator_from
 from gateway.errors import StoreUnavailable
 from gateway.tracking import events
 
@@ -60,8 +64,41 @@ def style() -> Response:
     return Response(_asset("app.css"), media_type="text/css", headers=SECURITY_HEADERS)
 
 
+MAX_LOGIN_BYTES = 8192
+
+
+@router.post("/ui/login")
+async def login(request: Request) -> Response:
+    """The sign-in form's target: a valid operator token goes into the cookie."""
+    body = await request.body()
+    if len(body) > MAX_LOGIN_BYTES:
+        return _login_page("the form is too large", 413)
+    token = urllib.parse.parse_qs(body.decode("utf-8", "replace")).get("token", [""])[0]
+    try:
+        operator_from(request, token.strip())
+    except HTTPException as exc:
+        return _login_page(str(exc.detail), exc.status_code)
+    answer = RedirectResponse("/ui", status_code=303, headers=SECURITY_HEADERS)
+    answer.set_cookie(
+        COOKIE,
+        token.strip(),
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+        path="/",
+    )
+    return answer
+
+
+@router.post("/ui/logout")
+def logout() -> Response:
+    answer = RedirectResponse("/ui", status_code=303, headers=SECURITY_HEADERS)
+    answer.delete_cookie(COOKIE, path="/")
+    return answer
+
+
 @router.get("/ui/counters")
-def counters(request: Request) -> dict:
+def counters(request: Request, _: Operator) -> dict:
     """Messages per status over the last 24 hours (what the page's counters show)."""
     since = datetime.now(UTC) - timedelta(hours=24)
     try:
@@ -73,12 +110,17 @@ def counters(request: Request) -> dict:
 
 @router.get("/ui", response_class=HTMLResponse)
 def page(request: Request) -> HTMLResponse:
+    try:
+        who = operator_from(request, request.cookies.get(COOKIE))
+    except HTTPException as exc:
+        reason = "" if request.cookies.get(COOKIE) is None else str(exc.detail)
+        return _login_page(reason, exc.status_code)
     services = request.app.state.services
     filters = {k: request.query_params.get(k, "").strip()[:128] for k in FILTERS}
     selected_id = request.query_params.get("selected", "")[:64]
     try:
         rows = search_messages(services, {**filters, "limit": "200"})
-        counts = counters(request)["counts"]
+        counts = counters(request, who)["counts"]
         selected = services.tracking.message(selected_id) if selected_id else None
     except StoreUnavailable as exc:
         raise HTTPException(503, str(exc)) from None
@@ -93,18 +135,37 @@ def page(request: Request) -> HTMLResponse:
     return HTMLResponse(_layout(body), headers=SECURITY_HEADERS)
 
 
-def _layout(body: str) -> str:
+def _layout(body: str, signed_in: bool = True) -> str:
+    nav = (
+        "<nav><a href='/ui'>messages</a> <a href='/metrics'>metrics</a> "
+        "<a href='/ready'>ready</a><form method='post' action='/ui/logout' class='inline'>"
+        "<button type='submit'>sign out</button></form></nav>"
+        if signed_in
+        else ""
+    )
     return (
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
         "<meta name='viewport' content='width=device-width, initial-scale=1'>"
         "<title>Passerelle · messages</title>"
         "<link rel='stylesheet' href='/ui/app.css'></head><body>"
         "<header><h1>Passerelle</h1><span class='sub'>message browser · metadata only</span>"
-        "<nav><a href='/ui'>messages</a> <a href='/metrics'>metrics</a> "
-        "<a href='/ready'>ready</a></nav></header>"
+        f"{nav}</header>"
         f"<main>{body}</main>"
         "<script src='/ui/app.js'></script></body></html>"
     )
+
+
+def _login_page(reason: str, status: int) -> HTMLResponse:
+    error = f"<p class='error' id='login-error'>{esc(reason)}</p>" if reason else ""
+    body = (
+        "<section id='login'><h2>Sign in</h2>"
+        "<p>Operators only. Mint a token with <code>gateway token operator NAME</code>.</p>"
+        f"{error}<form method='post' action='/ui/login'>"
+        "<label>Operator token <input type='password' name='token' autocomplete='off' "
+        "required></label> <button type='submit'>sign in</button></form></section>"
+    )
+    page = _layout(body, signed_in=False)
+    return HTMLResponse(page, status_code=status, headers=SECURITY_HEADERS)
 
 
 def _counters(counts: dict[str, int]) -> str:

@@ -12,15 +12,18 @@ def register(sub) -> None:
     p = command(
         sub,
         "token",
-        "mint a bearer token for the records API (development and tests)",
+        "mint a bearer token for the records API or the operator endpoints (/messages, /ui)",
         "  gateway token patient 184127505612355\n"
         "  gateway token professional 810001234567 --role 10 --ttl 3600\n"
         "  gateway token representative rep-0001\n"
+        "  gateway token operator alice    # /messages and /ui\n"
         '  curl -H "Authorization: Bearer $(gateway token patient 184127505612355)" \\\n'
         "       http://127.0.0.1:8080/patients/184127505612355/documents",
     )
-    p.add_argument("kind", choices=("patient", "professional", "representative"))
-    p.add_argument("id", help="INS (patient), RPPS (professional) or representative id")
+    p.add_argument("kind", choices=("patient", "professional", "representative", "operator"))
+    p.add_argument(
+        "id", help="INS (patient), RPPS (professional), representative id or operator name"
+    )
     p.add_argument("--role", help="professional's profession/specialty code")
     p.add_argument("--ttl", type=int, default=8 * 3600, help="seconds of validity (default 8h)")
     p.set_defaults(run=run_token)

@@ -27,6 +27,7 @@ class CallerKind(enum.StrEnum):
     PATIENT = "patient"
     PROFESSIONAL = "professional"
     REPRESENTATIVE = "representative"
+    OPERATOR = "operator"  # runs the gateway (/messages, /ui); never opens a patient record
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +100,8 @@ def record_access(caller: Caller, patient: PatientFacts, today: date) -> Decisio
         if not patient.is_minor(today):
             return _deny("legal representation ends at the patient's majority")
         return _allow("legal representative of a minor")
+    if caller.kind is not CallerKind.PROFESSIONAL:
+        return _deny("only patients, their representatives and professionals open records")
     if caller.id in patient.opposed:
         return _deny("the patient opposed access by this professional")
     if caller.id == patient.attending_id:

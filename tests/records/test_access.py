@@ -143,3 +143,15 @@ def test_who_manages_the_record(caller, patient, allowed):
 def test_who_releases(caller, masked, allowed):
     facts = doc(invisible_patient=True, masked=masked)
     assert may_release(caller, ADULT, facts, TODAY).allowed is allowed
+
+
+@pytest.mark.parametrize("operator_id", [ATTENDING, GRANTED, PARENT, INS])
+def test_an_operator_never_opens_a_record_whatever_its_name(operator_id):
+    """An operator token named like the attending doctor, a granted professional, a
+    representative or the patient is still an operator's: no record, no document."""
+    op = Caller(CallerKind.OPERATOR, operator_id)
+    for patient in (ADULT, MINOR):
+        assert not record_access(op, patient, TODAY)
+        assert not document_access(op, patient, doc(patient), TODAY)
+        assert not may_manage(op, patient, TODAY)
+        assert not may_release(op, patient, doc(patient), TODAY)

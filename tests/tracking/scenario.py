@@ -17,8 +17,19 @@ CDA_INS, ORU_INS, BAD_INS = b"184127505612355", b"292059912304525", b"1841275056
 PATIENT_TEXT = ("184127505612355", "184127505612399", "292059912304525", "MARTIN", "DURAND")
 
 
-def http(method: str, url: str, body: bytes | None = None) -> tuple[int, dict | str]:
-    req = urllib.request.Request(url, data=body, method=method)
+def operator_token(gw) -> str:
+    """A bearer token for /messages and /ui (api/operator.py)."""
+    from gateway.api.identity import mint
+    from gateway.records.access import Caller, CallerKind
+
+    return mint(gw.services.token_secret, Caller(CallerKind.OPERATOR, "test-operator"))
+
+
+def http(
+    method: str, url: str, body: bytes | None = None, token: str | None = None
+) -> tuple[int, dict | str]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    req = urllib.request.Request(url, data=body, method=method, headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=30) as resp:
             status, raw, ctype = resp.status, resp.read(), resp.headers.get("content-type", "")

@@ -7,7 +7,14 @@ import logging
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.tracking.scenario import PATIENT_TEXT, http, populate, status_of, wait_for
+from tests.tracking.scenario import (
+    PATIENT_TEXT,
+    http,
+    operator_token,
+    populate,
+    status_of,
+    wait_for,
+)
 
 pytestmark = pytest.mark.broker
 
@@ -21,33 +28,34 @@ def test_every_message_has_a_timeline_and_no_patient_data(start_gateway, caplog)
     gw = start_gateway()
     ids = populate(gw)
     url = gw.http_url + "/messages/"
+    op = operator_token(gw)
 
-    status, filed = http("GET", url + ids.filed)
+    status, filed = http("GET", url + ids.filed, token=op)
     assert status == 200 and filed["status"] == "filed"
     assert events_of(filed)[:2] == ["received", "validated"]
     assert {"signed", "routed", "accepted", "filed"} <= set(events_of(filed))
     assert filed["type_code"] == "11502-2" and "patient-record" in filed["destinations"]
 
-    status, rejected = http("GET", url + ids.rejected)
+    status, rejected = http("GET", url + ids.rejected, token=op)
     assert status == 200 and rejected["status"] == "rejected"
     [report] = [e["report"] for e in rejected["timeline"] if e["event"] == "rejected"]
     assert [f["rule"] for f in report if f["severity"] == "error"] == ["ins.nir-key"]
     assert report[0]["location"] and report[0]["fix"]
 
-    status, parked = http("GET", url + ids.parked)
+    status, parked = http("GET", url + ids.parked, token=op)
     assert parked["status"] == "parked"
     [step] = [e for e in parked["timeline"] if e["event"] == "parked"]
     assert step["destination"] == "patient-record" and "already filed" in step["reason"]
 
     # MLLP: the sender correlates with its MSH-10 (echoed in MSA-2)
-    status, found = http("GET", gw.http_url + "/messages?control_id=LAB-000001")
+    status, found = http("GET", gw.http_url + "/messages?control_id=LAB-000001", token=op)
     assert [m["trace_id"] for m in found["messages"]] == [ids.mllp]
     assert found["messages"][0]["message_type"] == "ORU^R01^ORU_R01"
 
-    status, listed = http("GET", gw.http_url + "/messages?status=rejected")
+    status, listed = http("GET", gw.http_url + "/messages?status=rejected", token=op)
     assert [m["trace_id"] for m in listed["messages"]] == [ids.rejected]
-    assert http("GET", url + "0" * 32)[0] == 404
-    assert http("GET", gw.http_url + "/messages?status=bogus")[0] == 422
+    assert http("GET", url + "0" * 32, token=op)[0] == 404
+    assert http("GET", gw.http_url + "/messages?status=bogus", token=op)[0] == 422
 
     everything = json.dumps([filed, rejected, parked, found])
     logged = "\n".join(f"{r.getMessage()} {getattr(r, 'fields', '')}" for r in caplog.records)
@@ -61,10 +69,11 @@ def test_replay_sends_a_parked_message_back_through_the_broker(start_gateway):
     gw = start_gateway()
     ids = populate(gw)
     replay = gw.http_url + "/messages/{}/replay"
+    op = operator_token(gw)
 
-    assert http("POST", replay.format(ids.filed))[0] == 409  # not parked
-    assert http("POST", replay.format("0" * 32))[0] == 404
-    status, body = http("POST", replay.format(ids.parked))
+    assert http("POST", replay.format(ids.filed), token=op)[0] == 409  # not parked
+    assert http("POST", replay.format("0" * 32), token=op)[0] == 404
+    status, body = http("POST", replay.format(ids.parked), token=op)
     assert status == 202, body
     assert body == {"status": "replayed", "message_id": ids.parked, "destination": "patient-record"}
 

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from gateway.api.operator import COOKIE
 from gateway.cli.send import send_mllp
 from tests.conftest import ROOT
-from tests.tracking.scenario import ORU, PATIENT_TEXT, populate, wait_for
+from tests.tracking.scenario import ORU, PATIENT_TEXT, operator_token, populate, wait_for
 
 pytestmark = pytest.mark.broker
 
@@ -73,7 +74,17 @@ def test_operator_finds_a_rejection_and_replays_a_parked_message(start_gateway, 
     wait = WebDriverWait(browser, 10)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
 
+    # Operators only: the page is a sign-in form until an operator token is given.
     browser.get(gw.http_url + "/ui")
+    assert not browser.find_elements(By.ID, "search")
+    browser.save_screenshot(str(SCREENSHOTS / "ui-sign-in.png"))
+    field = browser.find_element(By.CSS_SELECTOR, "#login input[name=token]")
+    field.send_keys(operator_token(gw))
+    browser.find_element(By.CSS_SELECTOR, "#login button").click()
+    wait.until(lambda d: d.find_elements(By.ID, "search"))
+    kept = browser.get_cookie(COOKIE)
+    assert kept["httpOnly"] and kept["sameSite"] == "Strict"
+    assert COOKIE not in browser.execute_script("return document.cookie")  # not for scripts
     wait.until(
         lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-counters-refreshed")
     )
