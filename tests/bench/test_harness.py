@@ -99,3 +99,15 @@ def test_drive_counts_only_the_window_after_priming():
     assert marks == ["start", "end"]
     assert 20 <= run.count <= 62
     assert run.refused == 0
+
+
+def test_sustained_steps_and_what_makes_a_step_fail():
+    from bench.sustained import P99_LIMIT_MS, rates, why_not
+
+    assert list(rates(20, 1.25, 4)) == [20.0, 25.0, 31.2, 39.1]
+    held = {"refused": 0, "late": 0, "p99 ms": 80.0}
+    assert why_not(held, backlog=10, rate=40.0) is None
+    assert "refused" in why_not({**held, "refused": 2}, 0, 40.0)
+    assert "free connection" in why_not({**held, "late": 1}, 0, 40.0)
+    assert "p99" in why_not({**held, "p99 ms": P99_LIMIT_MS + 1}, 0, 40.0)
+    assert "filing behind" in why_not(held, backlog=41, rate=40.0)
