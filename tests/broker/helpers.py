@@ -12,6 +12,33 @@ import pika
 from tests.waiting import wait_for  # noqa: F401 (re-exported)
 
 
+def work_routing(retry_delays_ms: tuple[int, ...]) -> str:
+    """A routing.yaml of one ``work`` queue retried after each delay, then parked."""
+    delays = ", ".join(str(d) for d in retry_delays_ms)
+    return (
+        "version: 1\n"
+        "destinations:\n"
+        "  work:\n"
+        "    type: quorum\n"
+        f"    retry: {{delays_ms: [{delays}]}}\n"
+        "    dead_letter: parking\n"
+        "  parking: {type: quorum}\n"
+        "default: {to: [work]}\n"
+        "parking: parking\n"
+    )
+
+
+def declared(ns, routing: str):
+    """``routing`` parsed, its topology declared under ``ns`` (deleted with ``ns``)."""
+    from gateway.broker import topology
+    from gateway.routing import loader
+
+    table = loader.parse(routing)
+    ns.track(table)
+    topology.declare_at(ns.url, topology.plan(table, ns.names))
+    return table
+
+
 def get_one(url: str, queue: str, timeout: float = 10.0):
     """(properties, body) of the next message of ``queue`` (acked), waiting up to ``timeout``."""
     conn = pika.BlockingConnection(pika.URLParameters(url))

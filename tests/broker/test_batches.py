@@ -8,32 +8,15 @@ import threading
 import pytest
 
 from gateway.broker import names as h
-from gateway.broker import topology
 from gateway.broker.consumer import Batched, Consumer, Poison, RetryPolicy, Transient
-from gateway.routing import loader
-from tests.broker.helpers import depth, get_one, publish, wait_for
+from tests.broker.helpers import declared, depth, get_one, publish, wait_for, work_routing
 
 pytestmark = pytest.mark.broker
-
-ROUTING = """\
-version: 1
-destinations:
-  work:
-    type: quorum
-    retry: {delays_ms: [100]}
-    dead_letter: parking
-  parking: {type: quorum}
-default: {to: [work]}
-parking: parking
-"""
 
 
 @pytest.fixture
 def table(broker_ns):
-    t = loader.parse(ROUTING)
-    broker_ns.track(t)
-    topology.declare_at(broker_ns.url, topology.plan(t, broker_ns.names))
-    return t
+    return declared(broker_ns, work_routing((100,)))
 
 
 class Recorder:

@@ -14,31 +14,16 @@ from gateway.broker import topology
 from gateway.broker.consumer import Consumer, Poison, RetryPolicy
 from gateway.broker.publisher import OutboundMessage, Publisher
 from gateway.broker.replay import Filter, replay
-from gateway.routing import loader
-from tests.broker.helpers import depth, get_one, publish, wait_for
+from tests.broker.helpers import declared, depth, get_one, publish, wait_for, work_routing
 
 pytestmark = pytest.mark.broker
 
 DELAYS_MS = (100, 300)
-ROUTING = f"""\
-version: 1
-destinations:
-  work:
-    type: quorum
-    retry: {{delays_ms: [{DELAYS_MS[0]}, {DELAYS_MS[1]}]}}
-    dead_letter: parking
-  parking: {{type: quorum}}
-default: {{to: [work]}}
-parking: parking
-"""
 
 
 @pytest.fixture
 def table(broker_ns):
-    t = loader.parse(ROUTING)
-    broker_ns.track(t)
-    topology.declare_at(broker_ns.url, topology.plan(t, broker_ns.names))
-    return t
+    return declared(broker_ns, work_routing(DELAYS_MS))
 
 
 class Flaky:
