@@ -79,6 +79,11 @@ class Batched:
     size: int = 32
 
 
+def batched(handler: Handler | Batched) -> Batched:
+    """``handler`` as a Batched one: a plain handler becomes a batch handler of size 1."""
+    return handler if isinstance(handler, Batched) else Batched(one_by_one(handler), 1)
+
+
 def one_by_one(handler: Handler) -> BatchHandler:
     """``handler`` as a batch handler. After a Transient the rest are not attempted: they get
     the same outcome (requeued), as the store is down for them too."""
@@ -132,7 +137,7 @@ class Consumer:
         self._url = url
         self._policy = policy
         self._queue = queue
-        self._batched = handler if isinstance(handler, Batched) else Batched(one_by_one(handler), 1)
+        self._batched = batched(handler)
         self._pending: list[tuple[object, object, Delivery]] = []  # (method, properties, delivery)
         self._prefetch = prefetch
         self._name = name

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from gateway.broker.consumer import Batched, Delivery, Handler, Transient, one_by_one
+from gateway.broker.consumer import Batched, Delivery, Handler, Transient, batched
 from gateway.metrics import Metrics
 from gateway.tracking import events
 from gateway.tracking.tracker import Tracker
@@ -21,18 +21,18 @@ from gateway.tracking.tracker import Tracker
 def tracked(
     handler: Handler | Batched, destination: str, tracker: Tracker, metrics: Metrics
 ) -> Batched:
-    batched = handler if isinstance(handler, Batched) else Batched(one_by_one(handler), 1)
+    inner = batched(handler)
 
     def handle(deliveries: Sequence[Delivery]) -> list[BaseException | None]:
         try:
-            outcomes = list(batched.handler(deliveries))
+            outcomes = list(inner.handler(deliveries))
         except Exception as exc:  # the whole batch ended so
             outcomes = [exc] * len(deliveries)
         for delivery, outcome in zip(deliveries, outcomes, strict=True):
             _observe(delivery, outcome, destination, tracker, metrics)
         return outcomes
 
-    return Batched(handle, batched.size)
+    return Batched(handle, inner.size)
 
 
 def _observe(
