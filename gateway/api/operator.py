@@ -12,28 +12,20 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import HTTPAuthorizationCredentials
 
-from gateway.api import identity
-from gateway.logs import log
+from gateway.api.bearer import bearer, verified_caller
 from gateway.records.access import Caller, CallerKind
 
 COOKIE = "passerelle_operator"
-bearer = HTTPBearer(auto_error=False, description="`gateway token operator NAME` mints one")
-CHALLENGE = {"WWW-Authenticate": "Bearer"}
+REQUIRED = "an operator token is required"
 
 
 def operator_from(request: Request, token: str | None) -> Caller:
     """The operator ``token`` names; 401 without a valid token, 403 for another kind."""
-    if not token:
-        raise HTTPException(401, "an operator token is required", headers=CHALLENGE)
-    try:
-        caller = identity.verify(request.app.state.services.token_secret, token)
-    except identity.InvalidToken as exc:
-        log("operator.unauthenticated", reason=str(exc))
-        raise HTTPException(401, f"invalid token: {exc}", headers=CHALLENGE) from None
+    caller = verified_caller(request, token, "operator.unauthenticated", REQUIRED)
     if caller.kind is not CallerKind.OPERATOR:
-        raise HTTPException(403, "an operator token is required")
+        raise HTTPException(403, REQUIRED)
     return caller
 
 

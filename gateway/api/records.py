@@ -9,18 +9,16 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel, Field
 
-from gateway.api import identity
-from gateway.logs import log
+from gateway.api.bearer import bearer, verified_caller
 from gateway.records.access import Caller
 from gateway.records.notify import relay
 from gateway.records.service import Denied, NotFound, RecordService
 from gateway.records.store import DocumentQuery
 
 router = APIRouter(tags=["records"])
-bearer = HTTPBearer(auto_error=False, description="`gateway token …` mints one")
 DATE = r"^\d{4}-\d{2}-\d{2}$"
 
 
@@ -28,14 +26,8 @@ def caller(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Caller:
-    challenge = {"WWW-Authenticate": "Bearer"}
-    if credentials is None:
-        raise HTTPException(401, "a bearer token is required", headers=challenge)
-    try:
-        return identity.verify(request.app.state.services.token_secret, credentials.credentials)
-    except identity.InvalidToken as exc:
-        log("records.unauthenticated", reason=str(exc))
-        raise HTTPException(401, f"invalid token: {exc}", headers=challenge) from None
+    token = credentials.credentials if credentials else None
+    return verified_caller(request, token, "records.unauthenticated", "a bearer token is required")
 
 
 Who = Annotated[Caller, Depends(caller)]

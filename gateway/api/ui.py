@@ -73,15 +73,16 @@ async def login(request: Request) -> Response:
     body = await request.body()
     if len(body) > MAX_LOGIN_BYTES:
         return _login_page("the form is too large", 413)
-    token = urllib.parse.parse_qs(body.decode("utf-8", "replace")).get("token", [""])[0]
+    form = urllib.parse.parse_qs(body.decode("utf-8", "replace"))
+    token = form.get("token", [""])[0].strip()
     try:
-        operator_from(request, token.strip())
+        operator_from(request, token)
     except HTTPException as exc:
         return _login_page(str(exc.detail), exc.status_code)
     answer = RedirectResponse("/ui", status_code=303, headers=SECURITY_HEADERS)
     answer.set_cookie(
         COOKIE,
-        token.strip(),
+        token,
         httponly=True,
         samesite="strict",
         secure=request.url.scheme == "https",
@@ -110,11 +111,11 @@ def counters(request: Request, _: Operator) -> dict:
 
 @router.get("/ui", response_class=HTMLResponse)
 def page(request: Request) -> HTMLResponse:
+    kept = request.cookies.get(COOKIE)
     try:
-        who = operator_from(request, request.cookies.get(COOKIE))
+        who = operator_from(request, kept)
     except HTTPException as exc:
-        reason = "" if request.cookies.get(COOKIE) is None else str(exc.detail)
-        return _login_page(reason, exc.status_code)
+        return _login_page("" if kept is None else str(exc.detail), exc.status_code)
     services = request.app.state.services
     filters = {k: request.query_params.get(k, "").strip()[:128] for k in FILTERS}
     selected_id = request.query_params.get("selected", "")[:64]
