@@ -69,6 +69,36 @@ def test_signature_is_xades_bes_naming_its_key_and_the_document_digest(gateway_r
     assert "http://uri.etsi.org/01903#SignedProperties" in types
 
 
+@pytest.mark.parametrize("algorithm", ["rsa", "ecdsa"])
+def test_signxml_alone_verifies_the_built_signature_and_its_chain(algorithm, cda):
+    """The signature is built from templates, not by signxml: signxml's verifier, called
+    directly, must accept it and return the manifest as what was signed."""
+    from signxml.xades import XAdESSignatureConfiguration, XAdESVerifier
+
+    ca = issue("Passerelle test CA", ca=True, algorithm=algorithm)
+    leaf = issue("gateway", ca, algorithm=algorithm)
+    _, info = XadesSigner(leaf.signing_key(ca.cert)).sign(cda)
+    results = XAdESVerifier().verify(
+        info.signature.encode(),
+        x509_cert=leaf.cert,
+        expect_config=XAdESSignatureConfiguration(expect_references=3),
+    )
+    signed_tags = {r.signed_xml.tag for r in results if r.signed_xml is not None}
+    assert f"{{{DS}}}Object" in signed_tags
+    root = etree.fromstring(info.signature.encode())
+    carried = root.findall("ds:KeyInfo/ds:X509Data/ds:X509Certificate", NS)
+    assert [base64.b64decode(c.text) for c in carried] == [
+        c.public_bytes(serialization.Encoding.DER) for c in (leaf.cert, ca.cert)
+    ]
+    assert "{" not in info.signature  # every placeholder of the template was filled
+
+
+def test_altered_key_name_is_detected(gateway_rsa, cda):
+    info = signed(gateway_rsa, cda)
+    forged = edit(info.signature, "ds:KeyInfo/ds:KeyName", lambda n: setattr(n, "text", "other"))
+    assert fault(forged, cda, gateway_rsa.cert) == rules.CERTIFICATE
+
+
 @pytest.mark.parametrize("position", [0, 1000, -2])
 def test_one_byte_changed_in_the_document_is_detected(gateway_ec, cda, position):
     info = signed(gateway_ec, cda)
