@@ -125,15 +125,34 @@ class Envelope:
         return cls.from_dict(json.loads(text))
 
 
+_SCALARS = frozenset({str, int, float, bool})
+_EMPTY = (None, (), {})
+
+
+@functools.cache
+def _field_names(tp: type) -> tuple[str, ...] | None:
+    """A dataclass's field names, once per class (``dataclasses.fields`` and ``is_dataclass``
+    per value were most of the cost of encoding an envelope, once per published message)."""
+    if dataclasses.is_dataclass(tp):
+        return tuple(f.name for f in dataclasses.fields(tp))
+    return None
+
+
 def to_plain(value: Any) -> Any:
+    """The JSON form of an envelope or any part of it; empty fields are left out."""
+    tp = type(value)
+    if tp in _SCALARS:
+        return value
     if isinstance(value, Finding):
         return value.to_dict()
-    if dataclasses.is_dataclass(value):
-        return {
-            f.name: to_plain(getattr(value, f.name))
-            for f in dataclasses.fields(value)
-            if getattr(value, f.name) not in (None, (), {})
-        }
+    names = _field_names(tp)
+    if names is not None:
+        plain = {}
+        for name in names:
+            item = getattr(value, name)
+            if item not in _EMPTY:
+                plain[name] = to_plain(item)
+        return plain
     if isinstance(value, tuple | list):
         return [to_plain(v) for v in value]
     if isinstance(value, dict):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 
 
 class Severity(enum.StrEnum):
@@ -50,13 +50,18 @@ class Finding:
         return self.severity is Severity.ERROR
 
     def to_dict(self) -> dict:
-        data = asdict(self)
+        # Every field is a scalar: read them directly (``asdict`` deep-copies each value, and
+        # this runs for every warning of every published envelope).
+        data = {name: getattr(self, name) for name in _FINDING_FIELDS}
         data["severity"] = self.severity.value
         return {k: v for k, v in data.items() if v is not None and v != ""}
 
     @classmethod
     def from_dict(cls, data: dict) -> Finding:
         return cls(**{**data, "severity": Severity(data["severity"])})
+
+
+_FINDING_FIELDS = tuple(f.name for f in fields(Finding))
 
 
 def error(rule: str, message: str, **kw) -> Finding:

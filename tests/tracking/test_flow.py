@@ -90,17 +90,26 @@ def test_replay_sends_a_parked_message_back_through_the_broker(start_gateway):
 def test_metrics_and_readiness(start_gateway):
     gw = start_gateway()
     populate(gw)
-    status, text = http("GET", gw.http_url + "/metrics")
-    assert status == 200
+    parking = gw.services.names.queue("parking")
     samples = {}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            samples[(s.name, tuple(sorted(s.labels.items())))] = s.value
+
+    def scrape() -> dict:
+        status, text = http("GET", gw.http_url + "/metrics")
+        assert status == 200
+        samples.clear()
+        for family in text_string_to_metric_families(text):
+            for s in family.samples:
+                samples[(s.name, tuple(sorted(s.labels.items())))] = s.value
+        return samples
 
     def value(name: str, **labels) -> float:
         return sum(
             v for (n, ls), v in samples.items() if n == name and set(labels.items()) <= set(ls)
         )
+
+    # "parked" is tracked as the handler's outcome; the consumer moves the message to the
+    # parking queue just after, so the queue's depth is awaited, not assumed.
+    assert wait_for(lambda: scrape() and value("passerelle_queue_messages", queue=parking) == 1)
 
     cda = {"transport": "http", "kind": "cda"}
     assert value("passerelle_messages_received_total", **cda) == 3
@@ -113,8 +122,6 @@ def test_metrics_and_readiness(start_gateway):
     assert value("passerelle_signing_seconds_count") >= 2
     assert value("passerelle_consumer_messages_total", outcome="parked") == 1
     assert value("passerelle_consumer_lag_seconds_count", consumer="patient-record") == 3
-    parking = gw.services.names.queue("parking")
-    assert value("passerelle_queue_messages", queue=parking) == 1
     record_queue = gw.services.names.queue("patient-record")
     assert (
         value("passerelle_queue_consumers", queue=record_queue)
