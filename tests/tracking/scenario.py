@@ -60,7 +60,10 @@ def populate(gw) -> Populated:
     status, rejected = http("POST", gw.http_url + "/documents", CDA.replace(CDA_INS, BAD_INS))
     assert status == 422, rejected
     # Same document id, other content: accepted, then refused by the record consumer
-    # (never overwrite a filed document) and dead-lettered to parking.
+    # (never overwrite a filed document) and dead-lettered to parking. Sent once the first
+    # is filed: two record consumers file concurrently, and of two documents under one id in
+    # flight at once, whichever commits first is filed and the other parked.
+    assert wait_for(lambda: status_of(gw, filed["message_id"]) == "filed")
     other = CDA.replace(b"<title>Compte rendu", b"<title>Second compte rendu")
     status, parked = http("POST", gw.http_url + "/documents", other)
     assert status == 202, parked
