@@ -10,7 +10,8 @@ half the throughput): latency from each send's scheduled time, so queueing in th
 counts (bench.harness.load.pace).
 
 Per scenario: throughput, latency percentiles, CPU ms per message of the gateway's process
-tree (workers included; RabbitMQ and the clients excluded), peak RSS, the e2e CPU cost as a
+tree (workers included; RabbitMQ and the clients excluded), the local RabbitMQ's and
+PostgreSQL's CPU ms per message over the same window, peak RSS, the e2e CPU cost as a
 multiple of the floors (bench.floors), the record consumer's backlog at the end of the window
 and the rate at which it then files that backlog (no intake running; capped at
 BENCH_DRAIN_SECONDS, the rest purged so scenarios stay independent).
@@ -58,6 +59,8 @@ def _measure(
     row["cpu ms/msg"] = round(tree.cpu_s / run.count * 1000, 3) if run.count else ""
     # The event-loop process alone: when it nears 1000 ms per second, it is the bottleneck.
     row["main cpu %"] = round(tree.roots_cpu_s / run.seconds / len(tree.roots) * 100)
+    if run.count:
+        row["broker+db cpu ms/msg"] = round(tree.services_cpu_s / run.count * 1000, 3)
     row["peak RSS MB"] = tree.peak_rss_mb()
     if run.refused:
         print(f"   refused, e.g.: {run.last_refusal}", flush=True)

@@ -1,7 +1,9 @@
 """Processes under test: CPU time and peak memory of a process tree, read from /proc.
 
 CPU is user+system time of every process in the tree (all threads), so pipeline worker
-processes count; the broker's and the clients' CPU do not. Peak RSS is the sum of each
+processes count; the broker's and the clients' CPU do not. The local RabbitMQ and PostgreSQL
+servers' CPU over the same window is counted apart (``services_cpu_s``): what a message costs
+them on the same two cores. Peak RSS is the sum of each
 process's high-water mark (VmHWM): an upper bound of the tree's peak. Current RSS (VmRSS)
 per process is what a soak samples; `slope` fits its trend.
 """
@@ -46,6 +48,24 @@ def cpu_seconds(pids: list[int]) -> float:
         if fields is not None:
             total += int(fields[11]) + int(fields[12])  # utime, stime
     return total / _TICKS
+
+
+SERVICES = ("beam.smp", "postgres")  # RabbitMQ's Erlang VM; PostgreSQL's processes
+
+
+def services_cpu() -> dict[int, float]:
+    """CPU seconds so far of every RabbitMQ and PostgreSQL process, by pid."""
+    found: dict[int, float] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            comm = Path(f"/proc/{entry}/comm").read_text().strip()
+        except OSError:
+            continue
+        if comm in SERVICES and (fields := _stat(int(entry))) is not None:
+            found[int(entry)] = (int(fields[11]) + int(fields[12])) / _TICKS
+    return found
 
 
 def _status_kb(pid: int, key: str) -> int | None:
@@ -94,16 +114,24 @@ class Tree:
         self._start = self._start_roots = 0.0
         self.cpu_s = 0.0
         self.roots_cpu_s = 0.0  # the gateway processes alone, without their worker children
+        self.services_cpu_s = 0.0  # RabbitMQ and PostgreSQL over the same window
+        self._start_services: dict[int, float] = {}
 
     def pids(self) -> list[int]:
         return [p for r in self.roots for p in tree(r)]
 
     def mark(self, event: str) -> None:
         now, roots = cpu_seconds(self.pids()), cpu_seconds(self.roots)
+        services = services_cpu()
         if event == "start":
             self._start, self._start_roots = now, roots
+            self._start_services = services
         else:
             self.cpu_s, self.roots_cpu_s = now - self._start, roots - self._start_roots
+            # a backend started during the window counts from zero
+            self.services_cpu_s = sum(
+                cpu - self._start_services.get(pid, 0.0) for pid, cpu in services.items()
+            )
 
     def peak_rss_mb(self) -> float:
         return peak_rss_mb(self.pids())
