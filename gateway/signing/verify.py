@@ -4,6 +4,10 @@ document bytes and a certificate the caller chose (by key id, or after a trust-s
 Every failure is a SignatureFault naming one rule of gateway.signing.rules. Order matters:
 the cheap, precise checks (structure, certificate identity, validity) run before the
 cryptographic one, so a wrong certificate is reported as such and not as a bad value.
+
+A signature of exactly the gateway's own shape (gateway.signing.shape) is checked by
+``check_own`` without XML processing; any other goes through signxml (``check``). Both name
+the same rule for the same fault (tests/signing/test_own_shape.py compares them).
 """
 
 from __future__ import annotations
@@ -15,14 +19,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature as InvalidValue
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from lxml import etree
 from signxml import DigestAlgorithm
 from signxml.exceptions import InvalidCertificate, InvalidDigest, InvalidInput, InvalidSignature
 from signxml.xades import XAdESSignatureConfiguration, XAdESVerifier
 
-from gateway.signing import rules
+from gateway.signing import rules, shape
 from gateway.signing.rules import SignatureFault
-from gateway.signing.xades import DS, XADES
+from gateway.signing.shape import DS, XADES, OwnSignature
 
 MAX_SIGNATURE_BYTES = 256 * 1024
 CLOCK_SKEW = timedelta(minutes=5)
@@ -95,8 +103,84 @@ def check(
     check_validity(certificate, now, "signing certificate")
     results = _verify(parsed.root, certificate)
     _check_manifest(results, payload)
-    signing_time = _signing_time(results, certificate, now)
-    return SignedFacts(signing_time=signing_time, certificate=certificate)
+    props = next((r.signed_properties for r in results if hasattr(r, "signed_properties")), None)
+    text = props.findtext("xades:SigningTime", namespaces=NS) if props is not None else None
+    return SignedFacts(signing_time=_signing_time(text, certificate, now), certificate=certificate)
+
+
+def check_own(
+    own: OwnSignature, payload: bytes, certificate: x509.Certificate, now: datetime | None = None
+) -> SignedFacts | None:
+    """``check`` for a signature of the gateway's own shape, in the same order and with the
+    same rules as signxml's path; None where only the general verifier should decide (a
+    certificate whose key type is not the signature method's, an ECDSA value of the wrong
+    size)."""
+    now = now or datetime.now(UTC)
+    key = certificate.public_key()
+    kind = "ecdsa-sha256" if isinstance(key, ec.EllipticCurvePublicKey) else "rsa-sha256"
+    if own.signature_method != shape.SIGNATURE_METHODS[kind]:
+        return None
+    der = certificate.public_bytes(serialization.Encoding.DER)
+    try:
+        chain = [base64.b64decode(c, validate=True) for c in own.certificates_b64()]
+        for other in chain[1:]:
+            x509.load_der_x509_certificate(other)
+    except ValueError:
+        raise SignatureFault(rules.CERTIFICATE, "KeyInfo holds an unreadable certificate") from None
+    if chain[0] != der:
+        raise SignatureFault(
+            rules.CERTIFICATE, "the certificate in KeyInfo is not the signing key's certificate"
+        )
+    check_validity(certificate, now, "signing certificate")
+    signed_info = shape.signed_info(
+        own.signature_method, own.object_digest, own.properties_digest, own.key_info_digest
+    )
+    try:
+        value = base64.b64decode(own.signature_value, validate=True)
+    except ValueError:
+        return None  # not base64 after all (bad padding): signxml's path names it
+    verified = _value_verifies(key, value, signed_info.encode())
+    if verified is None:
+        return None
+    if not verified:
+        raise SignatureFault(
+            rules.INVALID, "SignatureValue does not verify: signature or SignedInfo altered"
+        )
+    if shape.object_digest(own.manifest_digest) != own.object_digest:
+        raise SignatureFault(rules.DIGEST, "the document manifest was altered")
+    if shape.properties_digest(own.signing_time, own.certificate_digest) != own.properties_digest:
+        raise SignatureFault(
+            rules.SIGNED_PROPERTIES, "signed properties (signing time, certificate) altered"
+        )
+    if shape.key_info_digest(own.key_name, own.certificates) != own.key_info_digest:
+        raise SignatureFault(rules.CERTIFICATE, "KeyInfo (key name, certificate) altered")
+    if shape.b64(hashlib.sha256(der).digest()) != own.certificate_digest:
+        raise SignatureFault(
+            rules.CERTIFICATE, "SigningCertificateV2 digest does not match the certificate"
+        )
+    if shape.b64(hashlib.sha256(payload).digest()) != own.manifest_digest:
+        raise SignatureFault(rules.DIGEST, "the document is not the one that was signed")
+    at = _signing_time(own.signing_time, certificate, now)
+    return SignedFacts(signing_time=at, certificate=certificate)
+
+
+def _value_verifies(key: object, value: bytes, signed_info: bytes) -> bool | None:
+    """Whether the signature value verifies; None for an ECDSA value that is not r and s side
+    by side at the curve's width, or a key of another kind."""
+    try:
+        if isinstance(key, ec.EllipticCurvePublicKey):
+            width = (key.curve.key_size + 7) // 8
+            if len(value) != 2 * width:
+                return None
+            r, s = int.from_bytes(value[:width], "big"), int.from_bytes(value[width:], "big")
+            key.verify(encode_dss_signature(r, s), signed_info, ec.ECDSA(hashes.SHA256()))
+        elif isinstance(key, rsa.RSAPublicKey):
+            key.verify(value, signed_info, padding.PKCS1v15(), hashes.SHA256())
+        else:
+            return None
+    except InvalidValue:
+        return False
+    return True
 
 
 def check_validity(cert: x509.Certificate, at: datetime, what: str) -> None:
@@ -172,9 +256,7 @@ def _check_manifest(results: list, payload: bytes) -> None:
         raise SignatureFault(rules.DIGEST, "the document is not the one that was signed")
 
 
-def _signing_time(results: list, certificate: x509.Certificate, now: datetime) -> datetime:
-    props = next((r.signed_properties for r in results if hasattr(r, "signed_properties")), None)
-    text = props.findtext("xades:SigningTime", namespaces=NS) if props is not None else None
+def _signing_time(text: str | None, certificate: x509.Certificate, now: datetime) -> datetime:
     if not text:
         raise SignatureFault(rules.SIGNING_TIME, "the signature has no SigningTime")
     try:

@@ -12,7 +12,8 @@ from lxml import etree
 
 from gateway.signing import rules, verify
 from gateway.signing.rules import SignatureFault
-from gateway.signing.xades import DS, FORM, XADES, XadesSigner
+from gateway.signing.shape import DS, XADES
+from gateway.signing.xades import FORM, XadesSigner
 from tests.signing.pki import NOW, issue
 
 NS = {"ds": DS, "xades": XADES}
