@@ -433,11 +433,11 @@ def _pdf_section(body, pdf: bytes, document_id: str) -> None:
 
 def _observation(act, tbody, msg: Message, obx: Segment, n: int, lines) -> list[Finding]:
     findings: list[Finding] = []
-    code, display, system = (msg.value(f"OBX-3.{i}", obx) for i in (1, 2, 3))
+    code, display, system = msg.component_values(obx, 3, 3)
     value_type = obx.field(2)
-    value = msg.value("OBX-5", obx)
-    unit, unit_system = msg.value("OBX-6.1", obx), msg.value("OBX-6.3", obx)
-    ref_range, flag, status = (msg.value(f"OBX-{i}", obx) for i in (7, 8, 11))
+    value = msg.field_value(obx, 5)
+    unit, _, unit_system = msg.component_values(obx, 6, 3)
+    ref_range, flag, status = (msg.field_value(obx, i) for i in (7, 8, 11))
     if system != "LN" or not code:
         findings.append(
             error(
@@ -476,7 +476,7 @@ def _observation(act, tbody, msg: Message, obx: Segment, n: int, lines) -> list[
         # result; its status shows in the act (active) and the narrative (OBX-11)
         '<statusCode code="completed"/>',
     ]
-    when = msg.value("OBX-14.1", obx)
+    [when] = msg.component_values(obx, 14, 1)
     if when:
         parts.append(leaf("effectiveTime", _present(value=ts(when))))
     xml, problems = _value(value_type, value, unit or "1", msg, obx, n)
@@ -513,7 +513,7 @@ def _value(value_type, value, unit, msg, obx, n) -> tuple[str, list[Finding]]:
             ]
         return leaf("value", {"xsi:type": "PQ", "value": value, "unit": unit}), []
     if value_type in ("CE", "CWE"):
-        code, display, system = (msg.value(f"OBX-5.{i}", obx) for i in (1, 2, 3))
+        code, display, system = msg.component_values(obx, 5, 3)
         attrs = {"xsi:type": "CD", "code": code, "displayName": display}
         if system == "LN":
             attrs["codeSystem"] = LOINC

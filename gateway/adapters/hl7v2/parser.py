@@ -125,6 +125,20 @@ class Message:
         """The text at a location with HL7 escape sequences resolved."""
         return unescape(self.raw(loc, segment), self.delimiters)
 
+    def field_value(self, segment: Segment, n: int) -> str:
+        """``value`` of field n's first repetition (e.g. OBX-5), the field split once."""
+        text = segment.field(n).split(self.delimiters.repetition, 1)[0]
+        return unescape(text, self.delimiters)
+
+    def component_values(self, segment: Segment, n: int, count: int) -> list[str]:
+        """``value`` of the first ``count`` components of field n's first repetition (e.g.
+        OBX-3.1 to OBX-3.3), the field split once rather than once per component: converters
+        read a dozen per OBX."""
+        text = segment.field(n).split(self.delimiters.repetition, 1)[0]
+        parts = text.split(self.delimiters.component)[:count]
+        parts += [""] * (count - len(parts))
+        return [unescape(p, self.delimiters) for p in parts]
+
 
 def unescape(text: str, d: Delimiters) -> str:
     if d.escape not in text:

@@ -1,3 +1,6 @@
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
 from gateway.adapters.hl7v2.parser import parse, parse_header
 from tests.conftest import FIXTURES
 
@@ -52,3 +55,21 @@ def test_header_alone_is_read_even_when_the_body_is_not():
     raw = b"MSH|^~\\&|A|B|C|D|1||ORU^R01|77|P|2.5|||||FRA|UNICODE UTF-8\rPID|||\xff\r"
     msg = parse_header(raw)
     assert msg is not None and msg.control_id == "77"
+
+
+_TEXT = st.text(alphabet="ab^~&\\FSTREX.01", max_size=24)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_TEXT, min_size=1, max_size=16))
+@example(["a\\F\\b^c\\S\\d^e&f", "x~y\\T\\z", ""])
+def test_field_and_component_values_read_as_value_does(fields):
+    """What converters read per OBX, the field split once, is what ``value`` reads at each
+    location (repetitions, components, subcomponents and escapes in any mix)."""
+    raw = "MSH|^~\\&|A|B|C|D|1||ORU^R01|1|P|2.5\rOBX|" + "|".join(fields) + "\r"
+    msg, _ = parse(raw.encode())
+    [obx] = msg.all("OBX")
+    for n in range(1, len(fields) + 2):
+        assert msg.field_value(obx, n) == msg.value(f"OBX-{n}", obx)
+        expected = [msg.value(f"OBX-{n}.{c}", obx) for c in (1, 2, 3)]
+        assert msg.component_values(obx, n, 3) == expected
