@@ -43,6 +43,7 @@ ALLOWED_FIELDS = frozenset(
         "message_type",
         "control_id",
         "where",  # code locations of a failure (file:line function), never its message
+        "operator",  # the name in an operator's token: staff, never a patient
     }
 )
 

@@ -13,8 +13,9 @@ from datetime import UTC, datetime, timedelta
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 
-from gateway.api.operator import operator
+from gateway.api.operator import Operator, operator
 from gateway.errors import BrokerUnavailable, StoreUnavailable
+from gateway.logs import log
 from gateway.tracking import events
 from gateway.tracking.replay import ReplayStatus
 from gateway.tracking.store import MAX_LIST
@@ -96,7 +97,7 @@ def message(message_id: str, request: Request) -> dict:
 
 
 @router.post("/messages/{message_id}/replay", summary="Send a parked message back to its queue")
-def replay(message_id: str, request: Request) -> JSONResponse:
+def replay(message_id: str, request: Request, who: Operator) -> JSONResponse:
     services = request.app.state.services
     found = services.tracking.message(message_id)
     if found is None:
@@ -113,7 +114,10 @@ def replay(message_id: str, request: Request) -> JSONResponse:
         return JSONResponse(
             {"status": result.status.value, "reason": result.detail}, status_code=409
         )
-    services.tracker.record(events.replayed(message_id, result.destination, result.at))
+    services.tracker.record(
+        events.replayed(message_id, result.destination, result.at, operator=who.id)
+    )
+    log("message.replayed", trace_id=message_id, routing_key=result.destination, operator=who.id)
     return JSONResponse(
         {"status": "replayed", "message_id": message_id, "destination": result.destination},
         status_code=202,

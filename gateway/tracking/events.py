@@ -160,8 +160,14 @@ def parked(trace_id: str, destination: str, reason: str) -> Event:
     )
 
 
-def replayed(trace_id: str, destination: str, at: datetime | None = None) -> Event:
-    return Event(trace_id, REPLAYED, at or utc_now(), detail={"destination": destination})
+def replayed(
+    trace_id: str, destination: str, at: datetime | None = None, operator: str | None = None
+) -> Event:
+    """Sent back to ``destination``; by ``operator`` (their token's name) when one asked."""
+    detail = {"destination": destination}
+    if operator:
+        detail["operator"] = operator
+    return Event(trace_id, REPLAYED, at or utc_now(), detail=detail)
 
 
 def _finding(data: dict[str, Any]) -> dict[str, Any]:

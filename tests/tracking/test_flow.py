@@ -85,6 +85,10 @@ def test_replay_sends_a_parked_message_back_through_the_broker(start_gateway):
 
     assert wait_for(parked_twice), gw.services.tracking.message(ids.parked)["timeline"]
     assert status_of(gw, ids.parked) == "parked"
+    # The timeline says who sent it back.
+    status, timeline = http("GET", gw.http_url + "/messages/" + ids.parked, token=op)
+    [step] = [e for e in timeline["timeline"] if e["event"] == "replayed"]
+    assert step["operator"] == "test-operator" and step["destination"] == "patient-record"
 
 
 def test_metrics_and_readiness(start_gateway):
