@@ -19,6 +19,11 @@ from gateway.tracking.store import TrackingStore
 
 MAX_QUEUED = 10_000
 BATCH = 500
+# After its first event the writer waits this long for more, so that the steps of the
+# messages in flight share one transaction: a message's steps are recorded one by one
+# (received, judged, answered, filed), and writing each as it comes cost a transaction apiece
+# at moderate rates. Timelines show steps up to this much later.
+LINGER_S = 0.05
 
 
 class Tracker:
@@ -45,12 +50,15 @@ class BufferedTracker(Tracker):
         store: TrackingStore,
         on_drop: Callable[[int], None] | None = None,
         max_queued: int = MAX_QUEUED,
+        linger_s: float = LINGER_S,
     ) -> None:
         self._store = store
+        self._linger = linger_s
         self._on_drop = on_drop
         self._max = max_queued
         self._queue: collections.deque[Event] = collections.deque()
         self._in_flight = 0
+        self._flushing = 0  # callers waiting in flush(): write now, do not linger
         self._cond = threading.Condition()
         self._closing = False
         self._thread = threading.Thread(target=self._run, name="tracking-writer", daemon=True)
@@ -59,16 +67,23 @@ class BufferedTracker(Tracker):
     def record(self, events: Event | Iterable[Event]) -> None:
         batch = [events] if isinstance(events, Event) else list(events)
         with self._cond:
+            first = not self._queue
             room = self._max - len(self._queue)
             self._queue.extend(batch[: max(room, 0)])
-            self._cond.notify()
+            if first or len(self._queue) >= BATCH:  # else the writer is lingering or busy
+                self._cond.notify()
         if len(batch) > room:
             self._dropped(len(batch) - max(room, 0), "queue full")
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until every event recorded so far is written (or dropped). Tests and shutdown."""
         with self._cond:
-            return self._cond.wait_for(lambda: not self._queue and not self._in_flight, timeout)
+            self._flushing += 1
+            self._cond.notify_all()
+            try:
+                return self._cond.wait_for(lambda: not self._queue and not self._in_flight, timeout)
+            finally:
+                self._flushing -= 1
 
     def close(self, timeout: float = 5.0) -> None:
         self.flush(timeout)
@@ -81,6 +96,10 @@ class BufferedTracker(Tracker):
         while True:
             with self._cond:
                 self._cond.wait_for(lambda: self._queue or self._closing)
+                self._cond.wait_for(
+                    lambda: len(self._queue) >= BATCH or self._closing or self._flushing,
+                    self._linger,
+                )
                 if not self._queue and self._closing:
                     return
                 batch = [self._queue.popleft() for _ in range(min(BATCH, len(self._queue)))]

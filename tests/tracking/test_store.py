@@ -1,5 +1,6 @@
 """TrackingStore on SQLite and PostgreSQL (migration 0003_tracking): timelines and search."""
 
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -105,6 +106,36 @@ def test_buffered_tracker_writes_in_the_background_and_counts_drops(tmp_path):
             conn.exec_driver_sql("DROP TABLE tracked_events")
         tracker.record(Event("d" * 32, events.FILED, T0))  # the write fails: dropped, counted
         assert tracker.flush(5) and dropped == [1]
+    finally:
+        tracker.close()
+        records.close()
+
+
+def test_steps_recorded_one_by_one_share_one_write(tmp_path):
+    """The writer lingers after a first event: a message's steps, recorded one at a time as
+    they happen, go to the database in one transaction, not one each."""
+    records = RecordStore.open(f"sqlite:///{tmp_path / 'r.sqlite3'}")
+    store = TrackingStore(records.engine)
+    writes: list[int] = []
+
+    class Counting:
+        def write(self, batch):
+            store.write(batch)
+            writes.append(len(batch))
+
+    tracker = BufferedTracker(Counting(), linger_s=1.0)  # type: ignore[arg-type]
+    try:
+        tracker.record(_received("e" * 32, "cli", T0))
+        time.sleep(0.2)  # the writer is awake and waiting for more
+        for step in (events.VALIDATED, events.ROUTED, events.ACCEPTED):
+            tracker.record(Event("e" * 32, step, T0))
+        deadline = time.monotonic() + 10
+        while not writes and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert writes == [4]
+        assert store.message("e" * 32)["status"] == "accepted"
+        tracker.record(Event("e" * 32, events.FILED, T0))
+        assert tracker.flush(0.5) and writes == [4, 1]  # flush does not wait for the linger
     finally:
         tracker.close()
         records.close()
