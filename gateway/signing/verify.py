@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -194,11 +195,18 @@ def check_validity(cert: x509.Certificate, at: datetime, what: str) -> None:
         )
 
 
+# signxml validates every signature against XMLSchema objects it shares between all its
+# verifiers; the record consumers' threads take turns (signatures of the gateway's own shape,
+# nearly all of them, do not come here).
+_SIGNXML = threading.Lock()
+
+
 def _verify(root: etree._Element, certificate: x509.Certificate) -> list:
     try:
-        return XAdESVerifier().verify(
-            root, x509_cert=certificate, parser=_parser(), expect_config=EXPECT
-        )
+        with _SIGNXML:
+            return XAdESVerifier().verify(
+                root, x509_cert=certificate, parser=_parser(), expect_config=EXPECT
+            )
     except InvalidDigest as exc:
         raise SignatureFault(*_digest_rule(root, str(exc))) from None
     except InvalidCertificate as exc:
