@@ -5,11 +5,13 @@ signature of that shape, altered or not, and leave every other signature to sign
 from __future__ import annotations
 
 import base64
+import hashlib
 import random
 from datetime import timedelta
 
 import pytest
 from cryptography.hazmat.primitives import serialization
+from lxml import etree
 
 from gateway.signing import shape, verify
 from gateway.signing.rules import SignatureFault
@@ -136,3 +138,39 @@ def test_a_signature_of_another_shape_is_never_read_as_the_gateways(gateway_rsa,
     assert shape.read(wrapped) is None
     assert shape.read(info.signature.replace("urn:passerelle:document", "urn:other")) is None
     assert shape.read(" " + info.signature) is None
+
+
+def _signed_by_signxml(issued, payload: bytes) -> str:
+    """A signature as the gateway made them before its own shape (signxml's signer over the
+    same manifest): messages still queued and documents filed then carry these."""
+    from signxml import methods
+    from signxml.xades import XAdESDataObjectFormat, XAdESSigner
+
+    manifest = etree.Element(f"{{{shape.DS}}}Manifest", nsmap={"ds": shape.DS}, Id="m")
+    reference = etree.SubElement(manifest, f"{{{shape.DS}}}Reference", URI=shape.DOCUMENT_URI)
+    etree.SubElement(reference, f"{{{shape.DS}}}DigestMethod", Algorithm=shape.SHA256)
+    value = etree.SubElement(reference, f"{{{shape.DS}}}DigestValue")
+    value.text = base64.b64encode(hashlib.sha256(payload).digest()).decode()
+    key = issued.signing_key()
+    signature = XAdESSigner(
+        method=methods.enveloping,
+        signature_algorithm=key.algorithm,
+        digest_algorithm="sha256",
+        data_object_format=XAdESDataObjectFormat(
+            Description=shape.MANIFEST_DESCRIPTION, MimeType="text/xml"
+        ),
+    ).sign(manifest, key=key.key, cert=list(key.chain), key_name=key.key_id)
+    return etree.tostring(signature, encoding="unicode")
+
+
+@pytest.mark.parametrize("issuer", ["gateway_rsa", "gateway_ec"])
+def test_signatures_made_before_the_own_shape_still_verify(request, issuer, cda):
+    issued = request.getfixturevalue(issuer)
+    older = _signed_by_signxml(issued, cda)
+    assert shape.read(older) is None
+    verifier = GatewayVerifier([issued.cert])
+    key_id, _ = verifier.check(older, cda)
+    assert key_id == issued.signing_key().key_id
+    with pytest.raises(SignatureFault) as caught:
+        verifier.check(older, cda + b" ")
+    assert caught.value.rule == "signature.digest"
