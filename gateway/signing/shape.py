@@ -124,16 +124,17 @@ def b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-def sha256_b64(text: str) -> str:
-    return b64(hashlib.sha256(text.encode("utf-8")).digest())
+def digest(data: bytes | str) -> str:
+    """SHA-256 as XMLDSig writes a DigestValue: base64 (text is hashed as UTF-8)."""
+    return b64(hashlib.sha256(data.encode("utf-8") if isinstance(data, str) else data).digest())
 
 
 def object_digest(manifest_digest: str) -> str:
-    return sha256_b64(fill(CANONICAL["manifest_object"], manifest_digest=manifest_digest))
+    return digest(fill(CANONICAL["manifest_object"], manifest_digest=manifest_digest))
 
 
 def properties_digest(signing_time: str, certificate_digest: str) -> str:
-    return sha256_b64(
+    return digest(
         fill(
             CANONICAL["signed_properties"],
             signing_time=signing_time,
@@ -143,7 +144,7 @@ def properties_digest(signing_time: str, certificate_digest: str) -> str:
 
 
 def key_info_digest(key_name: str, certificates: str) -> str:
-    return sha256_b64(fill(CANONICAL["key_info"], key_name=key_name, certificates=certificates))
+    return digest(fill(CANONICAL["key_info"], key_name=key_name, certificates=certificates))
 
 
 def signed_info(method: str, object_digest: str, properties_digest: str, key_info: str) -> str:

@@ -155,11 +155,11 @@ def check_own(
         )
     if shape.key_info_digest(own.key_name, own.certificates) != own.key_info_digest:
         raise SignatureFault(rules.CERTIFICATE, "KeyInfo (key name, certificate) altered")
-    if shape.b64(hashlib.sha256(der).digest()) != own.certificate_digest:
+    if shape.digest(der) != own.certificate_digest:
         raise SignatureFault(
             rules.CERTIFICATE, "SigningCertificateV2 digest does not match the certificate"
         )
-    if shape.b64(hashlib.sha256(payload).digest()) != own.manifest_digest:
+    if shape.digest(payload) != own.manifest_digest:
         raise SignatureFault(rules.DIGEST, "the document is not the one that was signed")
     at = _signing_time(own.signing_time, certificate, now)
     return SignedFacts(signing_time=at, certificate=certificate)

@@ -14,7 +14,6 @@ here, most of it the RSA operation). signxml verifies what is built, in the test
 
 from __future__ import annotations
 
-import hashlib
 from datetime import UTC, datetime
 
 from cryptography.hazmat.primitives import hashes, serialization
@@ -41,7 +40,7 @@ class XadesSigner:
             for c in key.chain
         )
         self._method = shape.SIGNATURE_METHODS[key.algorithm]
-        self._certificate_digest = shape.b64(hashlib.sha256(der).digest())
+        self._certificate_digest = shape.digest(der)
         # Nothing in the KeyInfo changes from one signature to the next.
         self._key_info_digest = shape.key_info_digest(key.key_id, certificates)
         self._document = shape.fill(
@@ -61,7 +60,7 @@ class XadesSigner:
 
     def sign(self, payload: bytes) -> tuple[bytes, SignatureInfo]:
         signing_time = datetime.now(UTC).isoformat(timespec="seconds")
-        manifest_digest = shape.b64(hashlib.sha256(payload).digest())
+        manifest_digest = shape.digest(payload)
         object_digest = shape.object_digest(manifest_digest)
         properties_digest = shape.properties_digest(signing_time, self._certificate_digest)
         signed_info = shape.signed_info(
