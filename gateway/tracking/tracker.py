@@ -71,7 +71,7 @@ class BufferedTracker(Tracker):
             room = self._max - len(self._queue)
             self._queue.extend(batch[: max(room, 0)])
             if first or len(self._queue) >= BATCH:  # else the writer is lingering or busy
-                self._cond.notify()
+                self._cond.notify_all()  # the writer, not only a flush() that waits too
         if len(batch) > room:
             self._dropped(len(batch) - max(room, 0), "queue full")
 
