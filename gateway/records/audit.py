@@ -62,31 +62,21 @@ class Event:
     reason: str | None = None
 
 
-def write(conn: sa.Connection, event: Event) -> None:
+def row(event: Event) -> dict:
+    """The audit_events row of ``event`` (filing writes a batch's rows together)."""
     actor = event.actor
-    conn.execute(
-        audit_events.insert(),
-        dict(
-            at=datetime.now(UTC),
-            patient_ins=event.patient_ins,
-            actor_kind=actor.kind,
-            actor_id=actor.id[:256],
-            actor_role=actor.role[:64] if actor.role else None,
-            action=event.action.value,
-            document_id=event.document_id,
-            outcome=str(event.outcome),
-            reason=event.reason[:256] if event.reason else None,
-        ),
+    return dict(
+        at=datetime.now(UTC),
+        patient_ins=event.patient_ins,
+        actor_kind=actor.kind,
+        actor_id=actor.id[:256],
+        actor_role=actor.role[:64] if actor.role else None,
+        action=event.action.value,
+        document_id=event.document_id,
+        outcome=str(event.outcome),
+        reason=event.reason[:256] if event.reason else None,
     )
 
 
-def record(
-    conn: sa.Connection,
-    actor: Actor,
-    action: Action,
-    outcome: str,
-    patient_ins: str | None,
-    document_id: str | None = None,
-    reason: str | None = None,
-) -> None:
-    write(conn, Event(actor, action, outcome, patient_ins, document_id, reason))
+def write(conn: sa.Connection, event: Event) -> None:
+    conn.execute(audit_events.insert(), row(event))

@@ -25,6 +25,7 @@ from gateway.records import audit
 from gateway.records.access import PatientFacts
 from gateway.records.filing import (
     NOTIFY_RELEASED,
+    Batch,
     Filing,
     file_message,
     queue_notification,
@@ -193,8 +194,10 @@ class RecordStore:
         with self._writing() as conn:
             try:
                 with conn.begin_nested():
+                    batch = Batch.begin(conn, [m for m, _ in items])
                     for i in order:
-                        results[i] = file_message(conn, *items[i])
+                        results[i] = file_message(conn, *items[i], batch)
+                    batch.flush(conn)
             except OperationalError:
                 raise  # the store, not a document: the batch fails as a whole
             except Exception:

@@ -96,8 +96,8 @@ def test_a_document_that_fails_in_a_batch_is_rolled_back_alone(store, monkeypatc
 
     real = store_module.file_message
 
-    def failing_after_writing(conn, msg, status):
-        filing = real(conn, msg, status)  # every row of it written, then:
+    def failing_after_writing(conn, msg, status, batch=None):
+        filing = real(conn, msg, status, batch)  # every row of it written, then:
         if msg.envelope.document_id == "bad^1":
             raise RuntimeError("fails after its inserts")
         return filing
@@ -139,3 +139,52 @@ def test_payloads_are_compressed_with_lz4_on_postgresql(records_pg_url):
     finally:
         store.close()
     assert methods == {"payload": "l", "envelope": "l"}
+
+
+def test_a_document_and_its_withdrawal_in_one_batch(store):
+    """The withdrawal reads the authors that the same batch just filed."""
+    results = store.file_many(
+        [
+            (message("d^1"), "verified"),
+            (message("del^1", action="delete", replaces="d^1"), "verified"),
+        ]
+    )
+    assert results == [Filing.STORED, Filing.WITHDRAWN]
+    assert store.document("d^1")["status"] == "withdrawn"
+
+
+def test_a_batch_folds_its_statements_and_does_not_fall_back(store):
+    """Three documents of a new patient: the patient row is inserted once, then updated when
+    a later document corrects the birth date; authors, outbox and audit rows go in one
+    statement per table; nothing fails, so the batch is not filed again document by
+    document (one savepoint, not four)."""
+    import sqlalchemy as sa
+
+    ins = "299127505612399"
+    statements: list[str] = []
+
+    def seen(conn, cursor, statement, parameters, context, executemany):
+        statements.append(" ".join(statement.split()[:3]))
+
+    sa.event.listen(store.engine, "before_cursor_execute", seen)
+    try:
+        results = store.file_many(
+            [
+                (message(f"p^{n}", ins=ins, set_id=f"set-p{n}", birth_date=birth), "verified")
+                for n, birth in ((1, "19841205"), (2, "19841205"), (3, "19851205"))
+            ]
+        )
+    finally:
+        sa.event.remove(store.engine, "before_cursor_execute", seen)
+    assert results == [Filing.STORED] * 3
+    assert store.patient(ins).birth_date == "19851205"
+    count = statements.count
+    assert count("INSERT INTO patients") == 1
+    assert count("UPDATE patients SET") == 1
+    assert count("INSERT INTO documents") == 3
+    assert count("INSERT INTO document_authors") == 1
+    assert count("INSERT INTO notifications") == 1
+    assert count("INSERT INTO audit_events") == 1
+    assert sum(s.startswith("SAVEPOINT") for s in statements) == 1
+    assert len(store.pending_notifications(10)) == 3
+    assert [e["outcome"] for e in store.audit_trail(ins)] == ["stored"] * 3
