@@ -113,6 +113,11 @@ _SHA256_OF_MANY = sa.select(documents.c.document_id, documents.c.sha256).where(
 _BIRTH_DATE_OF_MANY = sa.select(patients.c.ins, patients.c.birth_date).where(
     patients.c.ins.in_(sa.bindparam("ins", expanding=True))
 )
+_SET_BIRTH_DATE = (
+    patients.update()
+    .where(patients.c.ins == sa.bindparam("b_ins"))
+    .values(birth_date=sa.bindparam("birth_date"))
+)
 _IN_CHUNK = 500  # ids per IN list
 
 
@@ -123,13 +128,17 @@ class Batch:
 
     - ``filed``: sha256 of the batch's document ids already filed, read in one statement when
       the batch begins and kept up to date as it files (a redelivered twin in the same batch
-      is a DUPLICATE); ``patients``: their birth dates, likewise (None: no row yet).
-      Both are only a first look: what a concurrent filer commits meanwhile is still caught
-      under the set lock or by the unique keys (IntegrityError: the batch is filed again,
-      one savepoint per document).
+      is a DUPLICATE); ``patients``: their birth dates as stored (None: no birth date), read
+      likewise. Both are only a first look: what a concurrent filer commits meanwhile is still
+      caught under the set lock or by the unique keys (IntegrityError: the batch is filed
+      again, one savepoint per document).
     - rows that nothing in filing reads back before the commit (authors, the outbox, audit
       events) are held and inserted together by ``flush``, one statement per table. A
       withdrawal reads authors: it flushes first.
+    - patient rows (a new patient; a corrected birth date: the last one given wins) are
+      written by ``finish``, after every set lock of the batch, in INS order: a batch never
+      holds a patient row while it waits for a set, so two batches filing for one patient
+      cannot deadlock on the patient row and a set.
     """
 
     filed: dict[str, str] = field(default_factory=dict)
@@ -137,6 +146,8 @@ class Batch:
     authors: list[dict] = field(default_factory=list)
     notifications: list[dict] = field(default_factory=list)
     audit: list[dict] = field(default_factory=list)
+    new_patients: dict[str, dict] = field(default_factory=dict)
+    births: dict[str, str] = field(default_factory=dict)  # INS -> corrected birth date
 
     @classmethod
     def begin(cls, conn: sa.Connection, messages: Iterable[DocumentMessage]) -> Batch:
@@ -158,6 +169,37 @@ class Batch:
             if rows:
                 conn.execute(table.insert(), rows)
                 rows.clear()
+
+    def finish(self, conn: sa.Connection) -> None:
+        """What is held, then the patient rows, in INS order."""
+        self.flush(conn)
+        if self.new_patients:
+            conn.execute(
+                patients.insert(), [self.new_patients[k] for k in sorted(self.new_patients)]
+            )
+            self.new_patients.clear()
+        if self.births:
+            conn.execute(
+                _SET_BIRTH_DATE,
+                [{"b_ins": k, "birth_date": self.births[k]} for k in sorted(self.births)],
+            )
+            self.births.clear()
+
+    def patient(self, env: Envelope, now: datetime) -> None:
+        """The patient of a filed document: a row to insert, or a birth date to correct."""
+        ins = env.patient.ins
+        if not ins:
+            return
+        birth = (env.patient.birth_date or "")[:8] or None
+        if ins in self.new_patients:
+            if birth:
+                self.new_patients[ins]["birth_date"] = birth
+        elif ins not in self.patients:
+            self.new_patients[ins] = dict(
+                ins=ins, ins_system=env.patient.ins_system, birth_date=birth, created_at=now
+            )
+        elif birth and birth != self.births.get(ins, self.patients[ins]):
+            self.births[ins] = birth
 
     def record(
         self,
@@ -201,12 +243,12 @@ def file_message(
     batch: Batch | None = None,
 ) -> Filing:
     """File one message. Inside a ``batch``, its held rows are written by the caller's
-    ``batch.flush``; without one, before returning."""
+    ``batch.finish``; without one, before returning."""
     if batch is not None:
         return _file(conn, message, signature_status, batch)
     alone = Batch.begin(conn, [message])
     filing = _file(conn, message, signature_status, alone)
-    alone.flush(conn)
+    alone.finish(conn)
     return filing
 
 
@@ -264,7 +306,7 @@ def _file(conn: sa.Connection, message: DocumentMessage, signature_status: str, 
             .where(documents.c.status == "current")
             .values(status="superseded", superseded_by=env.document_id)
         )
-    _upsert_patient(conn, env, now, batch)
+    batch.patient(env, now)
     conn.execute(
         documents.insert(),
         dict(
@@ -333,22 +375,6 @@ def _notification(ins: str, document_id: str, event: str) -> dict:
 
 def queue_notification(conn: sa.Connection, ins: str, document_id: str, event: str) -> None:
     conn.execute(notifications.insert(), _notification(ins, document_id, event))
-
-
-def _upsert_patient(conn: sa.Connection, env: Envelope, now: datetime, batch: Batch) -> None:
-    ins = env.patient.ins
-    if not ins:
-        return
-    birth = (env.patient.birth_date or "")[:8] or None
-    if ins not in batch.patients:
-        conn.execute(
-            patients.insert(),
-            dict(ins=ins, ins_system=env.patient.ins_system, birth_date=birth, created_at=now),
-        )
-        batch.patients[ins] = birth
-    elif birth and batch.patients[ins] != birth:
-        conn.execute(patients.update().where(patients.c.ins == ins).values(birth_date=birth))
-        batch.patients[ins] = birth
 
 
 def _withdraw(conn: sa.Connection, env: Envelope, sender: audit.Actor, batch: Batch) -> Filing:

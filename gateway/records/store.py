@@ -197,7 +197,7 @@ class RecordStore:
                     batch = Batch.begin(conn, [m for m, _ in items])
                     for i in order:
                         results[i] = file_message(conn, *items[i], batch)
-                    batch.flush(conn)
+                    batch.finish(conn)
             except OperationalError:
                 raise  # the store, not a document: the batch fails as a whole
             except Exception:

@@ -71,7 +71,7 @@ def test_a_batch_is_filed_in_one_transaction_each_document_deciding_alone(store)
         [
             (message("b^1", set_id="set-b"), "verified"),
             (message("a^1", payload=b"<changed/>", set_id="set-a"), "verified"),  # conflict
-            (message("c^2", set_id="set-c", version=2), "verified"),
+            (message("c^2", set_id="set-c", version=2, birth_date=None), "verified"),
             (message("c^1", set_id="set-c", version=1), "verified"),  # late: history
             (message("b^1", set_id="set-b"), "verified"),  # twice in one batch
         ]
@@ -154,37 +154,112 @@ def test_a_document_and_its_withdrawal_in_one_batch(store):
 
 
 def test_a_batch_folds_its_statements_and_does_not_fall_back(store):
-    """Three documents of a new patient: the patient row is inserted once, then updated when
-    a later document corrects the birth date; authors, outbox and audit rows go in one
-    statement per table; nothing fails, so the batch is not filed again document by
-    document (one savepoint, not four)."""
+    """A new patient's three documents and a known patient's one: the new patient is
+    inserted once, with the last birth date given; the known one's corrected birth date is
+    one update; authors, outbox and audit rows go in one statement per table; nothing fails,
+    so the batch is not filed again document by document (one savepoint, not five)."""
     import sqlalchemy as sa
 
-    ins = "299127505612399"
+    new, known = "299127505612399", "184127505612355"
+    store.file(message("k^1", ins=known, set_id="set-k1", birth_date="19841205"))
     statements: list[str] = []
 
     def seen(conn, cursor, statement, parameters, context, executemany):
         statements.append(" ".join(statement.split()[:3]))
 
+    batch = [
+        (message(f"n^{n}", ins=new, set_id=f"set-n{n}", birth_date=birth), "verified")
+        for n, birth in ((1, "19841205"), (2, None), (3, "19851205"))
+    ] + [(message("k^2", ins=known, set_id="set-k2", birth_date="19841206"), "verified")]
     sa.event.listen(store.engine, "before_cursor_execute", seen)
     try:
-        results = store.file_many(
-            [
-                (message(f"p^{n}", ins=ins, set_id=f"set-p{n}", birth_date=birth), "verified")
-                for n, birth in ((1, "19841205"), (2, "19841205"), (3, "19851205"))
-            ]
-        )
+        results = store.file_many(batch)
     finally:
         sa.event.remove(store.engine, "before_cursor_execute", seen)
-    assert results == [Filing.STORED] * 3
-    assert store.patient(ins).birth_date == "19851205"
+    assert results == [Filing.STORED] * 4
+    assert store.patient(new).birth_date == "19851205"
+    assert store.patient(known).birth_date == "19841206"
     count = statements.count
     assert count("INSERT INTO patients") == 1
     assert count("UPDATE patients SET") == 1
-    assert count("INSERT INTO documents") == 3
+    assert count("INSERT INTO documents") == 4
     assert count("INSERT INTO document_authors") == 1
     assert count("INSERT INTO notifications") == 1
     assert count("INSERT INTO audit_events") == 1
     assert sum(s.startswith("SAVEPOINT") for s in statements) == 1
-    assert len(store.pending_notifications(10)) == 3
-    assert [e["outcome"] for e in store.audit_trail(ins)] == ["stored"] * 3
+    assert len(store.pending_notifications(10)) == 5
+    assert [e["outcome"] for e in store.audit_trail(new)] == ["stored"] * 3
+
+
+@pytest.fixture
+def pg_store(records_pg_url):
+    import sqlalchemy as sa
+
+    from gateway.records.schema import metadata
+
+    s = RecordStore.open(records_pg_url)
+    with s.engine.begin() as conn:
+        tables = ", ".join(t.name for t in metadata.sorted_tables)
+        conn.execute(sa.text(f"TRUNCATE {tables} RESTART IDENTITY"))
+    yield s
+    s.close()
+
+
+@pytest.mark.postgres
+def test_two_batches_correcting_one_patient_do_not_deadlock(pg_store, monkeypatch):
+    """Batch A corrects the patient's birth date in set a, then files in set c; batch B,
+    started while A is between the two, files in set c, then corrects the birth date in set
+    d. Had A locked the patient row at its first document, B would wait for it while
+    holding set c, which A wants next: PostgreSQL would abort one batch. The patient row is
+    written at the end of each batch, after its set locks, so both commit."""
+    import threading
+    import time
+
+    from gateway.records import store as store_module
+
+    for s in "acd":
+        pg_store.file(message(f"{s}^1", set_id=f"set-{s}", version=1))
+    a_between, real = threading.Event(), store_module.file_message
+
+    def pausing(conn, msg, status, batch=None):
+        filing = real(conn, msg, status, batch)
+        if msg.envelope.document_id == "a^2":  # A has filed in set a, holding its lock
+            a_between.set()
+            time.sleep(1.5)  # B runs meanwhile (PostgreSQL's deadlock_timeout is 1 s)
+        return filing
+
+    monkeypatch.setattr(store_module, "file_message", pausing)
+    results: dict[str, object] = {}
+
+    def batch(name: str, items) -> None:
+        try:
+            results[name] = pg_store.file_many(items)
+        except Exception as exc:  # StoreUnavailable on a deadlock
+            results[name] = exc
+
+    a = threading.Thread(
+        target=batch,
+        args=(
+            "A",
+            [
+                (message("a^2", set_id="set-a", version=2, birth_date="19851205"), "verified"),
+                (message("c^3", set_id="set-c", version=3, birth_date=None), "verified"),
+            ],
+        ),
+    )
+    a.start()
+    assert a_between.wait(10)
+    batch(
+        "B",
+        [
+            (message("c^2", set_id="set-c", version=2, birth_date=None), "verified"),
+            (message("d^2", set_id="set-d", version=2, birth_date="19861205"), "verified"),
+        ],
+    )
+    a.join(30)
+    assert results == {
+        "A": [Filing.STORED, Filing.STORED],
+        "B": [Filing.STORED, Filing.STORED],
+    }
+    assert pg_store.patient("184127505612355").birth_date == "19851205"  # A committed last
+    assert pg_store.document("c^3")["status"] == "current"
