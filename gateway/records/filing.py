@@ -252,7 +252,9 @@ def file_message(
     return filing
 
 
-def _file(conn: sa.Connection, message: DocumentMessage, signature_status: str, batch: Batch):
+def _file(
+    conn: sa.Connection, message: DocumentMessage, signature_status: str, batch: Batch
+) -> Filing:
     env = message.envelope
     sender = audit.Actor("sender", env.sender)
     if env.action == "delete":
