@@ -263,3 +263,18 @@ def test_two_batches_correcting_one_patient_do_not_deadlock(pg_store, monkeypatc
     }
     assert pg_store.patient("184127505612355").birth_date == "19851205"  # A committed last
     assert pg_store.document("c^3")["status"] == "current"
+
+
+def test_in_a_batch_the_last_birth_date_given_wins(store):
+    """As when each document wrote the patient row in turn: a correction, then the stored
+    date again, leaves the stored date."""
+    store.file(message("k^1", set_id="set-k1", birth_date="19841205"))
+    results = store.file_many(
+        [
+            (message("k^2", set_id="set-k2", birth_date="19851205"), "verified"),
+            (message("k^3", set_id="set-k3", birth_date=None), "verified"),
+            (message("k^4", set_id="set-k4", birth_date="19841205"), "verified"),
+        ]
+    )
+    assert results == [Filing.STORED] * 3
+    assert store.patient("184127505612355").birth_date == "19841205"
