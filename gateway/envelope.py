@@ -13,6 +13,7 @@ import functools
 import json
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -160,30 +161,49 @@ def to_plain(value: Any) -> Any:
     return value
 
 
-@functools.cache
-def _hints(tp: type) -> dict[str, Any]:
-    """A dataclass's resolved field types: resolving them evaluates every annotation string
-    (``from __future__ import annotations``), which cost more than the rest of decoding an
-    envelope; the classes never change, so once per class."""
-    return typing.get_type_hints(tp)
-
-
 def _from_plain(tp: Any, data: Any) -> Any:
     """Rebuild a value of type ``tp`` from its JSON form (the inverse of ``to_plain``)."""
-    if data is None:
-        return None
+    return None if data is None else _decoder(tp)(data)
+
+
+def _same(data: Any) -> Any:
+    return data
+
+
+@functools.cache
+def _decoder(tp: Any) -> Callable[[Any], Any]:
+    """The function that rebuilds a (non-None) value of type ``tp`` from its JSON form, made
+    once per type: looking at the type's annotations for every value (``get_origin``,
+    ``is_dataclass``, resolving hints) cost most of decoding an envelope, which the record
+    consumer does for every delivery."""
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
         inner = [a for a in typing.get_args(tp) if a is not type(None)]
-        return _from_plain(inner[0], data)
+        return _decoder(inner[0])
     if tp is Finding:
-        return Finding.from_dict(data)
+        return Finding.from_dict
     if dataclasses.is_dataclass(tp):
-        hints = _hints(tp)
-        return tp(**{k: _from_plain(hints[k], v) for k, v in data.items() if k in hints})
+        return _dataclass_decoder(tp)
     if origin is tuple:
         (item_type, _ellipsis) = typing.get_args(tp)
-        return tuple(_from_plain(item_type, v) for v in data)
+        item = _decoder(item_type)
+        return lambda data: tuple(None if v is None else item(v) for v in data)
     if origin is dict:
-        return dict(data)
-    return data
+        return dict
+    return _same
+
+
+def _dataclass_decoder(tp: type) -> Callable[[dict[str, Any]], Any]:
+    # The field decoders are looked up at the first call, not here: a class may name itself
+    # (Party.organisation), and its own decoder is cached only once this returns.
+    fields: dict[str, Callable[[Any], Any]] = {}
+
+    def decode(data: dict[str, Any]) -> Any:
+        if not fields:
+            hints = typing.get_type_hints(tp)
+            fields.update({name: _decoder(hint) for name, hint in hints.items()})
+        return tp(
+            **{k: None if v is None else fields[k](v) for k, v in data.items() if k in fields}
+        )
+
+    return decode

@@ -59,3 +59,10 @@ def test_absent_fields_are_left_out_of_json():
     env = Envelope("1", "cda", "x", "00", 0, "s", "t", "tr")
     assert "set_id" not in env.to_dict()
     assert Envelope.from_dict(env.to_dict()) == env
+
+
+def test_fields_a_newer_gateway_added_are_ignored_when_read():
+    data = sample().to_dict()
+    data["future_field"] = "x"
+    data["authors"][0]["organisation"]["future_field"] = {"nested": 1}
+    assert Envelope.from_dict(data) == sample()
