@@ -38,8 +38,10 @@ def _status_update(name: str, replaces: frozenset[str] | None) -> sa.Update:
     where = (_row.trace_id == sa.bindparam("b_trace_id")) & (
         _row.updated_at <= sa.bindparam("b_at")
     )
-    if replaces is not None:
-        where &= _row.status.in_(sorted(replaces | {name}))  # or refreshes itself
+    if replaces is not None:  # or refreshes itself
+        # The statuses are inlined (our own constants), not bound: an IN of bound values
+        # expands per execution, which executemany refuses, and these run as executemany.
+        where &= _row.status.in_([sa.literal_column(f"'{s}'") for s in sorted(replaces | {name})])
     return tracked_messages.update().where(where)
 
 

@@ -232,3 +232,31 @@ def test_steps_of_messages_received_earlier_give_the_same_rows_in_any_batching(t
     finally:
         r1.close()
         r2.close()
+
+
+def _several_messages_change_status_in_one_write(store: TrackingStore) -> None:
+    """The steady state under load: messages received in one write, their answers (one status
+    each) in the next. The status updates go as one executemany per status."""
+    traces = [f"{n:032x}" for n in range(3)]
+    store.write([_received(t, "cli", T0) for t in traces])
+    store.write([Event(t, events.ACCEPTED, T0 + timedelta(seconds=1)) for t in traces])
+    store.write([Event(t, events.PARKED, T0 + timedelta(seconds=2)) for t in traces[:2]])
+    assert [store.message(t)["status"] for t in traces] == ["parked", "parked", "accepted"]
+    assert store.counts() == {"parked": 2, "accepted": 1}
+
+
+def test_several_messages_change_status_in_one_write_sqlite(tmp_path):
+    records = RecordStore.open(f"sqlite:///{tmp_path / 'r.sqlite3'}")
+    try:
+        _several_messages_change_status_in_one_write(TrackingStore(records.engine))
+    finally:
+        records.close()
+
+
+@pytest.mark.postgres
+def test_several_messages_change_status_in_one_write_postgresql(pg_url):
+    records = RecordStore.open(pg_url)
+    try:
+        _several_messages_change_status_in_one_write(TrackingStore(records.engine))
+    finally:
+        records.close()
