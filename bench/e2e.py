@@ -89,7 +89,10 @@ def _scenario_row(
         opener, targets = load.mllp_sender(), stack.mllp_targets
     else:
         opener, targets = load.http_sender("/documents", "application/xml"), stack.http_targets
+    dropped = stack.tracking_dropped()
     _, row = _measure(opener, targets, inp.variants(), connections, tree, rate)
+    if lost := stack.tracking_dropped() - dropped:
+        row["tracking dropped"] = lost
     row["backlog"] = stack.backlog()
     row["filing msg/s"] = stack.drain() or ""
     return _with_floor_ratio(row, floor.get(inp.name))

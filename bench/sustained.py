@@ -6,8 +6,8 @@ MLLP and the CR-BIO over HTTP are sent open loop (bench.harness.load.pace, 16 co
 rising rates on one running gateway: from BENCH_SUSTAINED_START msg/s (default 20), × 1.25 per
 step, BENCH_SUSTAINED_SECONDS each (default 15, after the pace's 1 s warm-up). A step holds when
 nothing was refused, no send waited for a free connection (`late`), the p99 stayed within
-P99_LIMIT_MS and the record queue's backlog at the end is at most one second of that rate:
-intake answered in time and filing kept up. A step that fails is run once more, so one
+P99_LIMIT_MS, the record queue's backlog at the end is at most one second of that rate and
+no tracking event was dropped: intake answered in time, filing and tracking kept up. A step that fails is run once more, so one
 stall (a checkpoint, a GC) does not end the climb; it fails when it fails twice. The row
 gives the last rate that held, its figures, and the first that did not and why. The backlog
 is drained between steps.
@@ -39,7 +39,7 @@ def rates(start: float = START, factor: float = FACTOR, steps: int = MAX_STEPS) 
         yield round(start * factor**n, 1)
 
 
-def why_not(figures: dict, backlog: int, rate: float) -> str | None:
+def why_not(figures: dict, backlog: int, rate: float, tracking_dropped: int = 0) -> str | None:
     """None when a step held; else the first reason it did not."""
     if figures.get("refused"):
         return f"{figures['refused']} refused"
@@ -50,6 +50,8 @@ def why_not(figures: dict, backlog: int, rate: float) -> str | None:
         return f"p99 {p99} ms > {P99_LIMIT_MS:g}"
     if backlog > rate:
         return f"record backlog {backlog} after the window (filing behind)"
+    if tracking_dropped:  # what it carried, it did not all track
+        return f"{tracking_dropped} tracking events dropped"
     return None
 
 
@@ -61,6 +63,7 @@ def _climb(stack: Stack, tree: Tree, name: str, inp: Input, transport: str) -> d
     row: dict = {"sustained msg/s": 0.0}
     for rate in rates():
         for attempt in (1, 2):
+            dropped = stack.tracking_dropped()
             run = asyncio.run(
                 load.pace(
                     opener, targets, inp.variants(), CONNECTIONS, SECONDS, rate=rate,
@@ -70,7 +73,7 @@ def _climb(stack: Stack, tree: Tree, name: str, inp: Input, transport: str) -> d
             figures = run.figures()
             cpu = round(tree.cpu_s / run.count * 1000, 3) if run.count else ""
             backlog = stack.backlog()
-            reason = why_not(figures, backlog, rate)
+            reason = why_not(figures, backlog, rate, stack.tracking_dropped() - dropped)
             print(f"   {name} at {rate} msg/s (run {attempt}): {figures}, backlog {backlog}: "
                   f"{reason or 'held'}", flush=True)  # fmt: skip
             stack.drain()

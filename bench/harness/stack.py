@@ -66,6 +66,20 @@ class Stack:
         finally:
             conn.close()
 
+    def tracking_dropped(self) -> int:
+        """Tracking events the gateways dropped so far (their writer failed or fell behind).
+        A gateway that drops them does less work than one that tracks every message, so a
+        window where this grew is not comparable with one where it did not."""
+        total = 0
+        for gw in (*self.gateways, *self.filers):
+            url = f"http://{gw.http[0]}:{gw.http[1]}/metrics"
+            with urllib.request.urlopen(url, timeout=5) as answer:
+                text = answer.read().decode()
+            for line in text.splitlines():
+                if line.startswith("passerelle_tracking_events_dropped_total "):
+                    total += int(float(line.split()[1]))
+        return total
+
     @property
     def record_queue(self) -> str:
         return f"{self.prefix}.patient-record"

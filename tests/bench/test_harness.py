@@ -111,3 +111,4 @@ def test_sustained_steps_and_what_makes_a_step_fail():
     assert "free connection" in why_not({**held, "late": 1}, 0, 40.0)
     assert "p99" in why_not({**held, "p99 ms": P99_LIMIT_MS + 1}, 0, 40.0)
     assert "filing behind" in why_not(held, backlog=41, rate=40.0)
+    assert "tracking" in why_not(held, backlog=0, rate=40.0, tracking_dropped=3)
