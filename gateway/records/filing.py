@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -107,6 +107,21 @@ _SET_FOR_UPDATE = (
     .where(document_sets.c.set_id == sa.bindparam("set_id"))
     .with_for_update()
 )
+_SETS_FOR_UPDATE = (
+    sa.select(document_sets)
+    .where(document_sets.c.set_id.in_(sa.bindparam("set_ids", expanding=True)))
+    .order_by(document_sets.c.set_id)  # rows are locked in this order: the same in every batch
+    .with_for_update()
+)
+_SET_UPDATE = (
+    document_sets.update()
+    .where(document_sets.c.set_id == sa.bindparam("b_set_id"))
+    .values(
+        current_document_id=sa.bindparam("current_document_id"),
+        current_version=sa.bindparam("current_version"),
+        updated_at=sa.bindparam("updated_at"),
+    )
+)
 _SHA256_OF_MANY = sa.select(documents.c.document_id, documents.c.sha256).where(
     documents.c.document_id.in_(sa.bindparam("ids", expanding=True))
 )
@@ -122,9 +137,31 @@ _IN_CHUNK = 500  # ids per IN list
 
 
 @dataclass
+class Head:
+    """A set as the batch sees it: its row as locked, or as the batch's filings left it.
+    ``held``: inserted by the batch's next flush; ``changed``: its row to update then."""
+
+    patient_ins: str
+    current_document_id: str
+    current_version: int | None
+    updated_at: datetime | None = None
+    held: bool = False
+    changed: bool = False
+
+
+def _set_of(env: Envelope) -> str | None:
+    """The set a new document files into when that needs no lookup; None for a withdrawal
+    or a replacement naming no set (its set is the replaced document's, read when filed)."""
+    if env.action == "delete" or (env.replaces and not env.set_id):
+        return None
+    return env.set_id or env.document_id
+
+
+@dataclass
 class Batch:
-    """What the filings of one transaction share, so that a batch costs a few statements per
-    document rather than nine (docs/performance.md, "Filing statements folded").
+    """What the filings of one transaction share, so that a batch of new documents costs about
+    ten statements whatever its size, rather than nine per document (docs/performance.md,
+    "Filing statements folded" and "Sets locked when a batch begins").
 
     - ``filed``: sha256 of the batch's document ids already filed, read in one statement when
       the batch begins and kept up to date as it files (a redelivered twin in the same batch
@@ -139,8 +176,17 @@ class Batch:
       written by ``finish``, after every set lock of the batch, in INS order: a batch never
       holds a patient row while it waits for a set, so two batches filing for one patient
       cannot deadlock on the patient row and a set.
+    - the sets of its documents are locked when the batch begins, in one statement, in set
+      id order (``sets``), before ``filed`` is read: what ``filed`` says of those sets'
+      documents holds until the commit. Document rows and new set rows are held too
+      (``documents``, ``Head.held``), and the batch reads its own filings from what it holds
+      (a later version in the same batch supersedes a held row in place); set rows changed
+      are updated by ``flush``, one statement for all. A document whose set is known only
+      by looking (a replacement naming no set) locks it when filed, as before.
     """
 
+    sets: dict[str, Head | None] = field(default_factory=dict)  # None: no such set (yet)
+    documents: dict[str, dict] = field(default_factory=dict)
     filed: dict[str, str] = field(default_factory=dict)
     patients: dict[str, str | None] = field(default_factory=dict)
     authors: list[dict] = field(default_factory=list)
@@ -150,10 +196,17 @@ class Batch:
     births: dict[str, str] = field(default_factory=dict)  # INS -> corrected birth date
 
     @classmethod
-    def begin(cls, conn: sa.Connection, messages: Iterable[DocumentMessage]) -> Batch:
+    def begin(cls, conn: sa.Connection, messages: Sequence[DocumentMessage]) -> Batch:
         ids = sorted({m.envelope.document_id for m in messages})
         ins = sorted({m.envelope.patient.ins for m in messages if m.envelope.patient.ins})
+        set_ids = sorted({k for m in messages if (k := _set_of(m.envelope))})
         batch = cls()
+        batch.sets = dict.fromkeys(set_ids)
+        for chunk in _chunks(set_ids):
+            for row in conn.execute(_SETS_FOR_UPDATE, {"set_ids": chunk}):
+                batch.sets[row.set_id] = Head(
+                    row.patient_ins, row.current_document_id, row.current_version
+                )
         for chunk in _chunks(ids):
             batch.filed.update(conn.execute(_SHA256_OF_MANY, {"ids": chunk}).all())
         for chunk in _chunks(ins):
@@ -161,6 +214,26 @@ class Batch:
         return batch
 
     def flush(self, conn: sa.Connection) -> None:
+        new_sets = [
+            dict(set_id=k, patient_ins=h.patient_ins, current_document_id=h.current_document_id,
+                 current_version=h.current_version, updated_at=h.updated_at)
+            for k, h in self.sets.items() if h is not None and h.held
+        ]  # fmt: skip
+        changed = [
+            {"b_set_id": k, "current_document_id": h.current_document_id,
+             "current_version": h.current_version, "updated_at": h.updated_at}
+            for k, h in self.sets.items() if h is not None and h.changed and not h.held
+        ]  # fmt: skip
+        if new_sets:
+            conn.execute(document_sets.insert(), new_sets)
+        if changed:
+            conn.execute(_SET_UPDATE, changed)
+        for head in self.sets.values():
+            if head is not None:
+                head.held = head.changed = False
+        if self.documents:
+            conn.execute(documents.insert(), list(self.documents.values()))
+            self.documents.clear()
         for table, rows in (
             (document_authors, self.authors),
             (notifications, self.notifications),
@@ -266,21 +339,31 @@ def _file(
     ins = env.patient.ins
     set_id = env.set_id
     if env.replaces:
-        replaced = conn.execute(
-            sa.select(documents.c.set_id, documents.c.patient_ins).where(
-                documents.c.document_id == env.replaces
+        replaced = (
+            batch.documents.get(env.replaces)
+            or conn.execute(
+                sa.select(documents.c.set_id, documents.c.patient_ins).where(
+                    documents.c.document_id == env.replaces
+                )
             )
-        ).first()
+            .mappings()
+            .first()
+        )
         if replaced is not None:
-            if replaced.patient_ins != ins:
+            if replaced["patient_ins"] != ins:
                 return _refuse(env, sender, Filing.CONFLICT, "replaces another patient's", batch)
-            set_id = set_id or replaced.set_id
+            set_id = set_id or replaced["set_id"]
     set_id = set_id or env.document_id
-    head = conn.execute(_SET_FOR_UPDATE, {"set_id": set_id}).first()
-    # Under the set lock, look again: a concurrent filer of this very document may have
-    # committed while we waited (PostgreSQL READ COMMITTED shows its row now).
-    if head is not None and (filed := _already_filed(conn, env, sender, batch, True)) is not None:
-        return filed
+    if set_id in batch.sets:  # locked when the batch began, or filed into by the batch
+        head = batch.sets[set_id]
+    else:
+        row = conn.execute(_SET_FOR_UPDATE, {"set_id": set_id}).first()
+        head = row and Head(row.patient_ins, row.current_document_id, row.current_version)
+        batch.sets[set_id] = head
+        # Under the set lock, look again: a concurrent filer of this very document may have
+        # committed while we waited (PostgreSQL READ COMMITTED shows its row now).
+        if head is not None and (filed := _already_filed(conn, env, sender, batch, True)):
+            return filed
     if head is not None and head.patient_ins != (ins or ""):
         return _refuse(env, sender, Filing.CONFLICT, "set belongs to another patient", batch)
     place = placement(
@@ -295,47 +378,35 @@ def _file(
         )
     visibility = flags(env)
     if place is Placement.CURRENT and head is not None:
-        previous = conn.execute(
-            sa.select(documents.c.masked, documents.c.status).where(
-                documents.c.document_id == head.current_document_id
-            )
-        ).first()
         # The patient's choice to mask a document holds for its later versions.
-        visibility["masked"] = visibility["masked"] or bool(previous and previous.masked)
-        conn.execute(
-            documents.update()
-            .where(documents.c.document_id == head.current_document_id)
-            .where(documents.c.status == "current")
-            .values(status="superseded", superseded_by=env.document_id)
+        visibility["masked"] = visibility["masked"] or _supersede(
+            conn, head.current_document_id, env.document_id, batch
         )
     batch.patient(env, now)
-    conn.execute(
-        documents.insert(),
-        dict(
-            document_id=env.document_id,
-            set_id=set_id,
-            version=env.version,
-            patient_ins=ins,
-            patient_ins_system=env.patient.ins_system,
-            type_code=env.type_code.code if env.type_code else None,
-            source_kind=env.source_kind,
-            sender=env.sender,
-            content_type=env.content_type,
-            sha256=env.sha256,
-            size=env.size,
-            creation_time=env.creation_time,
-            received_at=env.received_at,
-            filed_at=now,
-            trace_id=env.trace_id,
-            envelope=env.to_json(),
-            payload=message.payload,
-            status="current" if place is Placement.CURRENT else "superseded",
-            superseded_by=None if place is Placement.CURRENT else head.current_document_id,
-            creation_date=creation_date(env.creation_time),
-            facility_id=env.facility.id if env.facility else None,
-            signature_status=signature_status,
-            **visibility,
-        ),
+    batch.documents[env.document_id] = dict(
+        document_id=env.document_id,
+        set_id=set_id,
+        version=env.version,
+        patient_ins=ins,
+        patient_ins_system=env.patient.ins_system,
+        type_code=env.type_code.code if env.type_code else None,
+        source_kind=env.source_kind,
+        sender=env.sender,
+        content_type=env.content_type,
+        sha256=env.sha256,
+        size=env.size,
+        creation_time=env.creation_time,
+        received_at=env.received_at,
+        filed_at=now,
+        trace_id=env.trace_id,
+        envelope=env.to_json(),
+        payload=message.payload,
+        status="current" if place is Placement.CURRENT else "superseded",
+        superseded_by=None if place is Placement.CURRENT else head.current_document_id,
+        creation_date=creation_date(env.creation_time),
+        facility_id=env.facility.id if env.facility else None,
+        signature_status=signature_status,
+        **visibility,
     )
     batch.filed[env.document_id] = env.sha256
     batch.authors += [
@@ -347,19 +418,10 @@ def _file(
         for a in env.authors
     ]
     if place is Placement.CURRENT:
-        values = {
-            "current_document_id": env.document_id,
-            "current_version": env.version,
-            "updated_at": now,
-        }
         if head is None:
-            conn.execute(
-                document_sets.insert(), dict(set_id=set_id, patient_ins=ins or "", **values)
-            )
-        else:
-            conn.execute(
-                document_sets.update().where(document_sets.c.set_id == set_id).values(**values)
-            )
+            head = batch.sets[set_id] = Head(ins or "", env.document_id, env.version, held=True)
+        head.current_document_id, head.current_version = env.document_id, env.version
+        head.updated_at, head.changed = now, True
     filing = Filing.STORED if place is Placement.CURRENT else Filing.HISTORY
     if (
         filing is Filing.STORED
@@ -369,6 +431,26 @@ def _file(
         batch.notify(ins, env.document_id, NOTIFY_FILED)
     batch.record(sender, audit.Action.FILE, filing, ins, env.document_id)
     return filing
+
+
+def _supersede(conn: sa.Connection, current_id: str, new_id: str, batch: Batch) -> bool:
+    """Mark the set's current document superseded by ``new_id``; whether it was masked.
+    The batch's own held row is changed in place; a filed one, in the database."""
+    held = batch.documents.get(current_id)
+    if held is not None:
+        if held["status"] == "current":
+            held["status"], held["superseded_by"] = "superseded", new_id
+        return bool(held["masked"])
+    previous = conn.execute(
+        sa.select(documents.c.masked).where(documents.c.document_id == current_id)
+    ).first()
+    conn.execute(
+        documents.update()
+        .where(documents.c.document_id == current_id)
+        .where(documents.c.status == "current")
+        .values(status="superseded", superseded_by=new_id)
+    )
+    return bool(previous and previous.masked)
 
 
 def _notification(ins: str, document_id: str, event: str) -> dict:

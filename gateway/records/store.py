@@ -184,9 +184,10 @@ class RecordStore:
         The batch is first filed under one savepoint; only if one of its documents raises is
         that rolled back and the batch filed again with a savepoint per document (two more
         statements each, needless when nothing fails, which is nearly always: refusals are
-        results, not exceptions). Filed in lock order (set id), so that two consumers filing
-        overlapping batches take the set locks in the same order instead of deadlocking;
-        arrival order is kept within a set."""
+        results, not exceptions). The batch locks its sets when it begins, in set id order
+        (filing.Batch), so that two consumers filing overlapping batches take the set locks in
+        the same order instead of deadlocking; documents are filed in that order too, arrival
+        order kept within a set."""
         if not items:
             return []
         order = sorted(range(len(items)), key=lambda i: _lock_key(items[i][0]))

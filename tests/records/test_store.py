@@ -156,7 +156,8 @@ def test_a_document_and_its_withdrawal_in_one_batch(store):
 def test_a_batch_folds_its_statements_and_does_not_fall_back(store):
     """A new patient's three documents and a known patient's one: the new patient is
     inserted once, with the last birth date given; the known one's corrected birth date is
-    one update; authors, outbox and audit rows go in one statement per table; nothing fails,
+    one update; the four sets are locked in one statement; documents, sets, authors, outbox
+    and audit rows go in one statement per table; nothing fails,
     so the batch is not filed again document by document (one savepoint, not five)."""
     import sqlalchemy as sa
 
@@ -182,7 +183,11 @@ def test_a_batch_folds_its_statements_and_does_not_fall_back(store):
     count = statements.count
     assert count("INSERT INTO patients") == 1
     assert count("UPDATE patients SET") == 1
-    assert count("INSERT INTO documents") == 4
+    # no statement per document: its set locked with the others, its rows held till the end
+    assert sum(s.startswith("SELECT document_sets.set_id") for s in statements) == 1
+    assert count("INSERT INTO documents") == 1
+    assert count("INSERT INTO document_sets") == 1
+    assert not any(s.startswith("UPDATE document_sets") for s in statements)
     assert count("INSERT INTO document_authors") == 1
     assert count("INSERT INTO notifications") == 1
     assert count("INSERT INTO audit_events") == 1
@@ -196,9 +201,10 @@ def test_a_batch_folds_its_statements_and_does_not_fall_back(store):
 def test_two_batches_correcting_one_patient_do_not_deadlock(store, monkeypatch):
     """Batch A corrects the patient's birth date in set a, then files in set c; batch B,
     started while A is between the two, files in set c, then corrects the birth date in set
-    d. Had A locked the patient row at its first document, B would wait for it while
-    holding set c, which A wants next: PostgreSQL would abort one batch. The patient row is
-    written at the end of each batch, after its set locks, so both commit."""
+    d. Had A locked the patient row at its first document while B held set c, which A wants
+    next, PostgreSQL would abort one batch. A batch locks all its sets when it begins (in
+    set order) and writes patient rows at its end: B waits for set c until A commits, then
+    files c^2 as history (c^3 is current) and corrects the birth date last."""
     import threading
     import time
 
@@ -246,10 +252,11 @@ def test_two_batches_correcting_one_patient_do_not_deadlock(store, monkeypatch):
     a.join(30)
     assert results == {
         "A": [Filing.STORED, Filing.STORED],
-        "B": [Filing.STORED, Filing.STORED],
+        "B": [Filing.HISTORY, Filing.STORED],
     }
-    assert store.patient("184127505612355").birth_date == "19851205"  # A committed last
+    assert store.patient("184127505612355").birth_date == "19861205"  # B committed last
     assert store.document("c^3")["status"] == "current"
+    assert store.document("c^2")["status"] == "superseded"
 
 
 def test_in_a_batch_the_last_birth_date_given_wins(store):

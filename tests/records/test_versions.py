@@ -177,3 +177,81 @@ def test_concurrent_filers_in_any_order_leave_the_highest_version_current(store)
     rows = store.documents_for_patient(INS)
     assert len(rows) == 24
     assert {r["document_id"] for r in rows if r["status"] == "current"} == {"c^24"}
+
+
+def _story(p: str) -> list:
+    """Versions, a replacement naming no set, a masked first version and a redelivered twin,
+    all within one batch; ``p`` prefixes every id."""
+    return [
+        message(f"{p}v^2", set_id=f"{p}set-v", version=2),
+        message(f"{p}v^1", set_id=f"{p}set-v", version=1),
+        message(f"{p}v^3", set_id=f"{p}set-v", version=3),
+        message(f"{p}v^3", set_id=f"{p}set-v", version=3),  # twin: a redelivery
+        message(f"{p}r^1", set_id=None, version=None),
+        message(f"{p}r^2", set_id=None, version=None, replaces=f"{p}r^1"),
+        message(f"{p}m^1", set_id=f"{p}set-m", version=1, codes=("MASQUE_PS",)),
+        message(f"{p}m^2", set_id=f"{p}set-m", version=2),
+        message(f"{p}x^1", set_id=f"{p}set-v", version=3),  # v^3's version, another id
+    ]
+
+
+def _rows(store, p: str) -> dict:
+    rows = store.documents_for_patient(INS)
+    return {
+        r["document_id"].removeprefix(p): (
+            r["status"],
+            (r["superseded_by"] or "").removeprefix(p),
+            r["masked"],
+            r["set_id"].removeprefix(p),
+        )
+        for r in rows
+        if r["document_id"].startswith(p)
+    }
+
+
+def test_a_batch_files_versions_of_its_own_documents_as_one_by_one_filing_does(store):
+    """The batch holds its document and set rows until its end and reads its own filings
+    from what it holds: the rows and results must be those of filing each alone."""
+    alone = [store.file(m) for m in _story("one-")]
+    batched = store.file_many([(m, "unchecked") for m in _story("bat-")])
+    assert batched == alone
+    assert alone == [Filing.STORED, Filing.HISTORY, Filing.STORED, Filing.DUPLICATE,
+                     Filing.STORED, Filing.STORED, Filing.STORED, Filing.STORED,
+                     Filing.CONFLICT]  # fmt: skip
+    assert _rows(store, "bat-") == _rows(store, "one-")
+    rows = _rows(store, "bat-")
+    assert rows["v^3"][0] == "current"
+    assert rows["v^2"][:2] == ("superseded", "v^3")
+    assert rows["v^1"][:2] == ("superseded", "v^2")  # arrived late: history under v^2
+    assert rows["r^2"] == ("current", "", False, "r^1")
+    assert rows["r^1"][:2] == ("superseded", "r^2")
+    assert rows["m^2"][2] is True  # the mask of version 1 holds for version 2
+    assert "x^1" not in rows
+    assert {d for d in current(store) if d.startswith("bat-")} == {"bat-v^3", "bat-r^2", "bat-m^2"}
+
+
+def test_concurrent_batches_of_one_set_leave_the_highest_version_current(store):
+    """Consumers file overlapping batches of versions of one new set at once, out of order:
+    a batch that finds the set created meanwhile by another is filed again and decides anew."""
+    import random
+    from concurrent.futures import ThreadPoolExecutor
+
+    versions = list(range(1, 41)) * 2
+    random.Random(11).shuffle(versions)
+    batches = [versions[i : i + 8] for i in range(0, len(versions), 8)]
+    with ThreadPoolExecutor(max_workers=5) as pool:
+        results = list(
+            pool.map(
+                lambda b: store.file_many(
+                    [(message(f"k^{v}", set_id="set-k", version=v), "verified") for v in b]
+                ),
+                batches,
+            )
+        )
+    flat = [r for batch in results for r in batch]
+    assert not [r for r in flat if isinstance(r, Exception)]
+    assert flat.count(Filing.DUPLICATE) == 40
+    rows = {r["document_id"]: r for r in store.documents_for_patient(INS)}
+    assert len(rows) == 40
+    assert [d for d, r in rows.items() if r["status"] == "current"] == ["k^40"]
+    assert store.query(INS, DocumentQuery())[0]["document_id"] == "k^40"
