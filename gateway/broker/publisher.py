@@ -228,7 +228,9 @@ class Publisher:
         for batch in pending:
             if not batch.future.done():
                 batch.future.set_exception(BrokerUnavailable(f"RabbitMQ {reason}; not confirmed"))
-        if was_ready:
+        if was_ready and self._stopping.is_set() and not pending:
+            log("broker.closed", component="publisher")  # our own clean stop: no warning
+        elif was_ready:
             log(
                 "broker.disconnected",
                 level=30,

@@ -63,3 +63,18 @@ def test_publish_before_connecting_fails_fast():
     p = Publisher("amqp://guest:guest@127.0.0.1:1/")
     with pytest.raises(BrokerUnavailable):
         p.publish([OutboundMessage("x", "y", b"", "id")]).result(timeout=1)
+
+
+def test_a_clean_stop_is_not_a_warning(broker_ns, table, caplog):
+    """Operators alert on warnings: stopping the gateway must not look like losing RabbitMQ."""
+    import logging
+
+    caplog.set_level(logging.INFO, logger="gateway")
+    p = Publisher(broker_ns.url, topology.plan(table, broker_ns.names))
+    p.start()
+    p.publish([message(broker_ns, "patient-record")]).result(10)
+    p.stop()
+    events = {r.getMessage(): r.levelno for r in caplog.records}
+    assert events.get("broker.closed") == logging.INFO
+    assert "broker.disconnected" not in events
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
