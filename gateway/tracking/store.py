@@ -50,6 +50,25 @@ _STATUS_UPDATES = {
 }
 
 
+_LOCK_ROWS = (
+    sa.select(_row.trace_id)
+    .where(_row.trace_id.in_(sa.bindparam("trace_ids", expanding=True)))
+    .order_by(_row.trace_id)
+    .with_for_update()
+)
+_LOCK_CHUNK = 500
+
+
+def _lock(conn: sa.Connection, events: Sequence[Event]) -> None:
+    """Lock the summary rows ``events`` will update, in trace id order, before updating them
+    statement by statement. Another gateway's tracker updates the same rows (one answers a
+    message, the other's consumer files it), each in its own order: without one order taken
+    up front, the two writes could deadlock and one batch of events would be lost."""
+    traces = sorted({e.trace_id for e in events})
+    for i in range(0, len(traces), _LOCK_CHUNK):
+        conn.execute(_LOCK_ROWS, {"trace_ids": traces[i : i + _LOCK_CHUNK]})
+
+
 def _apply_all(conn: sa.Connection, events: Sequence[Event]) -> None:
     """Each event's change to its message's summary row, in order. A run of events of distinct
     messages touches distinct rows, so its order within does not matter: its statements go
@@ -115,11 +134,13 @@ class TrackingStore:
                     conn.execute(tracked_events.insert(), [_event_row(e) for e in events])
                 folded = _fold(events)
                 if folded is None:  # not one RECEIVED per new message: the literal way
+                    _lock(conn, events)
                     _apply_all(conn, events)
                     return
                 new_rows, later = folded
                 if new_rows:
                     conn.execute(tracked_messages.insert(), new_rows)
+                _lock(conn, later)
                 _apply_all(conn, later)
         except SQLAlchemyError as exc:
             raise StoreUnavailable(f"tracking store unavailable: {type(exc).__name__}") from None

@@ -260,3 +260,42 @@ def test_several_messages_change_status_in_one_write_postgresql(pg_url):
         _several_messages_change_status_in_one_write(TrackingStore(records.engine))
     finally:
         records.close()
+
+
+@pytest.mark.postgres
+def test_two_gateways_tracking_the_same_messages_do_not_deadlock(pg_url):
+    """Two gateways share the tracking tables: one answers a message, the other's record
+    consumer files it, so both update the same summary rows, each in its own order and
+    statement by statement. Each write locks its rows in one order first: none is lost."""
+    import random
+    import threading
+
+    records = [RecordStore.open(pg_url) for _ in range(2)]
+    try:
+        stores = [TrackingStore(r.engine) for r in records]
+        traces = [f"{n:032x}" for n in range(40)]
+        stores[0].write([_received(t, "cli", T0) for t in traces])
+        failures: list[Exception] = []
+
+        def gateway(n: int) -> None:
+            rnd = random.Random(n)
+            for i in range(60):
+                picked = rnd.sample(traces, 20)
+                at = T0 + timedelta(seconds=i + 1)
+                steps = [
+                    Event(t, events.VALIDATED, at, {"type_code": f"{n}-{i}"}) for t in picked[:10]
+                ] + [Event(t, (events.ACCEPTED, events.FILED)[n], at) for t in picked[10:]]
+                try:
+                    stores[n].write(steps)
+                except StoreUnavailable as exc:
+                    failures.append(exc)
+
+        threads = [threading.Thread(target=gateway, args=(n,)) for n in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert failures == []
+    finally:
+        for r in records:
+            r.close()
