@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import threading
+import time
 from collections.abc import Callable, Iterable
 
 from gateway.errors import StoreUnavailable
@@ -24,6 +25,10 @@ BATCH = 500
 # (received, judged, answered, filed), and writing each as it comes cost a transaction apiece
 # at moderate rates. Timelines show steps up to this much later.
 LINGER_S = 0.05
+# A write is one transaction, so a failed one left nothing and is tried again after these
+# pauses before its events are dropped: a deadlock with another gateway's writer or a
+# connection lost by a database restart costs a pause, not the steps of ~30 messages.
+RETRY_PAUSES_S = (0.1, 0.5)
 
 
 class Tracker:
@@ -105,7 +110,7 @@ class BufferedTracker(Tracker):
                 batch = [self._queue.popleft() for _ in range(min(BATCH, len(self._queue)))]
                 self._in_flight = len(batch)
             try:
-                self._store.write(batch)
+                self._write(batch)
             except StoreUnavailable as exc:
                 self._dropped(len(batch), str(exc))
             except Exception as exc:  # a bug here must not kill tracking for good
@@ -114,6 +119,17 @@ class BufferedTracker(Tracker):
                 with self._cond:
                     self._in_flight = 0
                     self._cond.notify_all()
+
+    def _write(self, batch: list[Event]) -> None:
+        for pause in RETRY_PAUSES_S:
+            try:
+                self._store.write(batch)
+                return
+            except StoreUnavailable:
+                if self._closing:
+                    raise
+                time.sleep(pause)
+        self._store.write(batch)
 
     def _dropped(self, count: int, reason: str) -> None:
         log("tracking.dropped", level=30, count=count, reason=reason)

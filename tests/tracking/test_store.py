@@ -299,3 +299,28 @@ def test_two_gateways_tracking_the_same_messages_do_not_deadlock(pg_url):
     finally:
         for r in records:
             r.close()
+
+
+def test_a_write_that_fails_once_is_tried_again_not_dropped(tmp_path):
+    """A deadlock or a lost connection fails one transaction; the events are written by the
+    next try, none is dropped."""
+    records = RecordStore.open(f"sqlite:///{tmp_path / 'r.sqlite3'}")
+    store = TrackingStore(records.engine)
+    failures = [StoreUnavailable("tracking store unavailable: OperationalError")]
+
+    class FailingOnce:
+        def write(self, batch):
+            if failures:
+                raise failures.pop()
+            store.write(batch)
+
+    dropped: list[int] = []
+    tracker = BufferedTracker(FailingOnce(), on_drop=dropped.append)
+    try:
+        tracker.record([_received("e" * 32, "cli", T0), Event("e" * 32, events.ACCEPTED, T0)])
+        assert tracker.flush(5)
+        assert dropped == [] and failures == []
+        assert store.message("e" * 32)["status"] == "accepted"
+    finally:
+        tracker.close()
+        records.close()
