@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.errors import StoreUnavailable
-from gateway.tracking.events import RECEIVED, STATUS_REPLACES, Event
+from gateway.tracking.events import FILED, PARKED, RECEIVED, STATUS_REPLACES, Event
 from gateway.tracking.schema import tracked_events, tracked_messages
 
 MAX_LIST = 500
@@ -130,9 +130,10 @@ class TrackingStore:
         their row as they come."""
         try:
             with self.engine.begin() as conn:
+                earlier = _steps_written_earlier(conn, events)  # before this batch's own
                 if events:
                     conn.execute(tracked_events.insert(), [_event_row(e) for e in events])
-                folded = _fold(events)
+                folded = _fold(events, earlier)
                 if folded is None:  # not one RECEIVED per new message: the literal way
                     _lock(conn, events)
                     _apply_all(conn, events)
@@ -266,10 +267,54 @@ def _summary(event: Event) -> dict[str, Any]:
     return {k: v for k, v in event.summary.items() if k in _SUMMARY_COLUMNS}
 
 
-def _fold(events: Sequence[Event]) -> tuple[list[dict[str, Any]], list[Event]] | None:
+_CONSUMER_STEPS = frozenset({FILED, PARKED})
+_STEPS_OF = (
+    sa.select(tracked_events.c.trace_id, tracked_events.c.event, tracked_events.c.at)
+    .where(tracked_events.c.trace_id.in_(sa.bindparam("trace_ids", expanding=True)))
+    .order_by(tracked_events.c.at, tracked_events.c.id)
+)
+
+
+def _steps_written_earlier(
+    conn: sa.Connection, events: Sequence[Event]
+) -> dict[str, list[tuple[str, datetime]]]:
+    """What record consumers already wrote (filed, parked) for the messages RECEIVED in
+    ``events``: with two gateways, the one whose consumer filed a message may write that step
+    before the answering gateway (lingering) writes its ``received``; the step's status UPDATE
+    matched no row then, so the row takes it from here when it is inserted. (Other steps
+    before their ``received`` come from the same gateway's threads recording out of order:
+    they are left out, as before.)"""
+    traces = sorted({e.trace_id for e in events if e.name == RECEIVED})
+    earlier: dict[str, list[tuple[str, datetime]]] = {}
+    for i in range(0, len(traces), _LOCK_CHUNK):
+        rows = conn.execute(_STEPS_OF, {"trace_ids": traces[i : i + _LOCK_CHUNK]})
+        for trace_id, name, at in rows:
+            if name in _CONSUMER_STEPS:
+                earlier.setdefault(trace_id, []).append((name, _aware(at)))
+    return earlier
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)  # SQLite: naive UTC
+
+
+def _take_status(row: dict[str, Any], name: str, at: datetime) -> None:
+    """``row``'s status becomes ``name`` when that step may replace it (as the UPDATEs do)."""
+    if name not in STATUS_REPLACES:
+        return
+    replaces = STATUS_REPLACES[name]
+    allowed = replaces is None or row["status"] in replaces | {name}
+    if allowed and row["updated_at"] <= at:
+        row["status"], row["updated_at"] = name, at
+
+
+def _fold(
+    events: Sequence[Event], earlier: dict[str, list[tuple[str, datetime]]] | None = None
+) -> tuple[list[dict[str, Any]], list[Event]] | None:
     """(summary rows of the messages RECEIVED in ``events``, each with its later steps applied
     as ``_apply_all``'s statements would, in order; the events of other messages, for
-    ``_apply_all``).
+    ``_apply_all``). ``earlier``: statuses of steps written before (another gateway's),
+    applied right after RECEIVED.
     A step before its message's RECEIVED in the batch is dropped, as its UPDATE would match no
     row. None when a message is RECEIVED twice (the INSERT must fail as it always did)."""
     rows: dict[str, dict[str, Any]] = {}
@@ -287,15 +332,13 @@ def _fold(events: Sequence[Event]) -> tuple[list[dict[str, Any]], list[Event]] |
                 "status": RECEIVED,
                 "updated_at": event.at,
             }
+            for name, at in (earlier or {}).get(event.trace_id, ()):
+                _take_status(rows[event.trace_id], name, at)
             continue
         if row is None:
             if event.trace_id not in received:
                 later.append(event)
             continue
         row.update(_summary(event))
-        if event.name in STATUS_REPLACES:
-            replaces = STATUS_REPLACES[event.name]
-            allowed = replaces is None or row["status"] in replaces | {event.name}
-            if allowed and row["updated_at"] <= event.at:
-                row["status"], row["updated_at"] = event.name, event.at
+        _take_status(row, event.name, event.at)
     return list(rows.values()), later

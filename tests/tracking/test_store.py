@@ -324,3 +324,35 @@ def test_a_write_that_fails_once_is_tried_again_not_dropped(tmp_path):
     finally:
         tracker.close()
         records.close()
+
+
+def _filed_before_received(store: TrackingStore) -> None:
+    s = timedelta(seconds=1)
+    # the filing gateway writes first: its status UPDATE finds no row yet
+    store.write([Event("f" * 32, events.FILED, T0 + 3 * s, detail={"destination": "pr"})])
+    store.write([_received("f" * 32, "cli", T0), Event("f" * 32, events.ACCEPTED, T0 + 2 * s)])
+    store.write([Event("g" * 32, events.FILED, T0 + 3 * s)])
+    store.write([_received("g" * 32, "cli", T0), Event("g" * 32, events.ACCEPTED, T0 + 4 * s)])
+    for trace in ("f" * 32, "g" * 32):
+        row = store.message(trace)
+        assert row["status"] == "filed", trace
+        assert sorted(e["event"] for e in row["timeline"]) == ["accepted", "filed", "received"]
+
+
+def test_a_step_written_before_its_received_still_sets_the_status_sqlite(tmp_path):
+    """Two gateways: the one that filed a message may write ``filed`` before the answering
+    one writes ``received`` (it lingers); the row takes that status when it is inserted."""
+    records = RecordStore.open(f"sqlite:///{tmp_path / 'r.sqlite3'}")
+    try:
+        _filed_before_received(TrackingStore(records.engine))
+    finally:
+        records.close()
+
+
+@pytest.mark.postgres
+def test_a_step_written_before_its_received_still_sets_the_status_postgresql(pg_url):
+    records = RecordStore.open(pg_url)
+    try:
+        _filed_before_received(TrackingStore(records.engine))
+    finally:
+        records.close()
