@@ -129,6 +129,34 @@ def pg_url(pg_admin_url: str):
 
 
 @pytest.fixture(scope="session")
+def records_pg_url(pg_admin_url):
+    """One migrated PostgreSQL database for the record and tracking tests (emptied between
+    tests): creating a database per test costs more than the tests themselves."""
+    with throwaway_database(pg_admin_url, "passerelle_records") as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store(request, tmp_path):
+    """A migrated, empty record store (records and tracking tables) on SQLite and on
+    PostgreSQL."""
+    import sqlalchemy as sa
+
+    from gateway.records.schema import metadata
+    from gateway.records.store import RecordStore
+
+    if request.param == "sqlite":
+        s = RecordStore.open(f"sqlite:///{tmp_path / 'r.sqlite3'}")
+    else:
+        s = RecordStore.open(request.getfixturevalue("records_pg_url"))
+        tables = ", ".join(t.name for t in metadata.sorted_tables)
+        with s.engine.begin() as conn:
+            conn.execute(sa.text(f"TRUNCATE {tables} RESTART IDENTITY"))
+    yield s
+    s.close()
+
+
+@pytest.fixture(scope="session")
 def keys_dir(tmp_path_factory) -> Path:
     """One development signing key for the whole run."""
     from gateway.signing.keystore import init_dev_key

@@ -15,6 +15,12 @@ from gateway.tracking.tracker import BufferedTracker
 T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
 
 
+@pytest.fixture
+def tracking(store):
+    """A tracking store in an empty record store: SQLite, and PostgreSQL (tests/conftest)."""
+    return TrackingStore(store.engine)
+
+
 def _received(trace_id: str, sender: str, at: datetime, **summary) -> Event:
     base = {"transport": "http", "sender": sender, "size": 10, "received_at": at}
     return Event(trace_id, events.RECEIVED, at, {**base, **summary})
@@ -75,21 +81,8 @@ def _exercise(store: TrackingStore) -> None:
     assert store.counts(since=day2) == {"rejected": 1}
 
 
-def test_sqlite(tmp_path):
-    records = RecordStore.open(f"sqlite:///{tmp_path / 'r.sqlite3'}")
-    try:
-        _exercise(TrackingStore(records.engine))
-    finally:
-        records.close()
-
-
-@pytest.mark.postgres
-def test_postgresql(pg_url):
-    records = RecordStore.open(pg_url)
-    try:
-        _exercise(TrackingStore(records.engine))
-    finally:
-        records.close()
+def test_timelines_search_and_counts(tracking):
+    _exercise(tracking)
 
 
 def test_buffered_tracker_writes_in_the_background_and_counts_drops(tmp_path):
@@ -234,32 +227,16 @@ def test_steps_of_messages_received_earlier_give_the_same_rows_in_any_batching(t
         r2.close()
 
 
-def _several_messages_change_status_in_one_write(store: TrackingStore) -> None:
+def test_several_messages_change_status_in_one_write(tracking):
     """The steady state under load: messages received in one write, their answers (one status
     each) in the next. The status updates go as one executemany per status."""
+    store = tracking
     traces = [f"{n:032x}" for n in range(3)]
     store.write([_received(t, "cli", T0) for t in traces])
     store.write([Event(t, events.ACCEPTED, T0 + timedelta(seconds=1)) for t in traces])
     store.write([Event(t, events.PARKED, T0 + timedelta(seconds=2)) for t in traces[:2]])
     assert [store.message(t)["status"] for t in traces] == ["parked", "parked", "accepted"]
     assert store.counts() == {"parked": 2, "accepted": 1}
-
-
-def test_several_messages_change_status_in_one_write_sqlite(tmp_path):
-    records = RecordStore.open(f"sqlite:///{tmp_path / 'r.sqlite3'}")
-    try:
-        _several_messages_change_status_in_one_write(TrackingStore(records.engine))
-    finally:
-        records.close()
-
-
-@pytest.mark.postgres
-def test_several_messages_change_status_in_one_write_postgresql(pg_url):
-    records = RecordStore.open(pg_url)
-    try:
-        _several_messages_change_status_in_one_write(TrackingStore(records.engine))
-    finally:
-        records.close()
 
 
 @pytest.mark.postgres
@@ -326,8 +303,10 @@ def test_a_write_that_fails_once_is_tried_again_not_dropped(tmp_path):
         records.close()
 
 
-def _filed_before_received(store: TrackingStore) -> None:
-    s = timedelta(seconds=1)
+def test_a_step_written_before_its_received_still_sets_the_status(tracking):
+    """Two gateways: the one that filed a message may write ``filed`` before the answering
+    one writes ``received`` (it lingers); the row takes that status when it is inserted."""
+    store, s = tracking, timedelta(seconds=1)
     # the filing gateway writes first: its status UPDATE finds no row yet
     store.write([Event("f" * 32, events.FILED, T0 + 3 * s, detail={"destination": "pr"})])
     store.write([_received("f" * 32, "cli", T0), Event("f" * 32, events.ACCEPTED, T0 + 2 * s)])
@@ -337,22 +316,3 @@ def _filed_before_received(store: TrackingStore) -> None:
         row = store.message(trace)
         assert row["status"] == "filed", trace
         assert sorted(e["event"] for e in row["timeline"]) == ["accepted", "filed", "received"]
-
-
-def test_a_step_written_before_its_received_still_sets_the_status_sqlite(tmp_path):
-    """Two gateways: the one that filed a message may write ``filed`` before the answering
-    one writes ``received`` (it lingers); the row takes that status when it is inserted."""
-    records = RecordStore.open(f"sqlite:///{tmp_path / 'r.sqlite3'}")
-    try:
-        _filed_before_received(TrackingStore(records.engine))
-    finally:
-        records.close()
-
-
-@pytest.mark.postgres
-def test_a_step_written_before_its_received_still_sets_the_status_postgresql(pg_url):
-    records = RecordStore.open(pg_url)
-    try:
-        _filed_before_received(TrackingStore(records.engine))
-    finally:
-        records.close()
