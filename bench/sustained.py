@@ -7,8 +7,9 @@ rising rates on one running gateway: from BENCH_SUSTAINED_START msg/s (default 2
 step, BENCH_SUSTAINED_SECONDS each (default 15, after the pace's 1 s warm-up). A step holds when
 nothing was refused, no send waited for a free connection (`late`), the p99 stayed within
 P99_LIMIT_MS, the record queue's backlog at the end is at most one second of that rate and
-no tracking event was dropped: intake answered in time, filing and tracking kept up. A step that fails is run once more, so one
-stall (a checkpoint, a GC) does not end the climb; it fails when it fails twice. The row
+no tracking event was dropped: intake answered in time, filing and tracking kept up. A step
+that fails is run once more, so one stall (a checkpoint, a GC) does not end the climb; it
+fails when it fails twice. The row
 gives the last rate that held, its figures, and the first that did not and why. The backlog
 is drained between steps.
 """

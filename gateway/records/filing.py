@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from gateway.broker.message import DocumentMessage
 from gateway.envelope import Envelope
 from gateway.records import audit
+from gateway.records.in_lists import chunks
 from gateway.records.schema import (
     audit_events,
     document_authors,
@@ -133,7 +134,6 @@ _SET_BIRTH_DATE = (
     .where(patients.c.ins == sa.bindparam("b_ins"))
     .values(birth_date=sa.bindparam("birth_date"))
 )
-_IN_CHUNK = 500  # ids per IN list
 
 
 @dataclass
@@ -147,6 +147,11 @@ class Head:
     updated_at: datetime | None = None
     held: bool = False
     changed: bool = False
+
+    @classmethod
+    def of(cls, row: sa.Row) -> Head:
+        """The head of a set row read from the database (locked)."""
+        return cls(row.patient_ins, row.current_document_id, row.current_version)
 
 
 def _set_of(env: Envelope) -> str | None:
@@ -202,14 +207,12 @@ class Batch:
         set_ids = sorted({k for m in messages if (k := _set_of(m.envelope))})
         batch = cls()
         batch.sets = dict.fromkeys(set_ids)
-        for chunk in _chunks(set_ids):
+        for chunk in chunks(set_ids):
             for row in conn.execute(_SETS_FOR_UPDATE, {"set_ids": chunk}):
-                batch.sets[row.set_id] = Head(
-                    row.patient_ins, row.current_document_id, row.current_version
-                )
-        for chunk in _chunks(ids):
+                batch.sets[row.set_id] = Head.of(row)
+        for chunk in chunks(ids):
             batch.filed.update(conn.execute(_SHA256_OF_MANY, {"ids": chunk}).all())
-        for chunk in _chunks(ins):
+        for chunk in chunks(ins):
             batch.patients.update(conn.execute(_BIRTH_DATE_OF_MANY, {"ins": chunk}).all())
         return batch
 
@@ -290,10 +293,6 @@ class Batch:
         self.notifications.append(_notification(ins, document_id, event))
 
 
-def _chunks(values: list[str]) -> Iterable[list[str]]:
-    return (values[i : i + _IN_CHUNK] for i in range(0, len(values), _IN_CHUNK))
-
-
 def _already_filed(
     conn: sa.Connection, env: Envelope, sender: audit.Actor, batch: Batch, look: bool
 ) -> Filing | None:
@@ -358,7 +357,7 @@ def _file(
         head = batch.sets[set_id]
     else:
         row = conn.execute(_SET_FOR_UPDATE, {"set_id": set_id}).first()
-        head = row and Head(row.patient_ins, row.current_document_id, row.current_version)
+        head = row and Head.of(row)
         batch.sets[set_id] = head
         # Under the set lock, look again: a concurrent filer of this very document may have
         # committed while we waited (PostgreSQL READ COMMITTED shows its row now).

@@ -30,6 +30,7 @@ from gateway.records.filing import (
     file_message,
     queue_notification,
 )
+from gateway.records.in_lists import chunks
 from gateway.records.schema import (
     access_decisions,
     audit_events,
@@ -292,7 +293,7 @@ class RecordStore:
     @staticmethod
     def _authors(conn: sa.Connection, ids: list[str]) -> dict[str, frozenset[str]]:
         out: dict[str, set[str]] = {}
-        for chunk in (ids[i : i + 500] for i in range(0, len(ids), 500)):
+        for chunk in chunks(ids):
             rows = conn.execute(
                 sa.select(document_authors.c.document_id, document_authors.c.author_id).where(
                     document_authors.c.document_id.in_(chunk)

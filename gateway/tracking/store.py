@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.errors import StoreUnavailable
+from gateway.records.in_lists import chunks
 from gateway.tracking.events import FILED, PARKED, RECEIVED, STATUS_REPLACES, Event
 from gateway.tracking.schema import tracked_events, tracked_messages
 
@@ -56,7 +57,6 @@ _LOCK_ROWS = (
     .order_by(_row.trace_id)
     .with_for_update()
 )
-_LOCK_CHUNK = 500
 
 
 def _lock(conn: sa.Connection, events: Sequence[Event]) -> None:
@@ -65,8 +65,8 @@ def _lock(conn: sa.Connection, events: Sequence[Event]) -> None:
     message, the other's consumer files it), each in its own order: without one order taken
     up front, the two writes could deadlock and one batch of events would be lost."""
     traces = sorted({e.trace_id for e in events})
-    for i in range(0, len(traces), _LOCK_CHUNK):
-        conn.execute(_LOCK_ROWS, {"trace_ids": traces[i : i + _LOCK_CHUNK]})
+    for chunk in chunks(traces):
+        conn.execute(_LOCK_ROWS, {"trace_ids": chunk})
 
 
 def _apply_all(conn: sa.Connection, events: Sequence[Event]) -> None:
@@ -286,9 +286,8 @@ def _steps_written_earlier(
     they are left out, as before.)"""
     traces = sorted({e.trace_id for e in events if e.name == RECEIVED})
     earlier: dict[str, list[tuple[str, datetime]]] = {}
-    for i in range(0, len(traces), _LOCK_CHUNK):
-        rows = conn.execute(_STEPS_OF, {"trace_ids": traces[i : i + _LOCK_CHUNK]})
-        for trace_id, name, at in rows:
+    for chunk in chunks(traces):
+        for trace_id, name, at in conn.execute(_STEPS_OF, {"trace_ids": chunk}):
             if name in _CONSUMER_STEPS:
                 earlier.setdefault(trace_id, []).append((name, _aware(at)))
     return earlier
