@@ -14,6 +14,9 @@ from concurrent.futures import Executor
 from pathlib import Path
 
 from gateway.broker.message import (
+    CONTENT_TYPE,
+    CONTENT_TYPES,
+    FORMAT,
     DocumentMessage,
     encode,
     encode_deidentified,
@@ -166,21 +169,30 @@ class IngestService:
 
     def _messages(self, accepted: Accepted, tools: Tools) -> list[OutboundMessage]:
         env = accepted.envelope
-        body = encode(DocumentMessage(env, accepted.payload, accepted.attachments))
-        destinations = tools.routing.destinations
-        return [
-            OutboundMessage(
-                exchange=self._names.exchange,
-                routing_key=destination,
-                body=encode_deidentified(env)
-                if destination in destinations and destinations[destination].strips_patient
-                else body,
-                message_id=env.document_id,
-                correlation_id=env.trace_id,
-                headers=headers(env),
+        document = DocumentMessage(env, accepted.payload, accepted.attachments)
+        bodies: dict[str, bytes] = {}  # by format: each encoded once, whatever the destinations
+        messages = []
+        for name in accepted.destinations:
+            destination = tools.routing.destinations.get(name)
+            if destination is not None and destination.strips_patient:
+                body, content_type = encode_deidentified(env), CONTENT_TYPE
+            else:
+                fmt = destination.format if destination is not None else FORMAT
+                if fmt not in bodies:
+                    bodies[fmt] = encode(document, fmt)
+                body, content_type = bodies[fmt], CONTENT_TYPES[fmt]
+            messages.append(
+                OutboundMessage(
+                    exchange=self._names.exchange,
+                    routing_key=name,
+                    body=body,
+                    message_id=env.document_id,
+                    correlation_id=env.trace_id,
+                    content_type=content_type,
+                    headers=headers(env),
+                )
             )
-            for destination in accepted.destinations
-        ]
+        return messages
 
     async def _publish(self, accepted: Accepted, submission: Submission, tools: Tools) -> Receipt:
         env = accepted.envelope

@@ -1,9 +1,19 @@
-"""The AMQP message format: one JSON object per document (docs/message-format.md). Pure.
+"""The AMQP message formats of a document (docs/message-format.md). Pure.
+
+``passerelle.document/1``, one JSON object:
 
     {"format": "passerelle.document/1",
      "envelope": {...},                       the Envelope, JSON form
      "payload": "<base64>",                   the document bytes, as signed and hashed
      "attachments": [{"role", "content_type", "data": "<base64>"}]}
+
+``passerelle.document/2``, the same parts framed: one line of JSON naming each part's size,
+then the parts' bytes as they are, payload first (no base64 to encode, decode and scan):
+
+    {"format": "passerelle.document/2", "envelope": {...}, "payload": {"size": N},
+     "attachments": [{"role", "content_type", "size": M}]}\n<N bytes><M bytes>...
+
+A destination says which one it takes (routing.yaml ``format``); ``decode`` reads both.
 
 AMQP properties: message_id = document id (idempotency key), correlation_id = trace id,
 persistent delivery, type "document". Headers repeat a few routing facts that carry no patient
@@ -24,9 +34,12 @@ from gateway.outcome import Attachment, Rejected
 from gateway.submission import Submission
 
 FORMAT = "passerelle.document/1"
+FRAMED_FORMAT = "passerelle.document/2"
+FORMATS = (FORMAT, FRAMED_FORMAT)
 DEIDENTIFIED_FORMAT = "passerelle.deidentified/1"  # envelope without patient, no payload
 REJECTION_FORMAT = "passerelle.rejection/1"  # a refused input with its validation report
 CONTENT_TYPE = "application/json"
+CONTENT_TYPES = {FORMAT: CONTENT_TYPE, FRAMED_FORMAT: "application/vnd.passerelle.document-2"}
 
 
 class MalformedMessage(ValueError):
@@ -40,8 +53,32 @@ class DocumentMessage:
     attachments: tuple[Attachment, ...] = ()
 
 
-def encode(message: DocumentMessage) -> bytes:
-    """The JSON of the format above, byte for byte what ``json.dumps`` of the whole object
+def encode(message: DocumentMessage, fmt: str = FORMAT) -> bytes:
+    """``message`` in the format ``fmt`` (one of ``FORMATS``)."""
+    if fmt == FRAMED_FORMAT:
+        return _framed(message)
+    if fmt != FORMAT:
+        raise ValueError(f"unknown message format {fmt!r}")
+    return _json_object(message)
+
+
+def _framed(message: DocumentMessage) -> bytes:
+    """The first line cannot end early: compact JSON escapes every newline inside strings,
+    and no byte of a multi-byte UTF-8 character is a newline."""
+    head = {
+        "format": FRAMED_FORMAT,
+        "envelope": message.envelope.to_dict(),
+        "payload": {"size": len(message.payload)},
+        "attachments": [
+            {"role": a.role, "content_type": a.content_type, "size": len(a.data)}
+            for a in message.attachments
+        ],
+    }
+    return b"".join([_json(head), b"\n", message.payload, *(a.data for a in message.attachments)])
+
+
+def _json_object(message: DocumentMessage) -> bytes:
+    """The /1 JSON, byte for byte what ``json.dumps`` of the whole object
     (compact separators, non-ASCII kept) gives. The base64 strings need no JSON escaping, so
     they are spliced in as bytes: the JSON encoder would otherwise scan every character of a
     130 KB document's base64 on the event loop, then encode the result again."""
@@ -63,7 +100,16 @@ def _json(value) -> bytes:
 
 
 def decode(body: bytes) -> DocumentMessage:
+    """A document message of either format; MalformedMessage when it is neither."""
     try:
+        head, newline, parts = body.partition(b"\n")
+        if newline:  # /2; or /1 written with line breaks, which the first line alone is not
+            try:
+                data = json.loads(head)
+            except ValueError:
+                data = None
+            if isinstance(data, dict) and data.get("format") == FRAMED_FORMAT:
+                return _unframed(data, parts)
         data = json.loads(body)
         if data.get("format") != FORMAT:
             raise MalformedMessage(f"unknown message format {data.get('format')!r}")
@@ -79,6 +125,31 @@ def decode(body: bytes) -> DocumentMessage:
         raise
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise MalformedMessage(f"not a document message: {type(exc).__name__}") from None
+
+
+def _unframed(head: dict, parts: bytes) -> DocumentMessage:
+    """The parts named in ``head`` cut from ``parts``: their sizes must cover it exactly (a
+    truncated or padded body is refused, not filed short)."""
+    declared = [head["payload"], *head.get("attachments", [])]
+    sizes = [d["size"] for d in declared]
+    if any(type(n) is not int or n < 0 for n in sizes):
+        raise MalformedMessage("a part size is not a non-negative integer")
+    if sum(sizes) != len(parts):
+        raise MalformedMessage(
+            f"the parts declared ({sum(sizes)} bytes) do not match the body ({len(parts)} bytes)"
+        )
+    cut, start = [], 0
+    for n in sizes:
+        cut.append(parts[start : start + n])
+        start += n
+    return DocumentMessage(
+        envelope=Envelope.from_dict(head["envelope"]),
+        payload=cut[0],
+        attachments=tuple(
+            Attachment(a["role"], a["content_type"], data)
+            for a, data in zip(declared[1:], cut[1:], strict=True)
+        ),
+    )
 
 
 def headers(envelope: Envelope) -> dict[str, str]:

@@ -17,6 +17,7 @@ from typing import Any
 import jsonschema
 import yaml
 
+from gateway.broker.message import FORMAT
 from gateway.errors import ConfigError
 from gateway.findings import Finding, error
 from gateway.routing.table import Condition, Destination, RoutingTable, Rule, unreachable
@@ -212,6 +213,7 @@ def _destination(name: str, spec: dict) -> Destination:
         consumer=spec.get("consumer"),
         single_active_consumer=spec.get("single_active_consumer", False),
         strip=tuple(spec.get("strip") or ()),
+        format=spec.get("format", FORMAT),
     )
 
 

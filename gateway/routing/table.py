@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from gateway.broker.message import FORMAT
 from gateway.envelope import Envelope
 
 OPERATORS = ("equals", "in", "prefix", "regex", "exists")
@@ -34,6 +35,7 @@ class Destination:
     consumer: str | None = None  # built-in consumer attached to it ("patient-record", …)
     single_active_consumer: bool = False  # one consumer at a time across processes: FIFO
     strip: tuple[str, ...] = ()  # parts removed before publishing here, e.g. ("patient",)
+    format: str = FORMAT  # the document message format its consumers read (message.FORMATS)
 
     @property
     def strips_patient(self) -> bool:

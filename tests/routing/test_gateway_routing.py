@@ -4,12 +4,14 @@ destinations, rejected inputs with their report, and reload (a bad file keeps th
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import time
 from pathlib import Path
 
 import pytest
 
+from gateway.broker.message import decode
 from gateway.routing import loader
 from tests.broker.helpers import depth, get_one, post, wait_for
 from tests.conftest import FIXTURES
@@ -74,6 +76,30 @@ def test_a_stripping_destination_never_receives_the_patient(start_gateway, broke
     assert message["envelope"]["signature"]["key_id"]  # who signed stays; the document does not
     _, full = get_one(broker_ns.url, broker_ns.names.queue("yes-equals"))
     assert INS in full  # the other destinations get the whole document
+
+
+def test_each_destination_gets_the_document_in_its_format(start_gateway, broker_ns, tmp_path):
+    path = tmp_path / "routing.yaml"
+    path.write_text(
+        "version: 1\ndestinations:\n"
+        "  framed: {type: classic, format: passerelle.document/2}\n"
+        "  plain: {type: classic}\n"
+        "  parking: {type: classic}\n"
+        "rules: [{name: both, match: {type_code: 11502-2}, to: [framed, plain]}]\n"
+        "default: {to: [parking]}\nparking: parking\n"
+    )
+    gw = start_gateway(GATEWAY_ROUTING_FILE=str(path))
+    assert post(gw.http_url + "/documents", CDA.read_bytes())[0] == 202
+    framed_props, framed = get_one(broker_ns.url, broker_ns.names.queue("framed"))
+    plain_props, plain = get_one(broker_ns.url, broker_ns.names.queue("plain"))
+    assert framed.startswith(b'{"format":"passerelle.document/2"')
+    assert framed_props.content_type == "application/vnd.passerelle.document-2"
+    assert json.loads(plain)["format"] == "passerelle.document/1"
+    assert plain_props.content_type == "application/json"
+    assert decode(framed) == decode(plain)
+    payload = decode(framed).payload
+    assert hashlib.sha256(payload).hexdigest() == decode(framed).envelope.sha256
+    assert framed.endswith(payload)  # the bytes themselves, no base64
 
 
 def test_a_rejected_input_reaches_the_rejected_queue_with_its_report(

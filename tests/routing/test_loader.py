@@ -57,6 +57,16 @@ def test_unknown_key_is_reported_on_its_line():
     assert "unknown key 'colour' at destinations.parking" in message
 
 
+def test_a_destination_takes_the_json_format_unless_it_names_another():
+    table = loader.parse(
+        BASE.replace("  parking: {}", "  parking: {format: passerelle.document/2}")
+    )
+    assert table.destinations["record"].format == "passerelle.document/1"
+    assert table.destinations["parking"].format == "passerelle.document/2"
+    [(line, rule, _)] = problems(BASE.replace("  parking: {}", "  parking: {format: xml}"))
+    assert (line, rule) == (4, "routing.schema")
+
+
 def test_unknown_operator_names_the_operator_and_line():
     text = BASE.replace("{exists: true}", "{equal: x}")
     [(line, rule, message)] = problems(text)
