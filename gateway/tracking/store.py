@@ -7,12 +7,14 @@ serve ``GET /messages``, ``GET /messages/{id}`` and the message browser; every r
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.errors import StoreUnavailable
@@ -34,21 +36,83 @@ _row = tracked_messages.c
 _UPDATE_SUMMARY = tracked_messages.update().where(_row.trace_id == sa.bindparam("b_trace_id"))
 
 
+def _literal_in(column, names) -> sa.ColumnElement[bool]:
+    # Inlined (our own constants), not bound: an IN of bound values expands per execution,
+    # which executemany refuses.
+    return column.in_([sa.literal_column(f"'{s}'") for s in sorted(names)])
+
+
 def _status_update(name: str, replaces: frozenset[str] | None) -> sa.Update:
     # updated_at is when the current status happened: an older event never replaces it
     where = (_row.trace_id == sa.bindparam("b_trace_id")) & (
         _row.updated_at <= sa.bindparam("b_at")
     )
     if replaces is not None:  # or refreshes itself
-        # The statuses are inlined (our own constants), not bound: an IN of bound values
-        # expands per execution, which executemany refuses, and these run as executemany.
-        where &= _row.status.in_([sa.literal_column(f"'{s}'") for s in sorted(replaces | {name})])
+        where &= _literal_in(_row.status, replaces | {name})
     return tracked_messages.update().where(where)
 
 
+# Steps a record consumer writes: with two gateways on one database, the one that files a
+# message may write its step before the answering one has inserted the message's row
+# (that one lingers). Such a step inserts the row itself, bare, and the answering gateway's
+# insert then completes it (``_new_rows``). Both are upserts on the trace id, so the unique
+# index orders them whichever commits first: no window where a step finds no row and is lost.
+_CONSUMER_STEPS = frozenset({FILED, PARKED})
 _STATUS_UPDATES = {
-    name: _status_update(name, replaces) for name, replaces in STATUS_REPLACES.items()
+    name: _status_update(name, replaces)
+    for name, replaces in STATUS_REPLACES.items()
+    if name not in _CONSUMER_STEPS
 }
+
+
+def _insert(dialect: str):
+    return (postgresql if dialect == "postgresql" else sqlite).insert(tracked_messages)
+
+
+def _replaceable(status, name: str) -> sa.ColumnElement[bool]:
+    """SQL: the step ``name`` may replace ``status`` (STATUS_REPLACES)."""
+    replaces = STATUS_REPLACES[name]
+    return sa.true() if replaces is None else _literal_in(status, replaces | {name})
+
+
+@functools.cache
+def _step_upsert(dialect: str, name: str):
+    """A consumer step's status: on its message's row when there is one (as ``_status_update``
+    would), else on a bare row that the message's ``received`` will complete."""
+    ins = _insert(dialect)
+    return ins.on_conflict_do_update(
+        index_elements=[_row.trace_id],
+        set_={"status": ins.excluded.status, "updated_at": ins.excluded.updated_at},
+        where=(_row.updated_at <= ins.excluded.updated_at) & _replaceable(_row.status, name),
+    )
+
+
+@functools.cache
+def _new_rows(dialect: str):
+    """The rows of messages received in a batch. Where a consumer step got there first (its
+    bare row), the new row takes its place but keeps that step's status unless its own may
+    replace it, as if the step had come right after ``received`` (``_take_status``)."""
+    ins = _insert(dialect)
+    new = ins.excluded
+    replaces = sa.or_(
+        *(
+            (new.status == sa.literal_column(f"'{name}'"))
+            & _replaceable(_row.status, name)
+            & (_row.updated_at <= new.updated_at)
+            for name in sorted(STATUS_REPLACES)
+        )
+    )
+    columns = {c.name: new[c.name] for c in tracked_messages.c if c.name != "trace_id"}
+    columns["status"] = sa.case((replaces, new.status), else_=_row.status)
+    columns["updated_at"] = sa.case((replaces, new.updated_at), else_=_row.updated_at)
+    return ins.on_conflict_do_update(index_elements=[_row.trace_id], set_=columns)
+
+
+def _bare_row(event: Event) -> dict[str, Any]:
+    """A consumer step's row until its ``received`` completes it (transport and sender are
+    not known to the consumer: empty, and listed by when the step happened)."""
+    return {"trace_id": event.trace_id, "status": event.name, "updated_at": event.at,
+            "received_at": event.at, "transport": "", "sender": ""}  # fmt: skip
 
 
 _LOCK_ROWS = (
@@ -90,6 +154,7 @@ def _apply_run(conn: sa.Connection, run: Sequence[Event]) -> None:
     inserts: list[dict[str, Any]] = []
     summaries: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     statuses: dict[str, list[dict[str, Any]]] = {}
+    steps: dict[str, list[dict[str, Any]]] = {}
     for event in run:
         summary = _summary(event)
         if event.name == RECEIVED:
@@ -101,7 +166,9 @@ def _apply_run(conn: sa.Connection, run: Sequence[Event]) -> None:
             summaries.setdefault(tuple(sorted(summary)), []).append(
                 {"b_trace_id": event.trace_id, **summary}
             )
-        if event.name in STATUS_REPLACES:
+        if event.name in _CONSUMER_STEPS:
+            steps.setdefault(event.name, []).append(_bare_row(event))
+        elif event.name in STATUS_REPLACES:
             statuses.setdefault(event.name, []).append(
                 {"b_trace_id": event.trace_id, "b_at": event.at, "status": event.name,
                  "updated_at": event.at}
@@ -112,6 +179,8 @@ def _apply_run(conn: sa.Connection, run: Sequence[Event]) -> None:
         conn.execute(_UPDATE_SUMMARY, params)
     for name, params in statuses.items():
         conn.execute(_STATUS_UPDATES[name], params)
+    for name, rows in steps.items():  # in trace id order, as every write takes its rows
+        conn.execute(_step_upsert(conn.dialect.name, name), sorted(rows, key=_trace_id))
 
 
 class TrackingStore:
@@ -130,18 +199,18 @@ class TrackingStore:
         their row as they come."""
         try:
             with self.engine.begin() as conn:
-                earlier = _steps_written_earlier(conn, events)  # before this batch's own
                 if events:
                     conn.execute(tracked_events.insert(), [_event_row(e) for e in events])
-                folded = _fold(events, earlier)
+                folded = _fold(events)
                 if folded is None:  # not one RECEIVED per new message: the literal way
                     _lock(conn, events)
                     _apply_all(conn, events)
                     return
                 new_rows, later = folded
+                _lock(conn, later)  # rows that exist, then the new ones: both in trace id order
                 if new_rows:
-                    conn.execute(tracked_messages.insert(), new_rows)
-                _lock(conn, later)
+                    rows = sorted(new_rows, key=_trace_id)
+                    conn.execute(_new_rows(conn.dialect.name), rows)
                 _apply_all(conn, later)
         except SQLAlchemyError as exc:
             raise StoreUnavailable(f"tracking store unavailable: {type(exc).__name__}") from None
@@ -267,34 +336,8 @@ def _summary(event: Event) -> dict[str, Any]:
     return {k: v for k, v in event.summary.items() if k in _SUMMARY_COLUMNS}
 
 
-_CONSUMER_STEPS = frozenset({FILED, PARKED})
-_STEPS_OF = (
-    sa.select(tracked_events.c.trace_id, tracked_events.c.event, tracked_events.c.at)
-    .where(tracked_events.c.trace_id.in_(sa.bindparam("trace_ids", expanding=True)))
-    .order_by(tracked_events.c.at, tracked_events.c.id)
-)
-
-
-def _steps_written_earlier(
-    conn: sa.Connection, events: Sequence[Event]
-) -> dict[str, list[tuple[str, datetime]]]:
-    """What record consumers already wrote (filed, parked) for the messages RECEIVED in
-    ``events``: with two gateways, the one whose consumer filed a message may write that step
-    before the answering gateway (lingering) writes its ``received``; the step's status UPDATE
-    matched no row then, so the row takes it from here when it is inserted. (Other steps
-    before their ``received`` come from the same gateway's threads recording out of order:
-    they are left out, as before.)"""
-    traces = sorted({e.trace_id for e in events if e.name == RECEIVED})
-    earlier: dict[str, list[tuple[str, datetime]]] = {}
-    for chunk in chunks(traces):
-        for trace_id, name, at in conn.execute(_STEPS_OF, {"trace_ids": chunk}):
-            if name in _CONSUMER_STEPS:
-                earlier.setdefault(trace_id, []).append((name, _aware(at)))
-    return earlier
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)  # SQLite: naive UTC
+def _trace_id(row: dict[str, Any]) -> str:
+    return row["trace_id"]
 
 
 def _take_status(row: dict[str, Any], name: str, at: datetime) -> None:
@@ -307,13 +350,10 @@ def _take_status(row: dict[str, Any], name: str, at: datetime) -> None:
         row["status"], row["updated_at"] = name, at
 
 
-def _fold(
-    events: Sequence[Event], earlier: dict[str, list[tuple[str, datetime]]] | None = None
-) -> tuple[list[dict[str, Any]], list[Event]] | None:
+def _fold(events: Sequence[Event]) -> tuple[list[dict[str, Any]], list[Event]] | None:
     """(summary rows of the messages RECEIVED in ``events``, each with its later steps applied
     as ``_apply_all``'s statements would, in order; the events of other messages, for
-    ``_apply_all``). ``earlier``: statuses of steps written before (another gateway's),
-    applied right after RECEIVED.
+    ``_apply_all``).
     A step before its message's RECEIVED in the batch is dropped, as its UPDATE would match no
     row. None when a message is RECEIVED twice (the INSERT must fail as it always did)."""
     rows: dict[str, dict[str, Any]] = {}
@@ -331,8 +371,6 @@ def _fold(
                 "status": RECEIVED,
                 "updated_at": event.at,
             }
-            for name, at in (earlier or {}).get(event.trace_id, ()):
-                _take_status(rows[event.trace_id], name, at)
             continue
         if row is None:
             if event.trace_id not in received:

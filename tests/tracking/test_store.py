@@ -316,3 +316,46 @@ def test_a_step_written_before_its_received_still_sets_the_status(tracking):
         row = store.message(trace)
         assert row["status"] == "filed", trace
         assert sorted(e["event"] for e in row["timeline"]) == ["accepted", "filed", "received"]
+
+
+@pytest.mark.parametrize("moment", range(3))
+def test_a_step_written_while_its_received_is_being_written_is_kept(store, moment):
+    """Two gateways: the filing one writes ``filed`` at any moment of the answering one's
+    write of ``received`` (before each of its statements, before its commit); whichever
+    commits first, the message ends ``filed`` (the step may block until the other commits)."""
+    import threading
+
+    import sqlalchemy as sa
+
+    answering = TrackingStore(store.engine)
+    other = RecordStore.open(store.engine.url.render_as_string(hide_password=False))
+    filing = TrackingStore(other.engine)
+    trace, s = "h" * 32, timedelta(seconds=1)
+    points: list[str] = []
+    written = threading.Thread(
+        target=filing.write, args=([Event(trace, events.FILED, T0 + 3 * s)],)
+    )
+
+    def point(*args) -> None:
+        if len(args) > 2 and args[2].startswith("BEGIN"):  # SQLite's own, before any work
+            return
+        points.append("here")
+        if len(points) == moment + 1:
+            written.start()
+            written.join(0.5)  # blocked on the answering write's row: it finishes after
+
+    sa.event.listen(store.engine, "before_cursor_execute", point)
+    sa.event.listen(store.engine, "commit", point)
+    try:
+        answering.write([_received(trace, "cli", T0), Event(trace, events.ACCEPTED, T0 + 2 * s)])
+    finally:
+        sa.event.remove(store.engine, "before_cursor_execute", point)
+        sa.event.remove(store.engine, "commit", point)
+    written.join(10)
+    try:
+        assert written.ident is not None and not written.is_alive()  # it came, and finished
+        row = answering.message(trace)
+        assert (row["status"], row["sender"], row["transport"]) == ("filed", "cli", "http")
+        assert [e["event"] for e in row["timeline"]] == ["received", "accepted", "filed"]
+    finally:
+        other.close()
