@@ -11,7 +11,7 @@
 then the parts' bytes as they are, payload first (no base64 to encode, decode and scan):
 
     {"format": "passerelle.document/2", "envelope": {...}, "payload": {"size": N},
-     "attachments": [{"role", "content_type", "size": M}]}\n<N bytes><M bytes>...
+     "attachments": [{"role", "content_type", "size": M}]}<newline><N bytes><M bytes>...
 
 A destination says which one it takes (routing.yaml ``format``); ``decode`` reads both.
 
