@@ -106,7 +106,7 @@ def decode(body: bytes) -> DocumentMessage:
         if newline:  # /2; or /1 written with line breaks, which the first line alone is not
             try:
                 data = json.loads(head)
-            except ValueError:
+            except (ValueError, RecursionError):
                 data = None
             if isinstance(data, dict) and data.get("format") == FRAMED_FORMAT:
                 return _unframed(data, parts)
@@ -123,7 +123,8 @@ def decode(body: bytes) -> DocumentMessage:
         )
     except MalformedMessage:
         raise
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+        # RecursionError: JSON nested deeper than the interpreter's stack
         raise MalformedMessage(f"not a document message: {type(exc).__name__}") from None
 
 
