@@ -24,7 +24,7 @@ from gateway.adapters import detect
 from gateway.adapters.cda import parser as cda_parser
 from gateway.adapters.hl7v2 import parser as hl7_parser
 from gateway.broker import topology
-from gateway.broker.message import FORMAT, DocumentMessage, encode, headers
+from gateway.broker.message import DocumentMessage, encode, headers
 from gateway.broker.names import Names
 from gateway.broker.publisher import OutboundMessage, Publisher
 from gateway.config import Settings
@@ -122,12 +122,11 @@ class _Publishing:
     def cost(self, accepted: Accepted) -> float:
         env = accepted.envelope
         document = DocumentMessage(env, accepted.payload, accepted.attachments)
-        formats = {name: d.format for name, d in self.routing.destinations.items()}
         batch = [
             OutboundMessage(
                 self.names.exchange,
                 dest,
-                encode(document, formats.get(dest, FORMAT)),
+                encode(document, self.routing.format_of(dest)),
                 env.document_id,
                 env.trace_id,
                 headers=headers(env),

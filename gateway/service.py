@@ -16,7 +16,6 @@ from pathlib import Path
 from gateway.broker.message import (
     CONTENT_TYPE,
     CONTENT_TYPES,
-    FORMAT,
     DocumentMessage,
     encode,
     encode_deidentified,
@@ -177,7 +176,7 @@ class IngestService:
             if destination is not None and destination.strips_patient:
                 body, content_type = encode_deidentified(env), CONTENT_TYPE
             else:
-                fmt = destination.format if destination is not None else FORMAT
+                fmt = tools.routing.format_of(name)
                 if fmt not in bodies:
                     bodies[fmt] = encode(document, fmt)
                 body, content_type = bodies[fmt], CONTENT_TYPES[fmt]

@@ -112,6 +112,11 @@ class RoutingTable:
     parking: str | None = None  # destination for what could not be routed or delivered
     source: str = field(default="<memory>", compare=False)
 
+    def format_of(self, name: str) -> str:
+        """The document message format destination ``name`` takes (unknown: the default)."""
+        destination = self.destinations.get(name)
+        return destination.format if destination is not None else FORMAT
+
     def decide(self, envelope: Envelope) -> Decision:
         chosen: list[str] = []
         reasons: list[str] = []
