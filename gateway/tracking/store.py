@@ -42,14 +42,19 @@ def _literal_in(column, names) -> sa.ColumnElement[bool]:
     return column.in_([sa.literal_column(f"'{s}'") for s in sorted(names)])
 
 
-def _status_update(name: str, replaces: frozenset[str] | None) -> sa.Update:
+def _replaceable(status, name: str) -> sa.ColumnElement[bool]:
+    """SQL: the step ``name`` may replace ``status`` (STATUS_REPLACES), or refresh itself."""
+    replaces = STATUS_REPLACES[name]
+    return sa.true() if replaces is None else _literal_in(status, replaces | {name})
+
+
+def _status_update(name: str) -> sa.Update:
     # updated_at is when the current status happened: an older event never replaces it
-    where = (_row.trace_id == sa.bindparam("b_trace_id")) & (
-        _row.updated_at <= sa.bindparam("b_at")
+    return tracked_messages.update().where(
+        (_row.trace_id == sa.bindparam("b_trace_id"))
+        & (_row.updated_at <= sa.bindparam("b_at"))
+        & _replaceable(_row.status, name)
     )
-    if replaces is not None:  # or refreshes itself
-        where &= _literal_in(_row.status, replaces | {name})
-    return tracked_messages.update().where(where)
 
 
 # Steps a record consumer writes: with two gateways on one database, the one that files a
@@ -59,20 +64,12 @@ def _status_update(name: str, replaces: frozenset[str] | None) -> sa.Update:
 # index orders them whichever commits first: no window where a step finds no row and is lost.
 _CONSUMER_STEPS = frozenset({FILED, PARKED})
 _STATUS_UPDATES = {
-    name: _status_update(name, replaces)
-    for name, replaces in STATUS_REPLACES.items()
-    if name not in _CONSUMER_STEPS
+    name: _status_update(name) for name in STATUS_REPLACES if name not in _CONSUMER_STEPS
 }
 
 
 def _insert(dialect: str):
     return (postgresql if dialect == "postgresql" else sqlite).insert(tracked_messages)
-
-
-def _replaceable(status, name: str) -> sa.ColumnElement[bool]:
-    """SQL: the step ``name`` may replace ``status`` (STATUS_REPLACES)."""
-    replaces = STATUS_REPLACES[name]
-    return sa.true() if replaces is None else _literal_in(status, replaces | {name})
 
 
 @functools.cache
