@@ -15,6 +15,7 @@ from gateway.broker.names import Names
 from gateway.broker.probe import TopologyProbe
 from gateway.broker.publisher import Publisher
 from gateway.config import Settings
+from gateway.filing import FilingProcess
 from gateway.logs import log
 from gateway.metrics import Metrics, QueueDepthCollector
 from gateway.pipeline import Checks, Tools
@@ -106,6 +107,7 @@ class Services:
     probe: TopologyProbe | None = None
     replayer: Replayer | None = None
     workers: PipelineWorkers | None = None
+    filing: FilingProcess | None = None  # the record consumers' process, when they have one
     senders: SenderRegistry | None = None  # None: authentication off
     connections: ConnectionLimiter = field(default_factory=ConnectionLimiter)
 
@@ -175,11 +177,43 @@ def start(settings: Settings) -> Services:
     )
     if notify.DESTINATION in tools.routing.destinations:
         services.notifier = notify.BrokerNotifier(publisher, names, settings.publish_timeout_s)
-    worker = RecordWorker(store, verifier, notifier=services.notifier)
-    # Several competing consumers per queue: while one waits on PostgreSQL round trips,
-    # another files; filing is safe under concurrency (the set row is locked, the document id
-    # checked again under the lock), as it must be with several gateway instances anyway.
-    for dest in tools.routing.destinations.values():
+    if settings.record_consumers and settings.filing_process:
+        services.filing = FilingProcess(settings)
+        try:
+            services.filing.start()
+        except BaseException:
+            stop(services)
+            raise
+        metrics.gather(services.filing.metric_families)
+    else:
+        worker = RecordWorker(store, verifier, notifier=services.notifier)
+        services.consumers = start_record_consumers(
+            settings, names, tools.routing, worker, tracker, metrics
+        )
+    services.reloader = RoutingReloader(
+        settings.routing_file,
+        lambda table: apply_routing(services, table),
+        settings.routing_reload_s,
+    )
+    services.reloader.start()
+    return services
+
+
+def start_record_consumers(
+    settings: Settings,
+    names: Names,
+    routing: RoutingTable,
+    worker: RecordWorker,
+    tracker: Tracker,
+    metrics: Metrics,
+) -> list[Consumer]:
+    """``settings.record_consumers`` competing consumers on each patient-record queue.
+
+    Several per queue: while one waits on PostgreSQL round trips, another files; filing is
+    safe under concurrency (the set row is locked, the document id checked again under the
+    lock), as it must be with several gateway instances anyway."""
+    consumers = []
+    for dest in routing.destinations.values():
         if dest.consumer != PATIENT_RECORD_CONSUMER:
             continue
         for n in range(1, settings.record_consumers + 1):
@@ -192,14 +226,59 @@ def start(settings: Settings) -> Services:
                 policy=RetryPolicy.for_destination(dest, names),
             )
             consumer.start()
-            services.consumers.append(consumer)
-    services.reloader = RoutingReloader(
-        settings.routing_file,
-        lambda table: apply_routing(services, table),
-        settings.routing_reload_s,
-    )
-    services.reloader.start()
-    return services
+            consumers.append(consumer)
+    return consumers
+
+
+@dataclass
+class Filing:
+    """What files documents when it runs apart from intake (gateway/filing.py's child)."""
+
+    metrics: Metrics
+    store: RecordStore
+    tracker: Tracker
+    consumers: list[Consumer]
+    publisher: Publisher | None  # for patient notifications, when routing.yaml has them
+
+
+def start_filing(settings: Settings) -> Filing:
+    """The record consumers with their own connections: store, tracking, broker."""
+    metrics = Metrics()
+    routing = loader.load(settings.routing_file)
+    names = Names(settings.amqp_prefix)
+    verifier = signing.load_verifier(settings)
+    store = RecordStore.open(settings.database_url)
+    publisher = notifier = None
+    try:
+        if notify.DESTINATION in routing.destinations:
+            publisher = Publisher(
+                settings.amqp_url, topology.plan(routing, names), parking=_parking(routing, names)
+            )
+            publisher.start()
+            notifier = notify.BrokerNotifier(publisher, names, settings.publish_timeout_s)
+    except BaseException:
+        store.close()
+        raise
+    tracker = BufferedTracker(TrackingStore(store.engine), on_drop=metrics.tracking_dropped.inc)
+    filing = Filing(metrics, store, tracker, [], publisher)
+    try:
+        worker = RecordWorker(store, verifier, notifier=notifier)
+        filing.consumers = start_record_consumers(
+            settings, names, routing, worker, tracker, metrics
+        )
+    except BaseException:
+        stop_filing(filing)
+        raise
+    return filing
+
+
+def stop_filing(filing: Filing) -> None:
+    for consumer in filing.consumers:
+        consumer.stop()
+    if filing.publisher is not None:
+        filing.publisher.stop()
+    filing.tracker.close()
+    filing.store.close()
 
 
 def _parking(table: RoutingTable, names: Names) -> tuple[str, str] | None:
@@ -221,6 +300,8 @@ def stop(services: Services) -> None:
         services.reloader.stop()
     for consumer in services.consumers:
         consumer.stop()
+    if services.filing is not None:
+        services.filing.stop()
     services.publisher.stop()
     if services.executor is not None:
         services.executor.shutdown(wait=True, cancel_futures=True)

@@ -54,6 +54,7 @@ class Settings:
     token_secret: str | None = None  # records API tokens; else var/token.secret (api/identity)
     pipeline_workers: int = 0  # worker processes for the pipeline; 0: threads (gateway.workers)
     record_consumers: int = 2  # record-consumer threads (channels) per process
+    filing_process: bool = False  # record consumers in a child process (gateway.filing)
     # Security (docs/security.md): all off by default so `make run` stays simple.
     senders_file: Path | None = None  # set: every inbound message must be authenticated
     tls_cert: Path | None = None  # set with tls_key: HTTPS and MLLP over TLS
@@ -87,6 +88,7 @@ class Settings:
             publish_timeout_s=_float(env, "GATEWAY_PUBLISH_TIMEOUT", 10.0),
             consumer_prefetch=_int(env, "GATEWAY_CONSUMER_PREFETCH", 32),
             record_consumers=_int(env, "GATEWAY_RECORD_CONSUMERS", 2, minimum=0),
+            filing_process=_filing_process(env),
             log_level=env.get("GATEWAY_LOG_LEVEL", "INFO").upper(),
             log_format=env.get("GATEWAY_LOG_FORMAT", "json"),
             **_signing(env, root, keys_dir),
@@ -194,6 +196,16 @@ def available_cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         return os.cpu_count() or 1
+
+
+def _filing_process(env: Mapping[str, str]) -> bool:
+    """GATEWAY_FILING_PROCESS: "auto" (a child process when there is more than one core), 1, 0."""
+    name, value = "GATEWAY_FILING_PROCESS", env.get("GATEWAY_FILING_PROCESS", "auto")
+    if value == "auto":
+        return available_cores() > 1
+    if value not in ("0", "1"):
+        raise ConfigError(f"{name}={value!r}: expected auto, 1 (a child process) or 0 (threads)")
+    return value == "1"
 
 
 def _pipeline_workers(env: Mapping[str, str]) -> int:

@@ -15,7 +15,9 @@ from collections.abc import Callable, Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
+from prometheus_client.samples import Sample
 
 from gateway.envelope import SignatureInfo
 from gateway.outcome import Accepted, Receipt, ReceiptStatus, Rejected
@@ -52,6 +54,7 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self._sources: list[Callable[[], Iterable[Metric]]] = []
         self._sender = BoundedValues()
         self._type = BoundedValues()
         self._rule = BoundedValues(300)
@@ -143,8 +146,45 @@ class Metrics:
         """Add a collector evaluated at scrape time (queue depths)."""
         self.registry.register(collector)
 
+    def gather(self, source: Callable[[], Iterable[Metric]]) -> None:
+        """Add another process's metrics (the filing child's), merged at scrape time."""
+        self._sources.append(source)
+
+    def collect(self) -> list[Metric]:
+        """This registry's families and every gathered process's, merged by name."""
+        families = list(self.registry.collect())
+        for source in self._sources:
+            families.extend(source())
+        return merged(families)
+
     def exposition(self) -> bytes:
-        return generate_latest(self.registry)
+        return generate_latest(self)
+
+
+def merged(families: Iterable[Metric]) -> list[Metric]:
+    """One family per name, its samples with the same name and labels added up: the
+    processes of one gateway count into the same series (``_created`` keeps the earliest)."""
+    by_name: dict[str, Metric] = {}
+    values: dict[str, dict[tuple, Sample]] = {}
+    for family in families:
+        if family.name not in by_name:
+            by_name[family.name] = Metric(
+                family.name, family.documentation, family.type, family.unit
+            )
+            values[family.name] = {}
+        samples = values[family.name]
+        for sample in family.samples:
+            key = (sample.name, tuple(sorted(sample.labels.items())))
+            seen = samples.get(key)
+            if seen is None:
+                samples[key] = sample
+            elif sample.name.endswith("_created"):
+                samples[key] = seen._replace(value=min(seen.value, sample.value))
+            else:
+                samples[key] = seen._replace(value=seen.value + sample.value)
+    for name, family in by_name.items():
+        family.samples = list(values[name].values())
+    return list(by_name.values())
 
 
 def _kind_and_type(outcome: Accepted | Rejected | None) -> tuple[str, str | None]:

@@ -234,6 +234,8 @@ def gateway_env(broker_ns: BrokerNamespace, database_url: str, keys_dir: Path, *
         # Pipeline in threads: starting worker processes for every test gateway costs seconds;
         # tests that are about workers ask for them (tests/e2e/test_pipeline_workers_flow.py).
         "GATEWAY_PIPELINE_WORKERS": "0",
+        # Filing in threads too, for the same reason (tests/records/test_filing_process.py).
+        "GATEWAY_FILING_PROCESS": "0",
         **extra,
     }
 

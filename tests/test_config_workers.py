@@ -1,5 +1,5 @@
 """GATEWAY_PIPELINE_WORKERS (auto, one per core, none on one core; a number; or an error) and
-GATEWAY_RECORD_CONSUMERS."""
+GATEWAY_RECORD_CONSUMERS, GATEWAY_FILING_PROCESS."""
 
 import pytest
 
@@ -31,3 +31,14 @@ def test_record_consumers_default_to_two_and_zero_makes_an_intake_only_gateway()
     assert Settings.from_env({"GATEWAY_RECORD_CONSUMERS": "0"}).record_consumers == 0
     with pytest.raises(ConfigError, match="GATEWAY_RECORD_CONSUMERS"):
         Settings.from_env({"GATEWAY_RECORD_CONSUMERS": "-1"})
+
+
+def test_filing_process_is_a_child_on_several_cores_and_can_be_forced_either_way(monkeypatch):
+    monkeypatch.setattr(config, "available_cores", lambda: 2)
+    assert Settings.from_env({}).filing_process is True
+    monkeypatch.setattr(config, "available_cores", lambda: 1)
+    assert Settings.from_env({}).filing_process is False
+    assert Settings.from_env({"GATEWAY_FILING_PROCESS": "1"}).filing_process is True
+    assert Settings.from_env({"GATEWAY_FILING_PROCESS": "0"}).filing_process is False
+    with pytest.raises(ConfigError, match="GATEWAY_FILING_PROCESS"):
+        Settings.from_env({"GATEWAY_FILING_PROCESS": "yes"})

@@ -14,10 +14,15 @@ def health() -> dict:
     return {"status": "ok"}
 
 
-@router.get("/ready", summary="Broker and record store reachable, topology declared")
+@router.get(
+    "/ready",
+    summary="Broker and record store reachable, topology declared, filing process consuming",
+)
 def ready(request: Request) -> JSONResponse:
     services = request.app.state.services
     checks = {"broker": services.publisher.ready, "store": services.store.ping()}
+    if services.filing is not None:
+        checks["filing"] = services.filing.ready()
     if services.probe is not None:
         state = services.probe.state()
         checks["topology"] = state.declared
