@@ -8,7 +8,8 @@ for it: readiness and metrics go through a pipe.
 
 Nothing is lost when the child dies: what it had not acknowledged is redelivered by RabbitMQ
 and filing is idempotent. The parent starts a new child after ``restart_delay_s``; until then
-``/ready`` says so. The child stops when asked, and when the parent is gone (the pipe closes).
+``/ready`` says so. The child stops when asked, on SIGTERM (the batch in hand finished, its
+tracking flushed), and when the parent is gone (the pipe closes).
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import multiprocessing
-import os
 import signal
 import threading
 from collections.abc import Callable
@@ -73,15 +73,11 @@ class FilingProcess:
             if not ours.poll(self._start_timeout):
                 raise TimeoutError(f"filing process not started after {self._start_timeout}s")
             kind, value = ours.recv()
-        except (EOFError, OSError, TimeoutError) as exc:
+        except BaseException as exc:
             _end(process)
             ours.close()
-            if isinstance(exc, TimeoutError):
-                raise
-            raise RuntimeError(f"filing process exited with code {process.exitcode}") from None
-        except BaseException:
-            _end(process)
-            ours.close()
+            if isinstance(exc, (EOFError, OSError)):  # it died before saying how it went
+                raise RuntimeError(f"filing process exited with code {process.exitcode}") from None
             raise
         if kind == "failed":
             process.join(STOP_TIMEOUT_S)
@@ -188,9 +184,19 @@ def _end(process: multiprocessing.process.BaseProcess) -> None:
 # -- in the child ---------------------------------------------------------------------------
 
 
+class _Terminated(Exception):
+    """SIGTERM in the child: stop as when the parent asks (batch in hand, tracking flushed)."""
+
+
+def _terminated(_signum, _frame) -> None:
+    raise _Terminated
+
+
 def serve(settings: Settings, conn: Connection) -> None:
-    """The child's main: start filing, answer the parent until asked to stop or orphaned."""
+    """The child's main: start filing, answer the parent until asked to stop, terminated or
+    orphaned."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # ^C reaches the parent, which stops us
+    signal.signal(signal.SIGTERM, _terminated)
     from gateway import bootstrap, logs
 
     logs.setup(settings.log_level, settings.log_format)
@@ -203,13 +209,12 @@ def serve(settings: Settings, conn: Connection) -> None:
             conn.send(("failed", RuntimeError(f"{type(exc).__name__}: {exc}")))
         conn.close()
         return
-    conn.send(("ready", len(filing.consumers)))
     answers: dict[str, Callable[[], object]] = {
         "consuming": lambda: all(c.consuming.is_set() for c in filing.consumers),
         "metrics": lambda: list(filing.metrics.registry.collect()),
-        "pid": os.getpid,
     }
     try:
+        conn.send(("ready", len(filing.consumers)))
         while True:
             try:
                 ident, request = conn.recv()
@@ -219,6 +224,9 @@ def serve(settings: Settings, conn: Connection) -> None:
                 break
             answer = answers.get(request)
             conn.send((ident, answer() if answer is not None else None))
+    except _Terminated:
+        pass
     finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends it at once
         bootstrap.stop_filing(filing)
         conn.close()

@@ -119,6 +119,23 @@ def test_a_killed_child_is_replaced_and_what_was_accepted_meanwhile_is_filed_onc
     assert depth(broker_ns.url, names.queue("parking")) == 0
 
 
+def test_a_terminated_child_stops_cleanly_and_is_replaced(start_gateway, broker_ns):
+    """SIGTERM (a service manager stopping the group): the child finishes as when asked,
+    tracking flushed, exit code 0; the gateway starts a new one."""
+    gw = start_gateway(GATEWAY_FILING_PROCESS="1")
+    filing = gw.services.filing
+    wait_for(filing.ready, 10, "child consuming")
+    assert post(gw.http_url + "/documents", _document(1))[0] == 202
+    store = gw.services.store
+    wait_for(lambda: len(store.documents_for_patient(INS)) == 1, 30, "filed")
+    old = filing._process
+    os.kill(old.pid, signal.SIGTERM)
+    wait_for(lambda: filing.pid() not in (None, old.pid), 30, "child replaced")
+    assert old.exitcode == 0
+    trace = gw.services.tracking
+    wait_for(lambda: [m["status"] for m in trace.search(limit=10)] == ["filed"], 10, "tracked")
+
+
 def test_stopping_the_gateway_stops_the_child(start_gateway, broker_ns):
     gw = start_gateway(GATEWAY_FILING_PROCESS="1")
     pid = gw.services.filing.pid()
