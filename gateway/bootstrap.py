@@ -231,7 +231,7 @@ def start_record_consumers(
 
 
 @dataclass
-class Filing:
+class FilingParts:
     """What files documents when it runs apart from intake (gateway/filing.py's child)."""
 
     metrics: Metrics
@@ -241,7 +241,7 @@ class Filing:
     publisher: Publisher | None  # for patient notifications, when routing.yaml has them
 
 
-def start_filing(settings: Settings) -> Filing:
+def start_filing(settings: Settings) -> FilingParts:
     """The record consumers with their own connections: store, tracking, broker."""
     metrics = Metrics()
     routing = loader.load(settings.routing_file)
@@ -260,7 +260,7 @@ def start_filing(settings: Settings) -> Filing:
         store.close()
         raise
     tracker = BufferedTracker(TrackingStore(store.engine), on_drop=metrics.tracking_dropped.inc)
-    filing = Filing(metrics, store, tracker, [], publisher)
+    filing = FilingParts(metrics, store, tracker, [], publisher)
     try:
         worker = RecordWorker(store, verifier, notifier=notifier)
         filing.consumers = start_record_consumers(
@@ -272,7 +272,7 @@ def start_filing(settings: Settings) -> Filing:
     return filing
 
 
-def stop_filing(filing: Filing) -> None:
+def stop_filing(filing: FilingParts) -> None:
     for consumer in filing.consumers:
         consumer.stop()
     if filing.publisher is not None:
