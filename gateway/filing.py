@@ -102,11 +102,14 @@ class FilingProcess:
                 continue
             if self._stopping.is_set():
                 return
+            code = process.exitcode if process is not None else None
+            # 0: it was terminated and stopped cleanly (often with the whole process group,
+            # the parent's own stop then following); anything else is a crash or a kill.
             log(
                 "filing.exited",
-                level=30,
+                level=20 if code == 0 else 30,
                 component="filing",
-                reason=f"exit code {process.exitcode if process is not None else None}",
+                reason=f"exit code {code}",
             )
             with self._lock:
                 if self._conn is not None:
