@@ -47,9 +47,26 @@ def _load(settings: Settings) -> None:
     _tools = bootstrap.load_tools(settings)
 
 
-def _ingest(submission: Submission) -> Outcome:
+@dataclasses.dataclass(frozen=True)
+class _Echoed:
+    """An Accepted whose payload is the submission's own bytes, sent back without them: the
+    parent holds them already (a CDA posted as is: 130 KB less to pickle and pipe back)."""
+
+    outcome: Accepted
+
+
+def _ingest(submission: Submission) -> Outcome | _Echoed:
     assert _tools is not None, "worker used before its initializer ran"
-    return ingest(submission, _tools)
+    outcome = ingest(submission, _tools)
+    if isinstance(outcome, Accepted) and outcome.payload == submission.raw:
+        return _Echoed(dataclasses.replace(outcome, payload=b""))
+    return outcome
+
+
+def _restored(result: Outcome | _Echoed, submission: Submission) -> Outcome:
+    if isinstance(result, _Echoed):
+        return dataclasses.replace(result.outcome, payload=submission.raw)
+    return result
 
 
 def _pid() -> int:
@@ -96,7 +113,7 @@ class PipelineWorkers:
         log("workers.started", component="pipeline-workers", count=len(pids))
         return pids
 
-    def submit(self, submission: Submission) -> Future[Outcome]:
+    def _submit(self, submission: Submission) -> Future[Outcome | _Echoed]:
         pool = self._pool
         try:
             return pool.submit(_ingest, submission)
@@ -104,9 +121,23 @@ class PipelineWorkers:
             log("workers.broken", level=30, component="pipeline-workers")
             return self._replace(pool).submit(_ingest, submission)
 
+    def submit(self, submission: Submission) -> Future[Outcome]:
+        """ingest() in a worker, from any thread; the outcome as the workers' tables routed it."""
+        done: Future[Outcome] = Future()
+
+        def restore(future: Future[Outcome | _Echoed]) -> None:
+            exc = future.exception()
+            if exc is not None:
+                done.set_exception(exc)
+            else:
+                done.set_result(_restored(future.result(), submission))
+
+        self._submit(submission).add_done_callback(restore)
+        return done
+
     async def ingest(self, submission: Submission, routing: RoutingTable) -> Outcome:
         """ingest() in a worker, routed by ``routing`` (the parent's live table)."""
-        outcome = await asyncio.wrap_future(self.submit(submission))
+        outcome = _restored(await asyncio.wrap_future(self._submit(submission)), submission)
         return routed(outcome, routing) if isinstance(outcome, Accepted) else outcome
 
     def restart(self) -> None:

@@ -98,3 +98,22 @@ def test_routing_is_decided_again_with_the_parents_live_table(workers, tmp_path)
     again = routed(outcome, loader.load(reloaded))
     assert again.destinations == ("parking",)
     assert again.envelope == outcome.envelope and again.payload == outcome.payload
+
+
+def test_a_document_accepted_as_sent_goes_back_without_its_bytes(settings, monkeypatch):
+    """The parent holds the submitted bytes: a worker's reply leaves them out when the payload
+    is exactly those bytes (a CDA posted as is), and the parent puts them back."""
+    from gateway import workers as module
+
+    monkeypatch.setattr(module, "_tools", bootstrap.load_tools(settings))
+    cda = submission("cda/crbio_glycemia.xml")
+    reply = module._ingest(cda)
+    assert isinstance(reply, module._Echoed) and reply.outcome.payload == b""
+    restored = module._restored(reply, cda)
+    assert restored.payload == cda.raw
+    assert restored.envelope == reply.outcome.envelope
+
+    oru = submission("hl7v2/oru_r01_lab_results.hl7")  # converted: its payload is new bytes
+    converted = module._ingest(oru)
+    assert isinstance(converted, Accepted) and converted.payload.startswith(b"<?xml")
+    assert module._restored(converted, oru) is converted
