@@ -7,10 +7,11 @@ a per-process directory and the stylesheet is pointed at them. Each compiled sty
 cached per (file, pack fingerprint): compiled once per process, recompiled after a pack change.
 Running one gives SVRL; each failed assert or successful report becomes a Finding.
 
-Making the stylesheet text (includes, the two ISO skeleton steps, visit.rewrite) is done once
-per pack: with a cache directory (GATEWAY_DATA_DIR/conformance) the text is written there,
-keyed by the pack fingerprint, and every later process only compiles it. Saxon-HE cannot export
-compiled stylesheets (SEF export needs Saxon-EE), so that last compilation stays per process.
+Making the stylesheet text (includes, the two ISO skeleton steps, visit.rewrite and
+documents.rewrite) is done once per pack: with a cache directory (GATEWAY_DATA_DIR/conformance)
+the text is written there, keyed by the pack fingerprint, and every later process only compiles
+it and parses the documents it reads. Saxon-HE cannot export compiled stylesheets (SEF export
+needs Saxon-EE), so that last compilation stays per process.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from pathlib import Path
 from lxml import etree
 from saxonche import PySaxonApiError, PySaxonProcessor
 
-from gateway.conformance import svs, visit
+from gateway.conformance import documents, svs, visit
 from gateway.conformance.pack import ENGINE, SCH, Pack, Schematron, resolve
 from gateway.findings import Finding, Severity
 
@@ -98,23 +99,37 @@ def _compile(pack: Pack, sch: Schematron, cache_dir: Path | None) -> object:
         stored = _stored(pack, sch, cache_dir)
         if stored is not None and stored.is_file():
             return _compile_text(stored.read_text(encoding="utf-8"), sch)
-        xslt = _stylesheet(pack, sch, cache_dir)
-        try:
-            executable = _compile_text(optimised := visit.rewrite(xslt), sch)
-        except (PySaxonApiError, etree.XMLSyntaxError):
-            executable, optimised = _compile_text(xslt, sch), xslt  # the skeleton's own walk
+        executable, text = _first_compiling(_stylesheet(pack, sch, cache_dir), sch)
         if stored is not None:
-            _store(stored, optimised)
+            _store(stored, text)
         return executable
     except (PySaxonApiError, etree.XMLSyntaxError, OSError) as exc:
         raise CompileError(f"{sch.layer}: {_first_line(exc)}") from exc
+
+
+def _first_compiling(xslt: str, sch: Schematron) -> tuple[object, str]:
+    """The rewritten stylesheet, or, if a rewrite does not compile, the one before it (the
+    skeleton's own walk last): a rewrite must never cost a layer."""
+    visiting = None
+    try:
+        visiting = visit.rewrite(xslt)
+        holding = documents.rewrite(visiting, sch.path.parent)
+        return _compile_text(holding, sch), holding
+    except (PySaxonApiError, etree.XMLSyntaxError):
+        if visiting is not None and visiting != xslt:
+            try:
+                return _compile_text(visiting, sch), visiting
+            except (PySaxonApiError, etree.XMLSyntaxError):
+                pass
+    return _compile_text(xslt, sch), xslt
 
 
 def _stored(pack: Pack, sch: Schematron, cache_dir: Path | None) -> Path | None:
     """Where the stylesheet text of ``sch`` is kept for this pack version, if anywhere."""
     if cache_dir is None:
         return None
-    name = hashlib.sha256(f"{sch.path}|{visit.VERSION}".encode()).hexdigest()[:16]
+    versions = f"{visit.VERSION}.{documents.VERSION}"
+    name = hashlib.sha256(f"{sch.path}|{versions}".encode()).hexdigest()[:16]
     return cache_dir / pack.fingerprint / f"{name}.xsl"
 
 
@@ -147,7 +162,9 @@ def _compile_text(xslt: str, sch: Schematron) -> object:
     xslt_proc = processor().new_xslt30_processor()
     # Relative doc() paths in the rules resolve against the schematron's own folder.
     xslt_proc.set_cwd(str(sch.path.parent))
-    return xslt_proc.compile_stylesheet(stylesheet_text=xslt)
+    executable = xslt_proc.compile_stylesheet(stylesheet_text=xslt)
+    documents.bind(executable, xslt, sch.path.parent, processor())
+    return executable
 
 
 def _substitutes_dir(pack: Pack, cache_dir: Path | None) -> Path:

@@ -120,8 +120,13 @@ class PackValidator:
         runnable = [m for m in versions if not any(r.kind == "include" for r in m.missing)]
         if not runnable:
             return self._model_run(versions[0], standalone, doc.root)
-        results = [self._model_run(m, standalone, doc.root) for m in runnable]
-        return next((r for r in results if Report.of(r).valid), results[0])
+        first = None
+        for version in runnable:  # newest first; the first it conforms to settles it
+            findings = self._model_run(version, standalone, doc.root)
+            if Report.of(findings).valid:
+                return findings
+            first = findings if first is None else first
+        return first
 
     def _model_run(
         self, sch: Schematron, standalone: object, root: etree._Element

@@ -13,7 +13,9 @@ of the mode's rule patterns (turned into path expressions), restricted to elemen
 document node, in document order, and applying templates to them without recursion, runs the
 same templates on the same nodes in the same order: the SVRL is the same. Patterns of the common
 shape ``X[cda:templateId/@root='oid']`` are looked up through an ``xsl:key`` built once per
-document instead of scanning for each pattern.
+document instead of scanning for each pattern, and patterns starting with the same ``//A[p]``
+step (structurationMinimale's hundreds of ``//hl7:ClinicalDocument[...]/...``) share one
+evaluation of that step.
 
 A mode is rewritten only when it has exactly the skeleton's shape; anything else (a pattern
 using ``current()``, a rule that does not end with the recursion, an unexpected fallback) keeps
@@ -31,7 +33,7 @@ XSL = "http://www.w3.org/1999/XSL/Transform"
 SVRL = "http://purl.oclc.org/dsdl/svrl"
 HL7 = "urn:hl7-org:v3"
 KEY = "passerelle-template-root"
-VERSION = 1  # part of the stored stylesheets' key: raise it when the rewrite changes
+VERSION = 2  # part of the stored stylesheets' key: raise it when the rewrite changes
 _KEYED = re.compile(
     r"^(?P<name>\*|[\w.-]+:[\w.-]+)"
     r"\[(?P<pfx>[\w.-]+):templateId"
@@ -123,14 +125,19 @@ def _select(templates: list[etree._Element], mode: str) -> tuple[str, bool] | No
         or any(_recursion(t, mode) is None for t in rules)
     ):
         return None
-    parts, uses_key = [], False
+    parts, uses_key, descending = [], False, {}
     for t in rules:
         for branch in _branches(t.get("match")):
             converted = _expression(branch, t.nsmap)
             if converted is None:
                 return None
+            first_step = _first_step(branch.strip())
+            if not converted[1] and first_step is not None:
+                descending.setdefault(first_step[0], []).append(first_step[1])
+                continue
             parts.append(converted[0])
             uses_key |= converted[1]
+    parts += [_shared_start(first, rests) for first, rests in descending.items()]
     walked = {_recursion(t, mode).get("select") for t in [walk, *rules]}
     if len(walked) != 1:
         return None
@@ -155,6 +162,39 @@ def _expression(branch: str, nsmap: dict) -> tuple[str, bool] | None:
     if branch.startswith("/"):
         return f"({branch})", False
     return f"//({branch})", False
+
+
+def _first_step(branch: str) -> tuple[str, str] | None:
+    """``//A[p]/rest`` as (``A[p]``, ``/rest``); ``//A[p]`` as (``A[p]``, ``""``); else None."""
+    if not branch.startswith("//") or branch.startswith("///"):
+        return None
+    depth, quote = 0, ""
+    for i in range(2, len(branch)):
+        ch = branch[i]
+        if quote:
+            quote = "" if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch in "[(":
+            depth += 1
+        elif ch in "])":
+            depth -= 1
+        elif ch == "/" and depth == 0:
+            return (branch[2:i], branch[i:]) if i > 2 else None
+        elif ch in "|" and depth == 0:
+            return None
+    return (branch[2:], "") if len(branch) > 2 else None
+
+
+def _shared_start(first: str, rests: list[str]) -> str:
+    """Branches starting with the same ``//A[p]`` step, that step evaluated once:
+    ``//A[p]/(. | B | .//C)`` selects what ``//A[p] | //A[p]/B | //A[p]//C`` does."""
+    if rests == [""]:
+        return f"(//{first})"
+    relative = [
+        "." if not r else ("." + r if r.startswith("//") else r[1:]) for r in dict.fromkeys(rests)
+    ]
+    return f"(//{first}/({' | '.join(relative)}))"
 
 
 def _branches(pattern: str) -> list[str]:

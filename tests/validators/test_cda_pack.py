@@ -9,12 +9,12 @@ from gateway.adapters.hl7v2 import crbio
 from gateway.adapters.hl7v2 import parser as hl7v2_parser
 from gateway.bootstrap import load_checks
 from gateway.config import Settings
-from gateway.conformance import pack, schematron, visit
+from gateway.conformance import documents, pack, schematron, visit
 from gateway.conformance.validator import PackValidator
 from gateway.findings import Report
 from gateway.validators.cda import BUILT_IN, CdaValidator
 from tests.conftest import FIXTURES
-from tests.validators.cda_mutations import CRBIO, mutate, swap_with_next
+from tests.validators.cda_mutations import CRBIO, mutate, set_attr, swap_with_next
 
 pytestmark = pytest.mark.shared
 CORPUS = "corpus/cda"
@@ -163,6 +163,39 @@ def test_visiting_only_matched_nodes_gives_the_skeletons_findings(
         doc, _ = parse(raw)
         node = schematron.source(etree.tostring(doc.root, encoding="unicode"))
         assert schematron.run(fast, node, doc.root) == schematron.run(walk, node, doc.root)
+
+
+@pytest.mark.parametrize(
+    ("layer_name", "broken"),
+    [
+        (
+            "structurationMinimale",
+            set_attr("/h:ClinicalDocument/h:confidentialityCode", "code", "Z"),
+        ),
+        ("terminologies", set_attr("(//h:value[@unit])[1]", "unit", "furlong")),
+    ],
+)
+def test_held_documents_and_shared_first_steps_give_the_skeletons_findings(
+    pack_validator, shared, layer_name, broken
+):
+    """The layers whose rules read value sets and terminologies: documents held in memory and
+    ``//A[p]`` first steps evaluated once, against the skeleton reading from disk each run."""
+    loaded = pack_validator.layers[-1].pack
+    [sch] = [s for s in loaded.profiles if s.layer == layer_name]
+    skeleton = schematron._stylesheet(loaded, sch, None)
+    walk = schematron.Compiled(sch, schematron._compile_text(skeleton, sch))
+    fast = schematron.compiled(loaded, sch)
+    rewritten = documents.rewrite(visit.rewrite(skeleton), sch.path.parent)
+    assert documents.wanted_in(rewritten) != documents.Wanted()
+    raws = [
+        (shared / CORPUS / name).read_bytes()
+        for name in ["BIO-CR-BIO_2024.01_TSH_1.xml", "LDL-SES_2022.01.xml"]
+    ] + [CRBIO.read_bytes(), mutate(CRBIO, broken)]
+    for raw in raws:
+        doc, _ = parse(raw)
+        node = schematron.source(etree.tostring(doc.root, encoding="unicode"))
+        assert schematron.run(fast, node, doc.root) == schematron.run(walk, node, doc.root)
+    assert schematron.run(fast, node, doc.root)  # the mutation is found
 
 
 def test_generated_stylesheets_are_kept_for_the_next_process(shared, tmp_path, monkeypatch):

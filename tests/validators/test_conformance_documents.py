@@ -1,0 +1,100 @@
+"""Documents a pack stylesheet reads, parsed once per process (gateway.conformance.documents):
+the rewritten stylesheet answers as the original one did, from what it holds."""
+
+from pathlib import Path
+
+import pytest
+from saxonche import PySaxonApiError
+
+from gateway.conformance import documents, schematron
+
+STYLESHEET = """<xsl:stylesheet version="2.0" xmlns:xsl="http://www.w3.org/1999/XSL/Transform">
+  <xsl:variable name="terms" select="'terms/'"/>
+  <xsl:variable name="vs" select="'vs.xml'"/>
+  <xsl:template match="/">
+    <r>
+      <held><xsl:value-of select="doc('vs.xml')//code/@v"/></held>
+      <variable><xsl:value-of select="count(document($vs)//code)"/></variable>
+      <known><xsl:value-of select="doc(concat($terms, 'a', '.xml'))//term"/></known>
+      <large><xsl:value-of select="doc(concat($terms, 'big', '.xml'))//term"/></large>
+      <a><xsl:value-of select="doc-available(concat($terms, 'a.xml'))"/></a>
+      <big><xsl:value-of select="doc-available(concat($terms, 'big.xml'))"/></big>
+      <absent><xsl:value-of select="doc-available(concat($terms, 'absent.xml'))"/></absent>
+      <text><xsl:value-of select="doc-available(concat($terms, 'notes.txt'))"/></text>
+      <quoted><xsl:value-of select="'doc(''vs.xml'')'"/></quoted>
+    </r>
+  </xsl:template>
+</xsl:stylesheet>"""
+
+
+@pytest.fixture
+def base(tmp_path) -> Path:
+    (tmp_path / "vs.xml").write_text('<vs><code v="A"/><code v="B"/></vs>')
+    (tmp_path / "terms").mkdir()
+    (tmp_path / "terms/a.xml").write_text("<t><term>alpha</term></t>")
+    (tmp_path / "terms/big.xml").write_text("<t><term>a larger term</term></t>")
+    (tmp_path / "terms/notes.txt").write_text("not XML")
+    return tmp_path
+
+
+def run(xslt: str, base: Path) -> str:
+    proc = schematron.processor().new_xslt30_processor()
+    proc.set_cwd(str(base))
+    executable = proc.compile_stylesheet(stylesheet_text=xslt)
+    documents.bind(executable, xslt, base, schematron.processor())
+    return executable.transform_to_string(xdm_node=schematron.source("<doc/>"))
+
+
+def test_the_rewritten_stylesheet_answers_as_the_original(base, monkeypatch):
+    monkeypatch.setattr(documents, "MAX_FOLDER_FILE_BYTES", 30)  # big.xml (33 bytes) not held
+    held = documents.rewrite(STYLESHEET, base)
+    assert documents.wanted_in(held) == documents.Wanted(files={"vs.xml"}, folders={"terms/"})
+    assert run(held, base) == run(STYLESHEET, base)
+    assert "<held>A B</held><variable>2</variable><known>alpha</known>" in run(held, base)
+    assert "<a>true</a><big>true</big><absent>false</absent><text>false</text>" in run(held, base)
+    assert "<quoted>doc('vs.xml')</quoted>" in run(held, base)
+
+
+def test_what_is_held_is_read_from_memory_and_the_rest_from_disk(base, monkeypatch):
+    monkeypatch.setattr(documents, "MAX_FOLDER_FILE_BYTES", 30)
+    held = documents.rewrite(STYLESHEET, base)
+    proc = schematron.processor().new_xslt30_processor()
+    proc.set_cwd(str(base))
+    executable = proc.compile_stylesheet(stylesheet_text=held)
+    assert documents.bind(executable, held, base, schematron.processor()) == len(
+        '<vs><code v="A"/><code v="B"/></vs>'
+    ) + len("<t><term>alpha</term></t>")
+    (base / "vs.xml").write_text('<vs><code v="changed"/></vs>')
+    (base / "terms/a.xml").unlink()
+    (base / "terms/big.xml").write_text("<t><term>from disk</term></t>")
+    out = executable.transform_to_string(xdm_node=schematron.source("<doc/>"))
+    assert "<held>A B</held>" in out and "<known>alpha</known>" in out
+    assert "<large>from disk</large>" in out
+
+
+def test_calls_left_to_saxon(base):
+    """Missing files, two arguments, nodes and look-alike names keep Saxon's own function."""
+    xslt = STYLESHEET.replace(
+        "<quoted>",
+        "<missing><xsl:value-of select=\"exists(doc('absent.xml'))\"/></missing>"
+        "<two><xsl:value-of select=\"count(document('vs.xml', /))\"/></two>"
+        '<node><xsl:value-of select="count(doc(/doc/@href))"/></node>'
+        '<quoted><xsl:value-of select="my-doc(1)"/></quoted><quoted>',
+    )
+    held = documents.rewrite(xslt, base)
+    assert "exists(doc('absent.xml'))" in held
+    assert "document('vs.xml', /)" in held and "doc(/doc/@href)" in held
+    assert "my-doc(1)" in held
+
+
+def test_a_stylesheet_reading_no_document_is_unchanged(base):
+    xslt = STYLESHEET.replace("doc", "concat")
+    assert documents.rewrite(xslt, base) == xslt
+    assert documents.wanted_in(xslt) == documents.Wanted()
+
+
+def test_a_missing_document_still_fails_the_run(base):
+    held = documents.rewrite(STYLESHEET, base)
+    (base / "terms/a.xml").unlink()  # after the rewrite, before the stylesheet is bound
+    with pytest.raises(PySaxonApiError, match=r"a\.xml"):
+        run(held, base)
