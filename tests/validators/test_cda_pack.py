@@ -187,6 +187,7 @@ def test_held_documents_and_shared_first_steps_give_the_skeletons_findings(
     fast = schematron.compiled(loaded, sch)
     rewritten = documents.rewrite(visit.rewrite(skeleton), sch.path.parent)
     assert documents.wanted_in(rewritten) != documents.Wanted()
+    assert "<svrl:fired-rule" in skeleton and "<svrl:fired-rule" not in rewritten
     raws = [
         (shared / CORPUS / name).read_bytes()
         for name in ["BIO-CR-BIO_2024.01_TSH_1.xml", "LDL-SES_2022.01.xml"]
