@@ -2,7 +2,8 @@
 
 Saxon's document pool lives for one transformation, so every validation parsed again each value
 set and terminology file its rules read: UCUM's 250 KB at every quantity of the terminologies
-layer, fourteen value sets in structurationMinimale, a few milliseconds a document each.
+layer, fourteen value sets in structurationMinimale, the 1.6-3.4 MB terminologies (CIM-10 and
+others) of a document coding with them: from milliseconds to ~170 ms a document.
 
 rewrite() routes the one-argument calls of doc(), doc-available() and document() through
 functions of the stylesheet that look the resolved path up in a map bound at compile time
@@ -10,8 +11,8 @@ functions of the stylesheet that look the resolved path up in a map bound at com
 an odd path) or a file not held behaves exactly as before. What to hold is read from the
 stylesheet: string literals given to those calls, string-literal variables given to them, and
 the folder named by a string-literal variable that starts a concat() argument (a terminology
-folder, whose files up to 1 MiB are held). Such a folder is also listed: doc-available() of a
-file it lacks is false, as the disk would say, without asking the disk at each code.
+folder, 15 MB in the ANS pack). Such a folder is also listed: doc-available() of a file it
+lacks is false, as the disk would say, without asking the disk at each code.
 """
 
 from __future__ import annotations
@@ -27,13 +28,16 @@ XSL = "http://www.w3.org/1999/XSL/Transform"
 NS = "urn:passerelle:conformance:documents"
 VERSION = 1  # part of the stored stylesheets' key: raise it when the rewrite changes
 MAX_BYTES = 64 * 1024 * 1024  # held per stylesheet; past it, files are read per run as before
-# A folder's larger files (3 MB terminologies) stay read per run, by the documents that use
-# them: held, they cost every validation more in Saxon's garbage collection than they save
-# (TSH CR-BIO, 150 runs: mean 30-41 ms a document with a 1 MiB cap, 44 ms holding them all).
-MAX_FOLDER_FILE_BYTES = 1024 * 1024
 _CALL = re.compile(r"(?<![\w.:$-])(?:fn:)?(doc-available|doc|document)\s*\(")
 _ATTRIBUTES = ("select", "test", "use")
 _SAFE = re.compile(r"[A-Za-z0-9._~/+-]+")
+# ``//name[text() = string($v)]`` right after a held document: a scan of the whole document
+# per lookup (a 3.4 MB terminology at each code), answered by an xsl:key instead.
+_LOOKUP = re.compile(
+    r"\s*//(?P<name>(?:[\w.-]+:)?[\w.-]+)"
+    r"\[\s*text\(\)\s*=\s*(?P<value>string\(\s*\$[\w.-]+\s*\))\s*\]"
+    r"(?!\s*\[)"  # a further predicate would count positions per parent, not in the key's result
+)
 _FUNCTIONS = f"""<xsl:stylesheet xmlns:xsl="{XSL}" version="3.0">
 <xsl:param name="passerelle-documents" select="map{{}}"/>
 <xsl:param name="passerelle-listed" select="map{{}}"/>
@@ -96,14 +100,14 @@ def rewrite(xslt: str, base: Path) -> str:
     stays what it was."""
     parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True)
     root = etree.fromstring(xslt.encode("utf-8"), parser)
-    literals = _string_variables(root)
-    wanted, rewritten = Wanted(), False
+    state = _Rewriting(_string_variables(root), os.path.abspath(base))
+    wanted, rewritten = state.wanted, False
     for el in root.iter(f"{{{XSL}}}*"):
         for name in _ATTRIBUTES:
             expr = el.get(name)
             if expr is None or not _CALL.search(expr):
                 continue
-            new = _route(expr, literals, wanted, os.path.abspath(base))
+            new = _route(expr, el, state)
             if new != expr:
                 el.set(name, new)
                 rewritten = True
@@ -115,7 +119,12 @@ def rewrite(xslt: str, base: Path) -> str:
     for href in sorted(wanted.folders):
         etree.SubElement(held, f"{{{NS}}}folder", href=href)
     after_imports = sum(1 for el in root if el.tag == f"{{{XSL}}}import")
-    for position, declaration in enumerate([held, *etree.fromstring(_FUNCTIONS.encode())]):
+    keys = [
+        etree.Element(f"{{{XSL}}}key", name=key, match=match, use="text()")
+        for match, key in state.keys.items()
+    ]
+    declarations = [held, *etree.fromstring(_FUNCTIONS.encode()), *keys]
+    for position, declaration in enumerate(declarations):
         if declaration.tag != held.tag:
             declaration.set("version", "3.0")
         root.insert(after_imports + position, declaration)
@@ -160,8 +169,7 @@ def bind(executable: object, xslt: str, base: Path, processor: object) -> int:
         for name in names:
             path = f"{folder}/{name}"
             if path not in documents and os.path.isfile(path):
-                if os.path.getsize(path) <= MAX_FOLDER_FILE_BYTES:
-                    budget = _hold(path, documents, budget, processor)
+                budget = _hold(path, documents, budget, processor)
                 if path not in documents and _may_be_xml(path):
                     present.append(path)  # not held: doc-available() asks the disk
     make = processor.make_string_value
@@ -233,9 +241,17 @@ def _literal(expr: str) -> str | None:
     return None
 
 
-def _route(expr: str, literals: dict[str, set[str]], wanted: Wanted, base_dir: str) -> str:
+@dataclass
+class _Rewriting:
+    literals: dict[str, set[str]]  # string-literal variables, by name
+    base_dir: str
+    wanted: Wanted = field(default_factory=Wanted)
+    keys: dict[str, str] = field(default_factory=dict)  # element name (EQName) -> key name
+
+
+def _route(expr: str, el: etree._Element, state: _Rewriting) -> str:
     """``expr`` with each one-argument document call outside string literals renamed, when
-    what its argument names is there to hold."""
+    what its argument names is there to hold; a text lookup right after it becomes key()."""
     out, i = [], 0
     while i < len(expr):
         if expr[i] in "'\"":
@@ -250,15 +266,45 @@ def _route(expr: str, literals: dict[str, set[str]], wanted: Wanted, base_dir: s
             continue
         close = _closing(expr, m.end())
         argument = expr[m.end() : close].strip() if close is not None else ""
-        named = _named(argument, literals) if close is not None else None
-        if named is None or not _there(named, base_dir):
+        named = _named(argument, state.literals) if close is not None else None
+        if named is None or not _there(named, state.base_dir):
             out.append(expr[i : m.end()])
-        else:
-            wanted.files.update(named.files)
-            wanted.folders.update(named.folders)
+            i = m.end()
+            continue
+        state.wanted.files.update(named.files)
+        state.wanted.folders.update(named.folders)
+        lookup = _LOOKUP.match(expr, close + 1) if m[1] != "doc-available" else None
+        key = _key(lookup["name"], el, state) if lookup else None
+        if key is None:
             out.append(f"Q{{{NS}}}{m[1]}(")
-        i = m.end()
+            i = m.end()
+            continue
+        out.append(f"key('{key}', {lookup['value']}, Q{{{NS}}}{m[1]}({argument}))")
+        i = lookup.end()
     return "".join(out)
+
+
+def _key(name: str, el: etree._Element, state: _Rewriting) -> str | None:
+    """The name of the key indexing elements ``name`` (as the expression at ``el`` means it)
+    by their text, declared once per stylesheet; None when the name's namespace is unclear."""
+    prefix, _, local = name.rpartition(":")
+    if prefix:
+        uri = el.nsmap.get(prefix)
+        if uri is None:
+            return None
+    elif (
+        any(
+            a.get("xpath-default-namespace") is not None
+            or a.get(f"{{{XSL}}}xpath-default-namespace") is not None
+            for a in el.iterancestors()
+        )
+        or el.get("xpath-default-namespace") is not None
+    ):
+        return None
+    else:
+        uri = ""
+    match = f"Q{{{uri}}}{local}"
+    return state.keys.setdefault(match, f"passerelle-text-{len(state.keys) + 1}")
 
 
 def _there(named: Wanted, base_dir: str) -> bool:

@@ -1,6 +1,8 @@
 """Pack tier against ../shared/cisis: the national layers run, the pack's defects are handled,
 and the built-in INS check still runs. The pack is compiled once per session (≈30 s)."""
 
+from pathlib import Path
+
 import pytest
 from lxml import etree
 
@@ -165,21 +167,34 @@ def test_visiting_only_matched_nodes_gives_the_skeletons_findings(
         assert schematron.run(fast, node, doc.root) == schematron.run(walk, node, doc.root)
 
 
+CIM_10 = "2.16.840.1.113883.6.3"  # a 1.6 MB terminology of the pack's folder
+
+
 @pytest.mark.parametrize(
     ("layer_name", "broken"),
     [
         (
             "structurationMinimale",
-            set_attr("/h:ClinicalDocument/h:confidentialityCode", "code", "Z"),
+            [(CRBIO, set_attr("/h:ClinicalDocument/h:confidentialityCode", "code", "Z"))],
         ),
-        ("terminologies", set_attr("(//h:value[@unit])[1]", "unit", "furlong")),
+        (
+            "terminologies",
+            [
+                (CRBIO, set_attr("(//h:value[@unit])[1]", "unit", "furlong")),
+                (
+                    CORPUS + "/AVC-EUNV_2022.01.xml",
+                    set_attr(f"(//*[@codeSystem='{CIM_10}'])[1]", "code", "ZZZ.99"),
+                ),
+            ],
+        ),
     ],
 )
 def test_held_documents_and_shared_first_steps_give_the_skeletons_findings(
     pack_validator, shared, layer_name, broken
 ):
-    """The layers whose rules read value sets and terminologies: documents held in memory and
-    ``//A[p]`` first steps evaluated once, against the skeleton reading from disk each run."""
+    """The layers whose rules read value sets and terminologies: documents held in memory,
+    text lookups in them by xsl:key and ``//A[p]`` first steps evaluated once, against the
+    skeleton reading from disk each run. Each mutation is found by the layer."""
     loaded = pack_validator.layers[-1].pack
     [sch] = [s for s in loaded.profiles if s.layer == layer_name]
     skeleton = schematron._stylesheet(loaded, sch, None)
@@ -188,15 +203,22 @@ def test_held_documents_and_shared_first_steps_give_the_skeletons_findings(
     rewritten = documents.rewrite(visit.rewrite(skeleton), sch.path.parent)
     assert documents.wanted_in(rewritten) != documents.Wanted()
     assert "<svrl:fired-rule" in skeleton and "<svrl:fired-rule" not in rewritten
-    raws = [
-        (shared / CORPUS / name).read_bytes()
-        for name in ["BIO-CR-BIO_2024.01_TSH_1.xml", "LDL-SES_2022.01.xml"]
-    ] + [CRBIO.read_bytes(), mutate(CRBIO, broken)]
-    for raw in raws:
+    if layer_name == "terminologies":  # code and unit lookups in the held terminologies
+        assert rewritten.count("key('passerelle-text-") > 10
+
+    def findings(raw: bytes) -> list:
         doc, _ = parse(raw)
         node = schematron.source(etree.tostring(doc.root, encoding="unicode"))
-        assert schematron.run(fast, node, doc.root) == schematron.run(walk, node, doc.root)
-    assert schematron.run(fast, node, doc.root)  # the mutation is found
+        found = schematron.run(fast, node, doc.root)
+        assert found == schematron.run(walk, node, doc.root)
+        return found
+
+    for name in ["BIO-CR-BIO_2024.01_TSH_1.xml", "LDL-SES_2022.01.xml", "AVC-EUNV_2022.01.xml"]:
+        findings((shared / CORPUS / name).read_bytes())
+    findings(CRBIO.read_bytes())
+    for source, mutation in broken:
+        path = source if isinstance(source, Path) else shared / source
+        assert findings(mutate(path, mutation))
 
 
 def test_generated_stylesheets_are_kept_for_the_next_process(shared, tmp_path, monkeypatch):

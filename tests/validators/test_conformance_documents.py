@@ -11,10 +11,13 @@ from gateway.conformance import documents, schematron
 STYLESHEET = """<xsl:stylesheet version="2.0" xmlns:xsl="http://www.w3.org/1999/XSL/Transform">
   <xsl:variable name="terms" select="'terms/'"/>
   <xsl:variable name="vs" select="'vs.xml'"/>
+  <xsl:variable name="which" select="'beta'"/>
   <xsl:template match="/">
     <r>
       <held><xsl:value-of select="doc('vs.xml')//code/@v"/></held>
       <variable><xsl:value-of select="count(document($vs)//code)"/></variable>
+      <lookup><xsl:value-of select="doc('vs.xml')//name[text() = string($which)]/@n"/></lookup>
+      <first><xsl:value-of select="doc('vs.xml')//name[text() = string($which)][1]/@n"/></first>
       <known><xsl:value-of select="doc(concat($terms, 'a', '.xml'))//term"/></known>
       <large><xsl:value-of select="doc(concat($terms, 'big', '.xml'))//term"/></large>
       <a><xsl:value-of select="doc-available(concat($terms, 'a.xml'))"/></a>
@@ -27,9 +30,15 @@ STYLESHEET = """<xsl:stylesheet version="2.0" xmlns:xsl="http://www.w3.org/1999/
 </xsl:stylesheet>"""
 
 
+VALUE_SET = (
+    '<vs><code v="A"/><code v="B"/><name n="1">alpha</name><name n="2">beta</name>'
+    '<g><name n="3">beta</name></g></vs>'
+)
+
+
 @pytest.fixture
 def base(tmp_path) -> Path:
-    (tmp_path / "vs.xml").write_text('<vs><code v="A"/><code v="B"/></vs>')
+    (tmp_path / "vs.xml").write_text(VALUE_SET)
     (tmp_path / "terms").mkdir()
     (tmp_path / "terms/a.xml").write_text("<t><term>alpha</term></t>")
     (tmp_path / "terms/big.xml").write_text("<t><term>a larger term</term></t>")
@@ -46,29 +55,32 @@ def run(xslt: str, base: Path) -> str:
 
 
 def test_the_rewritten_stylesheet_answers_as_the_original(base, monkeypatch):
-    monkeypatch.setattr(documents, "MAX_FOLDER_FILE_BYTES", 30)  # big.xml (33 bytes) not held
+    monkeypatch.setattr(documents, "MAX_BYTES", len(VALUE_SET) + 25 + 10)  # not big.xml (33)
     held = documents.rewrite(STYLESHEET, base)
     assert documents.wanted_in(held) == documents.Wanted(files={"vs.xml"}, folders={"terms/"})
     assert run(held, base) == run(STYLESHEET, base)
-    assert "<held>A B</held><variable>2</variable><known>alpha</known>" in run(held, base)
+    assert "<held>A B</held><variable>2</variable>" in run(held, base)
+    assert "<lookup>2 3</lookup><first>2 3</first><known>alpha</known>" in run(held, base)
+    assert "key('passerelle-text-1', string($which), " in held  # the lookup, by an xsl:key
+    assert held.count("key('passerelle-text-1'") == 1  # not the one a [1] follows
     assert "<a>true</a><big>true</big><absent>false</absent><text>false</text>" in run(held, base)
     assert "<quoted>doc('vs.xml')</quoted>" in run(held, base)
 
 
 def test_what_is_held_is_read_from_memory_and_the_rest_from_disk(base, monkeypatch):
-    monkeypatch.setattr(documents, "MAX_FOLDER_FILE_BYTES", 30)
+    monkeypatch.setattr(documents, "MAX_BYTES", len(VALUE_SET) + 25 + 10)
     held = documents.rewrite(STYLESHEET, base)
     proc = schematron.processor().new_xslt30_processor()
     proc.set_cwd(str(base))
     executable = proc.compile_stylesheet(stylesheet_text=held)
-    assert documents.bind(executable, held, base, schematron.processor()) == len(
-        '<vs><code v="A"/><code v="B"/></vs>'
-    ) + len("<t><term>alpha</term></t>")
-    (base / "vs.xml").write_text('<vs><code v="changed"/></vs>')
+    held_bytes = documents.bind(executable, held, base, schematron.processor())
+    assert held_bytes == len(VALUE_SET) + len("<t><term>alpha</term></t>")
+    (base / "vs.xml").write_text('<vs><code v="changed"/><name n="9">beta</name></vs>')
     (base / "terms/a.xml").unlink()
     (base / "terms/big.xml").write_text("<t><term>from disk</term></t>")
     out = executable.transform_to_string(xdm_node=schematron.source("<doc/>"))
-    assert "<held>A B</held>" in out and "<known>alpha</known>" in out
+    assert "<held>A B</held>" in out and "<lookup>2 3</lookup>" in out
+    assert "<known>alpha</known>" in out
     assert "<large>from disk</large>" in out
 
 
