@@ -97,7 +97,9 @@ def rewrite(xslt: str, base: Path) -> str:
     ``base`` is the folder its relative paths resolve against. A call naming a file that is not
     there keeps calling Saxon's own function: what Saxon makes of a missing document (an error,
     or nothing when its optimiser proves the call's value without it, as in ``exists(doc(x))``)
-    stays what it was."""
+    stays what it was. Calls into a folder are routed whatever file they compute, so one of
+    that shape would now read a missing file and fail; the pack's folder calls all read the
+    document's content (or are guarded by doc-available()), where Saxon reads it too."""
     parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True)
     root = etree.fromstring(xslt.encode("utf-8"), parser)
     state = _Rewriting(_string_variables(root), os.path.abspath(base))
