@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from lxml import etree
 
 XSL = "http://www.w3.org/1999/XSL/Transform"
 NS = "urn:passerelle:conformance:documents"
-VERSION = 1  # part of the stored stylesheets' key: raise it when the rewrite changes
+VERSION = 2  # part of the stored stylesheets' key: raise it when the rewrite changes
 MAX_BYTES = 64 * 1024 * 1024  # held per stylesheet; past it, files are read per run as before
 _CALL = re.compile(r"(?<![\w.:$-])(?:fn:)?(doc-available|doc|document)\s*\(")
 _ATTRIBUTES = ("select", "test", "use")
@@ -38,6 +39,14 @@ _LOOKUP = re.compile(
     r"\[\s*text\(\)\s*=\s*(?P<value>string\(\s*\$[\w.-]+\s*\))\s*\]"
     r"(?!\s*\[)"  # a further predicate would count positions per parent, not in the key's result
 )
+# doc() and document(): the held document for a held path, else Saxon's own function.
+_FETCH = """<xsl:function name="Q{{{ns}}}{name}">
+  <xsl:param name="href"/>
+  <xsl:variable name="path" select="Q{{{ns}}}path($href)"/>
+  <xsl:sequence select="if (Q{{{ns}}}held($path)) then $passerelle-documents($path)
+    else {name}($href)"/>
+</xsl:function>
+"""
 _FUNCTIONS = f"""<xsl:stylesheet xmlns:xsl="{XSL}" version="3.0">
 <xsl:param name="passerelle-documents" select="map{{}}"/>
 <xsl:param name="passerelle-listed" select="map{{}}"/>
@@ -56,18 +65,8 @@ _FUNCTIONS = f"""<xsl:stylesheet xmlns:xsl="{XSL}" version="3.0">
   <xsl:sequence select="exists($path)
     and Q{{http://www.w3.org/2005/xpath-functions/map}}contains($passerelle-documents, $path)"/>
 </xsl:function>
-<xsl:function name="Q{{{NS}}}doc">
-  <xsl:param name="href"/>
-  <xsl:variable name="path" select="Q{{{NS}}}path($href)"/>
-  <xsl:sequence select="if (Q{{{NS}}}held($path)) then $passerelle-documents($path)
-    else doc($href)"/>
-</xsl:function>
-<xsl:function name="Q{{{NS}}}document">
-  <xsl:param name="href"/>
-  <xsl:variable name="path" select="Q{{{NS}}}path($href)"/>
-  <xsl:sequence select="if (Q{{{NS}}}held($path)) then $passerelle-documents($path)
-    else document($href)"/>
-</xsl:function>
+{_FETCH.format(name="doc", ns=NS)}
+{_FETCH.format(name="document", ns=NS)}
 <xsl:function name="Q{{{NS}}}doc-available">
   <xsl:param name="href"/>
   <xsl:variable name="path" select="Q{{{NS}}}path($href)"/>
@@ -330,39 +329,32 @@ def _string_end(expr: str, start: int) -> int:
     return len(expr)
 
 
-def _closing(expr: str, start: int) -> int | None:
-    """Index of the parenthesis closing the call whose arguments start at ``start``."""
+def _scan(text: str, start: int = 0) -> Iterator[tuple[int, str, int]]:
+    """(index, character, brackets open before it) for each character outside string literals."""
     depth, i = 0, start
-    while i < len(expr):
-        ch = expr[i]
+    while i < len(text):
+        ch = text[i]
         if ch in "'\"":
-            i = _string_end(expr, i)
+            i = _string_end(text, i)
             continue
+        yield i, ch, depth
         if ch in "([{":
             depth += 1
         elif ch in ")]}":
-            if depth == 0:
-                return i if ch == ")" else None
             depth -= 1
         i += 1
+
+
+def _closing(expr: str, start: int) -> int | None:
+    """Index of the parenthesis closing the call whose arguments start at ``start``."""
+    for i, ch, depth in _scan(expr, start):
+        if ch in ")]}" and depth == 0:
+            return i if ch == ")" else None
     return None
 
 
 def _has_top_level_comma(argument: str) -> bool:
-    depth, i = 0, 0
-    while i < len(argument):
-        ch = argument[i]
-        if ch in "'\"":
-            i = _string_end(argument, i)
-            continue
-        if ch in "([{":
-            depth += 1
-        elif ch in ")]}":
-            depth -= 1
-        elif ch == "," and depth == 0:
-            return True
-        i += 1
-    return False
+    return any(ch == "," and depth == 0 for _, ch, depth in _scan(argument))
 
 
 def _named(argument: str, literals: dict[str, set[str]]) -> Wanted | None:

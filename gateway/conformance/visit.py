@@ -28,6 +28,7 @@ templates but the skeleton's own (``/`` and the text stripper), so they can outp
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 from lxml import etree
 
@@ -186,13 +187,11 @@ def _expression(branch: str, nsmap: dict) -> tuple[str, bool] | None:
     return f"//({branch})", False
 
 
-def _first_step(branch: str) -> tuple[str, str] | None:
-    """``//A[p]/rest`` as (``A[p]``, ``/rest``); ``//A[p]`` as (``A[p]``, ``""``); else None."""
-    if not branch.startswith("//") or branch.startswith("///"):
-        return None
+def _top_level(text: str, start: int = 0) -> Iterator[int]:
+    """Indexes of the characters of ``text`` outside string literals, brackets and parentheses."""
     depth, quote = 0, ""
-    for i in range(2, len(branch)):
-        ch = branch[i]
+    for i in range(start, len(text)):
+        ch = text[i]
         if quote:
             quote = "" if ch == quote else quote
         elif ch in "'\"":
@@ -201,9 +200,18 @@ def _first_step(branch: str) -> tuple[str, str] | None:
             depth += 1
         elif ch in "])":
             depth -= 1
-        elif ch == "/" and depth == 0:
+        elif depth == 0:
+            yield i
+
+
+def _first_step(branch: str) -> tuple[str, str] | None:
+    """``//A[p]/rest`` as (``A[p]``, ``/rest``); ``//A[p]`` as (``A[p]``, ``""``); else None."""
+    if not branch.startswith("//") or branch.startswith("///"):
+        return None
+    for i in _top_level(branch, 2):
+        if branch[i] == "/":
             return (branch[2:i], branch[i:]) if i > 2 else None
-        elif ch in "|" and depth == 0:
+        if branch[i] == "|":
             return None
     return (branch[2:], "") if len(branch) > 2 else None
 
@@ -221,20 +229,10 @@ def _shared_start(first: str, rests: list[str]) -> str:
 
 def _branches(pattern: str) -> list[str]:
     """The top-level alternatives of a pattern (``a | b[x|y]`` → ``a``, ``b[x|y]``)."""
-    out, depth, quote, current = [], 0, "", []
-    for ch in pattern:
-        if quote:
-            quote = "" if ch == quote else quote
-        elif ch in "'\"":
-            quote = ch
-        elif ch in "[(":
-            depth += 1
-        elif ch in "])":
-            depth -= 1
-        elif ch == "|" and depth == 0:
-            out.append("".join(current))
-            current = []
-            continue
-        current.append(ch)
-    out.append("".join(current))
+    out, last = [], 0
+    for i in _top_level(pattern):
+        if pattern[i] == "|":
+            out.append(pattern[last:i])
+            last = i + 1
+    out.append(pattern[last:])
     return out
