@@ -161,9 +161,12 @@ def bind(executable: object, xslt: str, base: Path, processor: object) -> int:
             budget = _hold(path, documents, budget, processor)
     for href in sorted(wanted.folders):
         folder = _local(base_dir, href)
-        if folder is None or not os.path.isdir(folder):
+        try:
+            names = sorted(os.listdir(folder)) if folder is not None else None
+        except OSError:  # not a folder, or unreadable: its files are read per run
+            names = None
+        if names is None:
             continue
-        names = sorted(os.listdir(folder))
         if not all(_SAFE.fullmatch(n) for n in names):
             continue  # a name the stylesheet's path function might spell differently
         listed.append(folder)
@@ -193,21 +196,25 @@ def bind(executable: object, xslt: str, base: Path, processor: object) -> int:
 def _hold(path: str, documents: dict, budget: int, processor: object) -> int:
     """Parse ``path`` into ``documents`` if the budget allows. A file that does not parse is
     left out, which is what doc-available() says of it. Returns the budget left."""
-    size = os.path.getsize(path)
-    if size > budget or not _may_be_xml(path):
-        return budget
     try:
+        size = os.path.getsize(path)
+        if size > budget or not _may_be_xml(path):
+            return budget
         documents[path] = (processor.parse_xml(xml_file_name=path), size)
-    except Exception:  # not XML: doc() fails on it and doc-available() says false
+    except Exception:  # unreadable, or not XML: left to Saxon's own functions at each run
         return budget
     return budget - size
 
 
 def _may_be_xml(path: str) -> bool:
     """False for a file that cannot be well-formed XML (its first character, after a UTF-8
-    byte-order mark and blanks, is not "<"): spares Saxon's parse error on stderr."""
-    with open(path, "rb") as f:
-        head = f.read(256).removeprefix(b"\xef\xbb\xbf").lstrip()
+    byte-order mark and blanks, is not "<"): spares Saxon's parse error on stderr. True for a
+    file it cannot read (Saxon's own functions will say what it is)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(256).removeprefix(b"\xef\xbb\xbf").lstrip()
+    except OSError:
+        return True
     return not head or head.startswith(b"<") or head[:2] in (b"\xff\xfe", b"\xfe\xff")
 
 

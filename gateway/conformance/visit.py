@@ -12,12 +12,11 @@ highest-priority template whose pattern matches. Selecting, instead, the nodes t
 of the mode's rule patterns (turned into path expressions), restricted to elements and the
 document node, in document order, and applying templates to them without recursion, runs the
 same templates on the same nodes in the same order: the same asserts fail, in the same order
-(the SVRL is the same but for what nothing reads: ``svrl:fired-rule`` and indentation are
-no longer written). Patterns of the common
-shape ``X[cda:templateId/@root='oid']`` are looked up through an ``xsl:key`` built once per
-document instead of scanning for each pattern, and patterns starting with the same ``//A[p]``
-step (structurationMinimale's hundreds of ``//hl7:ClinicalDocument[...]/...``) share one
-evaluation of that step.
+(the SVRL is the same but for what nothing reads: ``svrl:fired-rule`` and indentation are no
+longer written). Patterns of the common shape ``X[cda:templateId/@root='oid']`` are looked up
+through an ``xsl:key`` built once per document instead of scanning for each pattern, and
+patterns starting with the same ``//A[p]`` step (structurationMinimale's hundreds of
+``//hl7:ClinicalDocument[...]/...``) share one evaluation of that step.
 
 A mode is rewritten only when it has exactly the skeleton's shape; anything else (a pattern
 using ``current()``, a rule that does not end with the recursion, an unexpected fallback) keeps
