@@ -98,7 +98,7 @@ def _scenario_row(
         opener, targets = load.mllp_sender(), stack.mllp_targets
     else:
         opener, targets = load.http_sender("/documents", "application/xml"), stack.http_targets
-    messages = inp.variants()
+    messages = inp.stream
     if settle_s:
         asyncio.run(load.drive(opener, targets, messages, connections, settle_s))
         stack.drain()

@@ -67,7 +67,7 @@ def _climb(stack: Stack, tree: Tree, name: str, inp: Input, transport: str) -> d
             dropped = stack.tracking_dropped()
             run = asyncio.run(
                 load.pace(
-                    opener, targets, inp.variants(), CONNECTIONS, SECONDS, rate=rate,
+                    opener, targets, inp.stream, CONNECTIONS, SECONDS, rate=rate,
                     on_window=tree.mark,
                 )
             )  # fmt: skip

@@ -13,6 +13,7 @@ import base64
 import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import cached_property
 
 from bench.common import FIXTURES, SHARED
 
@@ -41,6 +42,13 @@ class Input:
     @property
     def size(self) -> int:
         return len(self.sample)
+
+    @cached_property
+    def stream(self) -> Iterator[bytes]:
+        """The variants as one stream for the whole run: scenarios driving the same gateway one
+        after another never send a document twice (a resent one is filed as a duplicate, which
+        costs less than a new one)."""
+        return self.variants()
 
 
 def _counter() -> Iterator[str]:
