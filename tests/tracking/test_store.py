@@ -359,3 +359,38 @@ def test_a_step_written_while_its_received_is_being_written_is_kept(store, momen
         assert [e["event"] for e in row["timeline"]] == ["received", "accepted", "filed"]
     finally:
         other.close()
+
+
+@pytest.mark.postgres
+def test_tracking_commits_do_not_wait_for_the_disk_and_filing_commits_do(records_pg_url):
+    """On PostgreSQL a tracking write's transaction has synchronous_commit off (it returns
+    before its WAL is flushed: tracking is not the durable path); the record store's
+    transactions, on the same engine, keep the server's setting: a document is acknowledged
+    to RabbitMQ only once it is on disk."""
+    import sqlalchemy as sa
+
+    from gateway.tracking.store import commit_without_waiting_for_the_disk
+    from tests.records.builders import message
+
+    store = RecordStore.open(records_pg_url)
+    seen: list[str] = []
+
+    def capture(conn, cursor, statement, parameters, context, executemany):
+        seen.append(statement)
+
+    sa.event.listen(store.engine, "before_cursor_execute", capture)
+    try:
+        TrackingStore(store.engine).write([_received("e" * 32, "cli", T0)])
+        assert seen[0] == "SET LOCAL synchronous_commit TO OFF"
+        seen.clear()
+        store.file(message("sync^1"))
+        assert seen and not [s for s in seen if "synchronous_commit" in s]
+    finally:
+        sa.event.remove(store.engine, "before_cursor_execute", capture)
+
+    with store.engine.begin() as conn:
+        commit_without_waiting_for_the_disk(conn)
+        assert conn.exec_driver_sql("SHOW synchronous_commit").scalar() == "off"
+    with store.engine.begin() as conn:
+        assert conn.exec_driver_sql("SHOW synchronous_commit").scalar() == "on"
+    store.close()
