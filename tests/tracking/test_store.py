@@ -378,19 +378,19 @@ def test_tracking_commits_do_not_wait_for_the_disk_and_filing_commits_do(records
     def capture(conn, cursor, statement, parameters, context, executemany):
         seen.append(statement)
 
-    sa.event.listen(store.engine, "before_cursor_execute", capture)
     try:
+        sa.event.listen(store.engine, "before_cursor_execute", capture)
         TrackingStore(store.engine).write([_received("e" * 32, "cli", T0)])
         assert seen[0] == "SET LOCAL synchronous_commit TO OFF"
         seen.clear()
         store.file(message("sync^1"))
         assert seen and not [s for s in seen if "synchronous_commit" in s]
-    finally:
         sa.event.remove(store.engine, "before_cursor_execute", capture)
 
-    with store.engine.begin() as conn:
-        commit_without_waiting_for_the_disk(conn)
-        assert conn.exec_driver_sql("SHOW synchronous_commit").scalar() == "off"
-    with store.engine.begin() as conn:
-        assert conn.exec_driver_sql("SHOW synchronous_commit").scalar() == "on"
-    store.close()
+        with store.engine.begin() as conn:
+            commit_without_waiting_for_the_disk(conn)
+            assert conn.exec_driver_sql("SHOW synchronous_commit").scalar() == "off"
+        with store.engine.begin() as conn:  # SET LOCAL ended with its transaction
+            assert conn.exec_driver_sql("SHOW synchronous_commit").scalar() == "on"
+    finally:
+        store.close()
