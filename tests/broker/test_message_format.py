@@ -1,6 +1,7 @@
 """The document message formats (docs/message-format.md): /1's spliced encoding is exactly the
-JSON the plain encoder gives; /2 frames the same parts as raw bytes after one JSON line; both
-decode back to the same message, and a /2 body whose parts do not add up is refused."""
+JSON the plain encoder gives; /2 frames the same parts as raw bytes after one JSON line; /3 is
+/2's line then the parts as one zstd frame; all decode back to the same message, and a /2 or
+/3 body whose parts do not add up is refused (a /3 one before anything is decompressed)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,11 @@ import dataclasses
 import json
 
 import pytest
+import zstandard
 
+from gateway.broker import message as message_format
 from gateway.broker.message import (
+    COMPRESSED_FORMAT,
     FORMAT,
     FRAMED_FORMAT,
     DocumentMessage,
@@ -94,7 +98,7 @@ def test_a_framed_body_whose_parts_do_not_add_up_is_refused():
         with pytest.raises(MalformedMessage):
             decode(json.dumps(bad).encode() + b"\n" + parts)
     with pytest.raises(MalformedMessage):  # an unknown format on the first line
-        decode(json.dumps({**data, "format": "passerelle.document/3"}).encode() + b"\n" + parts)
+        decode(json.dumps({**data, "format": "passerelle.document/9"}).encode() + b"\n" + parts)
 
 
 def test_the_json_format_written_over_several_lines_still_decodes():
@@ -105,3 +109,65 @@ def test_the_json_format_written_over_several_lines_still_decodes():
 def test_an_unknown_format_is_not_encoded():
     with pytest.raises(ValueError):
         encode(CASES["no attachment"], "passerelle.document/9")
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_compressed_encoding_is_the_framed_line_then_one_zstd_frame(name):
+    m = CASES[name]
+    body = encode(m, COMPRESSED_FORMAT)
+    head, _, frame = body.partition(b"\n")
+    framed_head, _, framed_parts = encode(m, FRAMED_FORMAT).partition(b"\n")
+    assert json.loads(head) == {**json.loads(framed_head), "format": COMPRESSED_FORMAT}
+    assert zstandard.ZstdDecompressor().decompress(frame) == framed_parts
+    assert decode(body) == m
+
+
+def test_a_converted_lab_report_is_a_fraction_of_its_framed_size():
+    report = (b"<observation><code code='2345-7' codeSystem='2.16.840.1.113883.6.1'/>"
+              b"<value xsi:type='PQ' value='5.4' unit='mmol/L'/></observation>") * 300  # fmt: skip
+    m = dataclasses.replace(CASES["no attachment"], payload=report)
+    assert len(encode(m, COMPRESSED_FORMAT)) < len(encode(m, FRAMED_FORMAT)) / 5
+
+
+def _compressed(head: dict, frame: bytes) -> bytes:
+    return json.dumps(head).encode() + b"\n" + frame
+
+
+def test_a_compressed_body_that_does_not_decode_to_its_declared_sizes_is_refused():
+    m = CASES["attachments"]
+    head_line, _, frame = encode(m, COMPRESSED_FORMAT).partition(b"\n")
+    head = json.loads(head_line)
+    parts = b"".join([m.payload, *(a.data for a in m.attachments)])
+    compress = zstandard.ZstdCompressor().compress
+    refused = {
+        "truncated frame": _compressed(head, frame[:-1]),
+        "bytes after the frame": _compressed(head, frame + b"x"),
+        "two frames": _compressed(head, frame + frame),
+        "not zstd": _compressed(head, parts),
+        "a byte more inside": _compressed(head, compress(parts + b"x")),
+        "a byte less inside": _compressed(head, compress(parts[:-1])),
+        "no size in the frame header": _compressed(
+            head, zstandard.ZstdCompressor(write_content_size=False).compress(parts)
+        ),
+        "negative size": _compressed({**head, "payload": {"size": -1}}, frame),
+    }
+    for case, body in refused.items():
+        with pytest.raises(MalformedMessage):
+            decode(body)
+            pytest.fail(case)
+
+
+def test_a_small_body_cannot_expand_past_the_bound(monkeypatch):
+    """Zeros compress ~20,000:1 and zstd allocates what the frame header says: the header and
+    the line are checked against MAX_DECODED_BYTES before any decompression."""
+    monkeypatch.setattr(message_format, "MAX_DECODED_BYTES", 1 << 20)
+    m = dataclasses.replace(CASES["no attachment"], payload=bytes(1 << 20))
+    assert decode(encode(m, COMPRESSED_FORMAT)) == m  # at the bound: read
+    m = dataclasses.replace(m, payload=bytes((1 << 20) + 1))
+    body = encode(m, COMPRESSED_FORMAT)
+    assert len(body) < 2000
+    decompressed: list[bytes] = []
+    monkeypatch.setattr(zstandard, "ZstdDecompressor", lambda: decompressed.append(b"") or None)
+    with pytest.raises(MalformedMessage, match="exceed"):
+        decode(body)
+    assert decompressed == []  # refused before a decompressor existed

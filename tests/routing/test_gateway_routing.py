@@ -83,9 +83,10 @@ def test_each_destination_gets_the_document_in_its_format(start_gateway, broker_
     path.write_text(
         "version: 1\ndestinations:\n"
         "  framed: {type: classic, format: passerelle.document/2}\n"
+        "  compressed: {type: classic, format: passerelle.document/3}\n"
         "  plain: {type: classic}\n"
         "  parking: {type: classic}\n"
-        "rules: [{name: both, match: {type_code: 11502-2}, to: [framed, plain]}]\n"
+        "rules: [{name: all, match: {type_code: 11502-2}, to: [framed, compressed, plain]}]\n"
         "default: {to: [parking]}\nparking: parking\n"
     )
     gw = start_gateway(GATEWAY_ROUTING_FILE=str(path))
@@ -97,6 +98,10 @@ def test_each_destination_gets_the_document_in_its_format(start_gateway, broker_
     assert json.loads(plain)["format"] == "passerelle.document/1"
     assert plain_props.content_type == "application/json"
     assert decode(framed) == decode(plain)
+    compressed_props, compressed = get_one(broker_ns.url, broker_ns.names.queue("compressed"))
+    assert compressed.startswith(b'{"format":"passerelle.document/3"')
+    assert compressed_props.content_type == "application/vnd.passerelle.document-3"
+    assert decode(compressed) == decode(plain) and len(compressed) < len(framed)
     payload = decode(framed).payload
     assert hashlib.sha256(payload).hexdigest() == decode(framed).envelope.sha256
     assert framed.endswith(payload)  # the bytes themselves, no base64
