@@ -106,7 +106,9 @@ class Stack:
         return round(rate, 1)
 
 
-def _env(ctx: Context, prefix: str, database_url: str, extra: dict[str, str]) -> dict[str, str]:
+def _env(
+    ctx: Context, prefix: str, database_url: str, extra: dict[str, str], root: Path = ROOT
+) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
     env.update(
         GATEWAY_AMQP_URL=AMQP_URL,
@@ -114,23 +116,27 @@ def _env(ctx: Context, prefix: str, database_url: str, extra: dict[str, str]) ->
         GATEWAY_DATABASE_URL=database_url,
         GATEWAY_KEYS_DIR=str(ctx.keys_dir),
         GATEWAY_DATA_DIR=str(ctx.workdir / prefix),
-        GATEWAY_ROUTING_FILE=str(ROOT / "routing.yaml"),
+        GATEWAY_ROUTING_FILE=str(root / "routing.yaml"),
         GATEWAY_LOG_LEVEL="WARNING",  # an INFO line per message is not what is measured
     )
     env.update(extra)
     return env
 
 
-def _start_one(ctx: Context, prefix: str, database_url: str, extra: dict[str, str]) -> Gateway:
+def _start_one(
+    ctx: Context, prefix: str, database_url: str, extra: dict[str, str], root: Path = ROOT
+) -> Gateway:
+    """``python -m gateway serve`` run from ``root``: the gateway package of that tree is the
+    one imported (the current directory comes first on the module path)."""
     http, mllp = free_port(), free_port()
-    env = _env(ctx, prefix, database_url, extra)
+    env = _env(ctx, prefix, database_url, extra, root)
     env.update(GATEWAY_HTTP_ADDR=f"127.0.0.1:{http}", GATEWAY_MLLP_ADDR=f"127.0.0.1:{mllp}")
     log = ctx.workdir / f"{prefix}-{http}.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "gateway", "serve"],
             env=env,
-            cwd=ROOT,
+            cwd=root,
             stdout=out,
             stderr=subprocess.STDOUT,
         )
@@ -178,12 +184,12 @@ def _database(ctx: Context, prefix: str) -> Iterator[str]:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def delete_topology(prefix: str) -> None:
+def delete_topology(prefix: str, routing: Path = ROOT / "routing.yaml") -> None:
     from gateway.broker.names import Names
     from gateway.broker.topology import delete, plan
     from gateway.routing import loader
 
-    decls = plan(loader.load(ROOT / "routing.yaml"), Names(prefix))
+    decls = plan(loader.load(routing), Names(prefix))
     conn = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
     try:
         delete(conn.channel(), decls)
@@ -192,21 +198,25 @@ def delete_topology(prefix: str) -> None:
 
 
 @contextlib.contextmanager
-def running(ctx: Context, processes: int = 1, filers: int = 0, **extra: str) -> Iterator[Stack]:
+def running(
+    ctx: Context, processes: int = 1, filers: int = 0, root: Path = ROOT, **extra: str
+) -> Iterator[Stack]:
     """``processes`` gateways sharing one prefix and one record store, torn down after;
     ``filers`` more gateways (default record consumers, the rest of ``extra``) that are sent
-    no traffic: with ``GATEWAY_RECORD_CONSUMERS=0`` in ``extra``, filing runs apart from intake."""
+    no traffic: with ``GATEWAY_RECORD_CONSUMERS=0`` in ``extra``, filing runs apart from intake.
+    ``root``: the source tree the gateways run from (another revision's worktree: bench.harness.ab).
+    """
     prefix = f"pbench-{uuid.uuid4().hex[:10]}"
     with _database(ctx, prefix) as database_url:
         stack = Stack(prefix, database_url)
         try:
             for _ in range(processes):
-                stack.gateways.append(_start_one(ctx, prefix, database_url, extra))
+                stack.gateways.append(_start_one(ctx, prefix, database_url, extra, root))
             filing = {k: v for k, v in extra.items() if k != "GATEWAY_RECORD_CONSUMERS"}
             for _ in range(filers):
-                stack.filers.append(_start_one(ctx, prefix, database_url, filing))
+                stack.filers.append(_start_one(ctx, prefix, database_url, filing, root))
             yield stack
         finally:
             for gw in (*stack.gateways, *stack.filers):
                 stop(gw.proc)
-            delete_topology(prefix)
+            delete_topology(prefix, root / "routing.yaml")

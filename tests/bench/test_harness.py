@@ -11,7 +11,7 @@ import itertools
 
 import pytest
 
-from bench.harness import load
+from bench.harness import ab, load
 from bench.harness.procs import slope
 from bench.soak import sample_figures
 
@@ -112,3 +112,28 @@ def test_sustained_steps_and_what_makes_a_step_fail():
     assert "p99" in why_not({**held, "p99 ms": P99_LIMIT_MS + 1}, 0, 40.0)
     assert "filing behind" in why_not(held, backlog=41, rate=40.0)
     assert "tracking" in why_not(held, backlog=0, rate=40.0, tracking_dropped=3)
+
+
+def test_ab_arms_name_a_tree_or_revision_and_their_environment():
+    assert ab.parse_arm(".") == ab.Arm(".", None, {})
+    assert ab.parse_arm("HEAD~2+GATEWAY_PIPELINE_WORKERS=1,X=a=b") == ab.Arm(
+        "HEAD~2+GATEWAY_PIPELINE_WORKERS=1,X=a=b",
+        "HEAD~2",
+        {"GATEWAY_PIPELINE_WORKERS": "1", "X": "a=b"},
+    )
+    for bad in ("+X=1", ".+X", ".+=1"):
+        with pytest.raises(ValueError):
+            ab.parse_arm(bad)
+
+
+def test_ab_ratios_pair_rounds_by_index():
+    a = [{"gateway ms/msg": 10.0, "p99 ms": 40.0}, {"gateway ms/msg": 20.0, "p99 ms": ""}]
+    b = [{"gateway ms/msg": 9.0, "p99 ms": 20.0}, {"gateway ms/msg": 19.0, "p99 ms": 30.0}]
+    figures = ab.ratios(a, b)
+    assert figures["gateway ms/msg"] == {"B/A mean": 0.925, "min": 0.9, "max": 0.95}
+    assert figures["p99 ms"] == {"B/A mean": 0.5, "min": 0.5, "max": 0.5}  # the round without A
+    assert "postgres ms/msg" not in figures
+
+
+def test_ab_cpu_spent_counts_processes_that_appeared_whole():
+    assert ab._spent({1: 2.0, 2: 1.0}, {1: 2.5, 2: 1.0, 3: 0.25}) == pytest.approx(0.75)
