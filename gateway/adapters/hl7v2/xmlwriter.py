@@ -90,6 +90,11 @@ def _text(value: str) -> str:
 
 def start(tag: str, attrs: dict[str, str]) -> str:
     """A start tag, attributes escaped."""
+    if not attrs:
+        return "<" + tag
+    # Most start tags have nothing to escape: one search over all their values decides.
+    if _ATTR_SPECIAL.search("".join(attrs.values())) is None:
+        return "<" + tag + "".join([f' {name}="{value}"' for name, value in attrs.items()])
     return "<" + tag + "".join([f' {name}="{_attr(value)}"' for name, value in attrs.items()])
 
 
