@@ -45,10 +45,12 @@ RECONNECT_DELAYS_S = (0.2, 0.5, 1.0, 2.0, 5.0)
 # How long the first delivery of a batch waits for others. pika reads 4 KB per socket read,
 # so a 130 KB document arrives over dozens of reads: without a wait, batches of large
 # documents were of 1.2 on average. At moderate rates a longer wait lets the documents of a
-# few messages share one commit and one relay: 50 ms rather than 5 saved 2-3 ms of CPU per
-# document at 35-40 msg/s (gateway and PostgreSQL), for filing up to 50 ms later
-# (docs/performance.md). With a backlog, batches fill at once and never wait.
-BATCH_LINGER_S = 0.05
+# few messages share one commit, one relay and one tracking write: 50 ms rather than 5 saved
+# 2-3 ms of CPU per document at 35-40 msg/s; 100 ms rather than 50 (with the tracker's 250 ms)
+# saved another 16 % of the gateway's CPU and 40 % of PostgreSQL's per raw ORU^R01 at 30 msg/s,
+# p50 and p99 unchanged, 200 ms more but worse p99 (docs/performance.md, "Paired A/B"). Documents
+# are filed up to this much later. With a backlog, batches fill at once and never wait.
+BATCH_LINGER_S = 0.1
 TRANSIENT_PAUSE_S = (0.5, 1.0, 2.0, 5.0, 10.0)
 
 
