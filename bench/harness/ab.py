@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import shutil
 import statistics
 import subprocess
 import sys
@@ -130,6 +131,7 @@ def _checkout(arm: Arm) -> Iterator[Path]:
         yield where
     finally:
         subprocess.run([*git, "worktree", "remove", "--force", str(where)], check=False)
+        shutil.rmtree(where.parent, ignore_errors=True)
 
 
 class _Side:
