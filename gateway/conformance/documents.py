@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from lxml import etree
+
+from gateway.conformance.xpath_text import scan, string_end
 
 XSL = "http://www.w3.org/1999/XSL/Transform"
 NS = "urn:passerelle:conformance:documents"
@@ -263,7 +264,7 @@ def _route(expr: str, el: etree._Element, state: _Rewriting) -> str:
     out, i = [], 0
     while i < len(expr):
         if expr[i] in "'\"":
-            end = _string_end(expr, i)
+            end = string_end(expr, i)
             out.append(expr[i:end])
             i = end
             continue
@@ -323,45 +324,16 @@ def _there(named: Wanted, base_dir: str) -> bool:
     return all(path is not None and exists(path) for path, exists in paths)
 
 
-def _string_end(expr: str, start: int) -> int:
-    """Index after the XPath string literal opening at ``start`` (doubled quotes escape)."""
-    quote, i = expr[start], start + 1
-    while i < len(expr):
-        if expr[i] == quote:
-            if i + 1 < len(expr) and expr[i + 1] == quote:
-                i += 2
-                continue
-            return i + 1
-        i += 1
-    return len(expr)
-
-
-def _scan(text: str, start: int = 0) -> Iterator[tuple[int, str, int]]:
-    """(index, character, brackets open before it) for each character outside string literals."""
-    depth, i = 0, start
-    while i < len(text):
-        ch = text[i]
-        if ch in "'\"":
-            i = _string_end(text, i)
-            continue
-        yield i, ch, depth
-        if ch in "([{":
-            depth += 1
-        elif ch in ")]}":
-            depth -= 1
-        i += 1
-
-
 def _closing(expr: str, start: int) -> int | None:
     """Index of the parenthesis closing the call whose arguments start at ``start``."""
-    for i, ch, depth in _scan(expr, start):
+    for i, ch, depth in scan(expr, start):
         if ch in ")]}" and depth == 0:
             return i if ch == ")" else None
     return None
 
 
 def _has_top_level_comma(argument: str) -> bool:
-    return any(ch == "," and depth == 0 for _, ch, depth in _scan(argument))
+    return any(ch == "," and depth == 0 for _, ch, depth in scan(argument))
 
 
 def _named(argument: str, literals: dict[str, set[str]]) -> Wanted | None:

@@ -27,15 +27,16 @@ templates but the skeleton's own (``/`` and the text stripper), so they can outp
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 from lxml import etree
+
+from gateway.conformance.xpath_text import top_level
 
 XSL = "http://www.w3.org/1999/XSL/Transform"
 SVRL = "http://purl.oclc.org/dsdl/svrl"
 HL7 = "urn:hl7-org:v3"
 KEY = "passerelle-template-root"
-VERSION = 3  # part of the stored stylesheets' key: raise it when the rewrite changes
+VERSION = 4  # part of the stored stylesheets' key: raise it when the rewrite changes
 _KEYED = re.compile(
     r"^(?P<name>\*|[\w.-]+:[\w.-]+)"
     r"\[(?P<pfx>[\w.-]+):templateId"
@@ -186,28 +187,11 @@ def _expression(branch: str, nsmap: dict) -> tuple[str, bool] | None:
     return f"//({branch})", False
 
 
-def _top_level(text: str, start: int = 0) -> Iterator[int]:
-    """Indexes of the characters of ``text`` outside string literals, brackets and parentheses."""
-    depth, quote = 0, ""
-    for i in range(start, len(text)):
-        ch = text[i]
-        if quote:
-            quote = "" if ch == quote else quote
-        elif ch in "'\"":
-            quote = ch
-        elif ch in "[(":
-            depth += 1
-        elif ch in "])":
-            depth -= 1
-        elif depth == 0:
-            yield i
-
-
 def _first_step(branch: str) -> tuple[str, str] | None:
     """``//A[p]/rest`` as (``A[p]``, ``/rest``); ``//A[p]`` as (``A[p]``, ``""``); else None."""
     if not branch.startswith("//") or branch.startswith("///"):
         return None
-    for i in _top_level(branch, 2):
+    for i in top_level(branch, 2):
         if branch[i] == "/":
             return (branch[2:i], branch[i:]) if i > 2 else None
         if branch[i] == "|":
@@ -229,7 +213,7 @@ def _shared_start(first: str, rests: list[str]) -> str:
 def _branches(pattern: str) -> list[str]:
     """The top-level alternatives of a pattern (``a | b[x|y]`` → ``a``, ``b[x|y]``)."""
     out, last = [], 0
-    for i in _top_level(pattern):
+    for i in top_level(pattern):
         if pattern[i] == "|":
             out.append(pattern[last:i])
             last = i + 1
