@@ -129,10 +129,11 @@ def decode(body: bytes) -> DocumentMessage:
                 data = json.loads(head)
             except (ValueError, RecursionError):
                 data = None
-            if isinstance(data, dict) and data.get("format") == FRAMED_FORMAT:
-                return _unframed(data, parts)
-            if isinstance(data, dict) and data.get("format") == COMPRESSED_FORMAT:
-                return _unframed(data, _decompressed(parts, _declared_sizes(data)))
+            if isinstance(data, dict) and data.get("format") in (FRAMED_FORMAT, COMPRESSED_FORMAT):
+                sizes = _declared_sizes(data)
+                if data["format"] == COMPRESSED_FORMAT:
+                    parts = _decompressed(parts, sum(sizes))
+                return _unframed(data, parts, sizes)
         data = json.loads(body)
         if data.get("format") != FORMAT:
             raise MalformedMessage(f"unknown message format {data.get('format')!r}")
@@ -158,11 +159,11 @@ def _declared_sizes(head: dict) -> list[int]:
     return sizes
 
 
-def _decompressed(frame: bytes, sizes: list[int]) -> bytes:
-    """The parts of a /3 body. The frame's header says how much it decodes to; that must be
-    what the line declares, and within MAX_DECODED_BYTES, before anything is allocated
-    (zstd sizes its output from the header): a small body cannot expand past its word."""
-    total = sum(sizes)
+def _decompressed(frame: bytes, total: int) -> bytes:
+    """The parts of a /3 body, ``total`` bytes as its line declares. The frame's header says
+    how much it decodes to; that must be ``total``, and within MAX_DECODED_BYTES, before
+    anything is allocated (zstd sizes its output from the header): a small body cannot expand
+    past its word."""
     if total > MAX_DECODED_BYTES:
         raise MalformedMessage(f"the parts declared ({total} bytes) exceed {MAX_DECODED_BYTES}")
     try:
@@ -174,11 +175,9 @@ def _decompressed(frame: bytes, sizes: list[int]) -> bytes:
         raise MalformedMessage(f"the compressed parts are not one zstd frame: {exc}") from None
 
 
-def _unframed(head: dict, parts: bytes) -> DocumentMessage:
-    """The parts named in ``head`` cut from ``parts``: their sizes must cover it exactly (a
-    truncated or padded body is refused, not filed short)."""
-    declared = [head["payload"], *head.get("attachments", [])]
-    sizes = _declared_sizes(head)
+def _unframed(head: dict, parts: bytes, sizes: list[int]) -> DocumentMessage:
+    """The parts named in ``head`` (of ``sizes``) cut from ``parts``: their sizes must cover it
+    exactly (a truncated or padded body is refused, not filed short)."""
     if sum(sizes) != len(parts):
         raise MalformedMessage(
             f"the parts declared ({sum(sizes)} bytes) do not match the body ({len(parts)} bytes)"
@@ -192,7 +191,7 @@ def _unframed(head: dict, parts: bytes) -> DocumentMessage:
         payload=cut[0],
         attachments=tuple(
             Attachment(a["role"], a["content_type"], data)
-            for a, data in zip(declared[1:], cut[1:], strict=True)
+            for a, data in zip(head.get("attachments", []), cut[1:], strict=True)
         ),
     )
 
