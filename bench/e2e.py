@@ -94,10 +94,7 @@ def _scenario_row(
 ) -> dict:
     """One measured window; ``settle_s`` of the same load first, unmeasured and drained."""
     _, inp, transport, connections = scenario
-    if transport == "mllp":
-        opener, targets = load.mllp_sender(), stack.mllp_targets
-    else:
-        opener, targets = load.http_sender("/documents", "application/xml"), stack.http_targets
+    opener, targets = stack.sender(transport)
     messages = inp.stream
     if settle_s:
         asyncio.run(load.drive(opener, targets, messages, connections, settle_s))

@@ -57,10 +57,7 @@ def why_not(figures: dict, backlog: int, rate: float, tracking_dropped: int = 0)
 
 
 def _climb(stack: Stack, tree: Tree, name: str, inp: Input, transport: str) -> dict:
-    if transport == "mllp":
-        opener, targets = load.mllp_sender(), stack.mllp_targets
-    else:
-        opener, targets = load.http_sender("/documents", "application/xml"), stack.http_targets
+    opener, targets = stack.sender(transport)
     row: dict = {"sustained msg/s": 0.0}
     for rate in rates():
         for attempt in (1, 2):

@@ -44,7 +44,8 @@ from bench.harness.procs import cpu_seconds, services_cpu, tree
 from bench.harness.stack import PG_ADMIN_URL, Stack, running
 
 WARMUP_S = 3.0  # closed loop per arm before each round's window, then drained
-INPUTS = {"raw": 0, "oru-cda": 1, "crbio": 2}  # bench.floors.prepare's order
+# by name: its place in bench.floors.prepare's inputs, and how it is sent
+INPUTS = {"raw": (0, "mllp"), "oru-cda": (1, "mllp"), "crbio": (2, "http")}
 METRICS = ("gateway ms/msg", "postgres ms/msg", "p50 ms", "p99 ms")
 
 
@@ -137,14 +138,10 @@ def _checkout(arm: Arm) -> Iterator[Path]:
 class _Side:
     """One arm's running stack within a round, and its CPU readings."""
 
-    def __init__(self, arm: Arm, stack: Stack, inp: Input) -> None:
+    def __init__(self, arm: Arm, stack: Stack, inp: Input, transport: str) -> None:
         self.arm, self.stack, self.inp = arm, stack, inp
         self.database = stack.database_url.rsplit("/", 1)[1]
-        if inp.name == "CDA CR-BIO":
-            self.opener = load.http_sender("/documents", "application/xml")
-            self.targets = stack.http_targets
-        else:
-            self.opener, self.targets = load.mllp_sender(), stack.mllp_targets
+        self.opener, self.targets = stack.sender(transport)
 
     def warm_up(self) -> None:
         asyncio.run(load.drive(self.opener, self.targets, self.inp.stream, 8, WARMUP_S))
@@ -159,11 +156,11 @@ class _Side:
                          warmup_s=0)  # fmt: skip
 
 
-def _round(ctx: Context, arms: list[tuple[Arm, Path]], inp: Input, rate: float,
+def _round(ctx: Context, arms: list[tuple[Arm, Path]], inp: Input, transport: str, rate: float,
            seconds: float) -> tuple[list[dict], float]:  # fmt: skip
     with contextlib.ExitStack() as stacks:
         sides = [
-            _Side(arm, stacks.enter_context(running(ctx, root=root, **arm.env)), inp)
+            _Side(arm, stacks.enter_context(running(ctx, root=root, **arm.env)), inp, transport)
             for arm, root in arms
         ]
         for side in sides:
@@ -212,7 +209,8 @@ def main(argv: list[str]) -> int:
     except ValueError as exc:
         parser.error(str(exc))
     ctx = Context(workdir=Path(tempfile.mkdtemp(prefix="passerelle-ab-")))
-    inp = floors.prepare(ctx).inputs[INPUTS[args.input]]
+    position, transport = INPUTS[args.input]
+    inp = floors.prepare(ctx).inputs[position]
     print(f"A = {arm_a.label}\nB = {arm_b.label}\n{inp.name}, {args.rate:g} msg/s per arm, "
           f"{args.seconds:g} s x {args.rounds} rounds", flush=True)  # fmt: skip
     results: dict[str, list[dict]] = {"A": [], "B": []}
@@ -220,7 +218,9 @@ def main(argv: list[str]) -> int:
         named = [("A", (arm_a, root_a)), ("B", (arm_b, root_b))]
         for n in range(args.rounds):
             order = named if n % 2 == 0 else named[::-1]
-            rows, beam = _round(ctx, [arm for _, arm in order], inp, args.rate, args.seconds)
+            rows, beam = _round(
+                ctx, [arm for _, arm in order], inp, transport, args.rate, args.seconds
+            )
             for (name, _), row in zip(order, rows, strict=True):
                 results[name].append(row)
             print(f"round {n + 1}: A {results['A'][-1]}\n         B {results['B'][-1]}\n"

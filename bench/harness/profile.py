@@ -92,11 +92,8 @@ def main(argv: list[str]) -> int:
                 *(["--gil"] if gil else []),
             ]
             spies.append((subprocess.Popen(cmd, stdout=subprocess.DEVNULL), out))
-        if kind == "mllp":
-            opener, targets, messages = load.mllp_sender(), stack.mllp_targets, raw.variants()
-        else:
-            opener = load.http_sender("/documents", "application/xml")
-            targets, messages = stack.http_targets, cda.variants()
+        opener, targets = stack.sender(kind)
+        messages = raw.variants() if kind == "mllp" else cda.variants()
         run = asyncio.run(load.drive(opener, targets, messages, 16, seconds))
         print(run.figures())
         for spy, out in spies:

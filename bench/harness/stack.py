@@ -23,6 +23,7 @@ from pathlib import Path
 import pika
 
 from bench.common import ROOT, Context
+from bench.harness import load
 from bench.harness.procs import Tree, free_port, stop, wait_listening
 
 AMQP_URL = os.environ.get("BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
@@ -53,6 +54,13 @@ class Stack:
     @property
     def mllp_targets(self) -> list[tuple[str, int]]:
         return [g.mllp for g in self.gateways]
+
+    def sender(self, transport: str) -> tuple[load.Opener, list[tuple[str, int]]]:
+        """How to send to the gateways: ``"mllp"`` (HL7v2, ACK awaited), else ``"http"`` (a CDA
+        posted to /documents); the opener and every gateway's address for it."""
+        if transport == "mllp":
+            return load.mllp_sender(), self.mllp_targets
+        return load.http_sender("/documents", "application/xml"), self.http_targets
 
     def tree(self) -> Tree:
         return Tree([g.proc.pid for g in (*self.gateways, *self.filers)])
