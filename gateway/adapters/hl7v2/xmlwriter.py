@@ -93,9 +93,9 @@ def start(tag: str, attrs: dict[str, str]) -> str:
     if not attrs:
         return "<" + tag
     # Most start tags have nothing to escape: one search over all their values decides.
-    if _ATTR_SPECIAL.search("".join(attrs.values())) is None:
-        return "<" + tag + "".join([f' {name}="{value}"' for name, value in attrs.items()])
-    return "<" + tag + "".join([f' {name}="{_attr(value)}"' for name, value in attrs.items()])
+    if _ATTR_SPECIAL.search("".join(attrs.values())) is not None:
+        attrs = {name: _attr(value) for name, value in attrs.items()}
+    return "<" + tag + "".join([f' {name}="{value}"' for name, value in attrs.items()])
 
 
 def leaf(tag: str, attrs: dict[str, str], text: str | None = None) -> str:
