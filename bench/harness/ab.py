@@ -108,14 +108,8 @@ def _backends(database: str) -> list[int]:
 
 
 def _beam_seconds() -> float:
-    return sum(s for pid, s in services_cpu().items() if _comm(pid) == "beam.smp")
-
-
-def _comm(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/comm").read_text().strip()
-    except OSError:
-        return ""
+    """RabbitMQ's CPU so far (its Erlang VM)."""
+    return sum(services_cpu(("beam.smp",)).values())
 
 
 @contextlib.contextmanager
@@ -138,8 +132,8 @@ def _checkout(arm: Arm) -> Iterator[Path]:
 class _Side:
     """One arm's running stack within a round, and its CPU readings."""
 
-    def __init__(self, arm: Arm, stack: Stack, inp: Input, transport: str) -> None:
-        self.arm, self.stack, self.inp = arm, stack, inp
+    def __init__(self, stack: Stack, inp: Input, transport: str) -> None:
+        self.stack, self.inp = stack, inp
         self.database = stack.database_url.rsplit("/", 1)[1]
         self.opener, self.targets = stack.sender(transport)
 
@@ -160,7 +154,7 @@ def _round(ctx: Context, arms: list[tuple[Arm, Path]], inp: Input, transport: st
            seconds: float) -> tuple[list[dict], float]:  # fmt: skip
     with contextlib.ExitStack() as stacks:
         sides = [
-            _Side(arm, stacks.enter_context(running(ctx, root=root, **arm.env)), inp, transport)
+            _Side(stacks.enter_context(running(ctx, root=root, **arm.env)), inp, transport)
             for arm, root in arms
         ]
         for side in sides:

@@ -53,8 +53,9 @@ def cpu_seconds(pids: list[int]) -> float:
 SERVICES = ("beam.smp", "postgres")  # RabbitMQ's Erlang VM; PostgreSQL's processes
 
 
-def services_cpu() -> dict[int, float]:
-    """CPU seconds so far of every RabbitMQ and PostgreSQL process, by pid."""
+def services_cpu(names: tuple[str, ...] = SERVICES) -> dict[int, float]:
+    """CPU seconds so far of every process named one of ``names`` (default: every RabbitMQ and
+    PostgreSQL process), by pid."""
     found: dict[int, float] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -63,7 +64,7 @@ def services_cpu() -> dict[int, float]:
             comm = Path(f"/proc/{entry}/comm").read_text().strip()
         except OSError:
             continue
-        if comm in SERVICES and (fields := _stat(int(entry))) is not None:
+        if comm in names and (fields := _stat(int(entry))) is not None:
             found[int(entry)] = (int(fields[11]) + int(fields[12])) / _TICKS
     return found
 
