@@ -458,34 +458,36 @@ def _observation(act, tbody, msg: Message, obx: Segment, n: int, lines) -> list[
                 hl7_code=103,
             )
         )
+    label = display or code
+    cells = (label, value, unit, ref_range, flag, status)
     tbody.children.append(
-        start("tr", {"ID": f"obs-{n}"})
-        + ">"
-        + "".join(
-            leaf("td", {}, cell or None)
-            for cell in (display or code, value, unit, ref_range, flag, status)
-        )
+        f'<tr ID="obs-{n}">'
+        + "".join([f"<td>{xmlwriter.text(c)}</td>" if c else "<td/>" for c in cells])
         + "</tr>"
     )
-    lines.append("  ".join(c for c in (display or code, value, unit, ref_range, flag) if c))
+    lines.append("  ".join(c for c in cells[:5] if c))
     parts = [
         _OBSERVATION_START,
-        start("code", _present(code=code, codeSystem=LOINC, displayName=display or code)),
+        start("code", _present(code=code, codeSystem=LOINC, displayName=label)),
         f'><originalText><reference value="#obs-{n}"/></originalText></code>',
         # CR-BIO allows completed or aborted only: a preliminary value is still a produced
         # result; its status shows in the act (active) and the narrative (OBX-11)
         '<statusCode code="completed"/>',
     ]
     [when] = msg.component_values(obx, 14, 1)
-    if when:
-        parts.append(leaf("effectiveTime", _present(value=ts(when))))
-    xml, problems = _value(value_type, value, unit or "1", msg, obx, n)
+    if when:  # a time that is blank once stripped gives an empty element, as it always has
+        moment = ts(when)
+        parts.append(f'<effectiveTime value="{xmlwriter.attr(moment)}"/>' if moment else
+                     "<effectiveTime/>")  # fmt: skip
+    unit = xmlwriter.attr(unit or "1")
+    xml, problems = _value(value_type, value, unit, msg, obx, n)
     parts.append(xml)
     findings += problems
     if flag in _INTERPRETATIONS:
-        parts.append(leaf("interpretationCode", {"code": flag, "codeSystem": INTERPRETATION}))
+        parts.append(f'<interpretationCode code="{xmlwriter.attr(flag)}" '
+                     f'codeSystem="{INTERPRETATION}"/>')  # fmt: skip
     if ref_range:
-        parts.append(_reference_range(ref_range, unit or "1", value_type))
+        parts.append(_reference_range(ref_range, unit, value_type))
     parts.append("</observation></entryRelationship>")
     act.children.append("".join(parts))
     return findings
@@ -497,7 +499,8 @@ def _present(**attrs: str) -> dict[str, str]:
 
 
 def _value(value_type, value, unit, msg, obx, n) -> tuple[str, list[Finding]]:
-    """OBX-5 as the observation's value element (empty when there is none)."""
+    """OBX-5 as the observation's value element (empty when there is none); ``unit`` is
+    already escaped."""
     if value_type == "NM":
         try:
             float(value)
@@ -511,7 +514,7 @@ def _value(value_type, value, unit, msg, obx, n) -> tuple[str, list[Finding]]:
                     hl7_code=102,
                 )
             ]
-        return leaf("value", {"xsi:type": "PQ", "value": value, "unit": unit}), []
+        return f'<value xsi:type="PQ" value="{xmlwriter.attr(value)}" unit="{unit}"/>', []
     if value_type in ("CE", "CWE"):
         code, display, system = msg.component_values(obx, 5, 3)
         attrs = {"xsi:type": "CD", "code": code, "displayName": display}
@@ -519,11 +522,13 @@ def _value(value_type, value, unit, msg, obx, n) -> tuple[str, list[Finding]]:
             attrs["codeSystem"] = LOINC
         return leaf("value", _present(**attrs)), []
     if value:
-        return leaf("value", {"xsi:type": "ST"}, value), []
+        return f'<value xsi:type="ST">{xmlwriter.text(value)}</value>', []
     return "", []
 
 
 def _reference_range(text: str, unit: str, value_type: str) -> str:
+    """OBX-7 as a referenceRange: low-high for a numeric result, else its text; ``unit`` is
+    already escaped."""
     low, sep, high = text.partition("-")
     try:
         if value_type != "NM" or not sep:
@@ -531,12 +536,11 @@ def _reference_range(text: str, unit: str, value_type: str) -> str:
         float(low)
         float(high)
     except ValueError:
-        inner = leaf("text", {}, text)
+        inner = f"<text>{xmlwriter.text(text)}</text>"
     else:
+        low, high = xmlwriter.attr(low.strip()), xmlwriter.attr(high.strip())
         inner = (
-            '<value xsi:type="IVL_PQ">'
-            + leaf("low", _present(value=low.strip(), unit=unit))
-            + leaf("high", _present(value=high.strip(), unit=unit))
-            + "</value>"
+            f'<value xsi:type="IVL_PQ"><low value="{low}" unit="{unit}"/>'
+            f'<high value="{high}" unit="{unit}"/></value>'
         )
     return f"<referenceRange><observationRange>{inner}</observationRange></referenceRange>"

@@ -50,8 +50,9 @@ class InvalidXmlText(ValueError):
 class Node:
     """One element: a tag (prefixed name), attributes in order, text, children.
 
-    A child may also be a string: a fragment already serialised by ``leaf``/``start`` (the
-    conversion writes its repeated parts, one per result, that way).
+    A child may also be a string: a fragment already serialised, by ``leaf``/``start`` or as
+    an f-string of values escaped by ``attr``/``text`` (the conversion writes its repeated
+    parts, one per result, that way: a test checks lxml re-serialises them unchanged).
     """
 
     __slots__ = ("attrs", "children", "tag", "text")
@@ -76,13 +77,15 @@ def _checked(value: str) -> str:
     return value
 
 
-def _attr(value: str) -> str:
+def attr(value: str) -> str:
+    """``value`` escaped for an attribute (between double quotes), as lxml writes it."""
     if _ATTR_SPECIAL.search(value) is None:
         return value
     return _checked(value).translate(_ATTR_ESCAPES)
 
 
-def _text(value: str) -> str:
+def text(value: str) -> str:
+    """``value`` escaped as element text, as lxml writes it."""
     if _TEXT_SPECIAL.search(value) is None:
         return value
     return _checked(value).translate(_TEXT_ESCAPES)
@@ -94,15 +97,15 @@ def start(tag: str, attrs: dict[str, str]) -> str:
         return "<" + tag
     # Most start tags have nothing to escape: one search over all their values decides.
     if _ATTR_SPECIAL.search("".join(attrs.values())) is not None:
-        attrs = {name: _attr(value) for name, value in attrs.items()}
+        attrs = {name: attr(value) for name, value in attrs.items()}
     return "<" + tag + "".join([f' {name}="{value}"' for name, value in attrs.items()])
 
 
-def leaf(tag: str, attrs: dict[str, str], text: str | None = None) -> str:
-    """A whole element without children: ``<tag a="v"/>`` or ``<tag a="v">text</tag>``."""
-    if text is None:
+def leaf(tag: str, attrs: dict[str, str], content: str | None = None) -> str:
+    """A whole element without children: ``<tag a="v"/>`` or ``<tag a="v">content</tag>``."""
+    if content is None:
         return start(tag, attrs) + "/>"
-    return f"{start(tag, attrs)}>{_text(text)}</{tag}>"
+    return f"{start(tag, attrs)}>{text(content)}</{tag}>"
 
 
 def _write(node: Node | str, out: list[str]) -> None:
@@ -114,7 +117,7 @@ def _write(node: Node | str, out: list[str]) -> None:
         return
     out.append(start(node.tag, node.attrs) + ">")
     if node.text is not None:
-        out.append(_text(node.text))
+        out.append(text(node.text))
     for child in node.children:
         _write(child, out)
     out.append(f"</{node.tag}>")

@@ -157,6 +157,30 @@ def test_local_times_get_the_french_offset():
     assert crbio.ts("19841205") == "19841205"
 
 
+def test_conversion_writes_what_lxml_would_write_even_for_values_needing_escapes():
+    # The converter writes its XML as text (xmlwriter, f-strings): parsing it and letting lxml
+    # serialise it again must give the same bytes, so the escaping is lxml's own.
+    def obx(n: int, kind: str, code: str, value: str, unit="", ref="", flag="", when="") -> str:
+        fields = ["OBX", str(n), kind, code, "", value, unit, ref, flag, "", "", "F", "", "", when]
+        return "|".join(fields) + "\r"
+
+    specials = (
+        obx(3, "NM", '2160-0^Cr\\T\\a <b> "c"^LN', "9.1", "mg/L&x^mg/L^UCUM", "6.0 - 12.0", "H")
+        + obx(4, "ST", "5778-6^Couleur^LN", "a<b & \"c\"\t'd'", ref="> 5", flag="A")
+        + obx(5, "NM", "2823-3^K^LN", "5.9", ref="<5", flag="<", when="  ")
+        + obx(6, "CE", "5778-6^Aspect^LN", 'TRB&1^Trouble "x"^LN')
+    ).encode()
+    for raw in (lab(), lab() + specials):
+        doc = read(raw)
+        assert isinstance(doc, Document), doc
+        tree = etree.fromstring(doc.payload)
+        assert etree.tostring(tree, xml_declaration=True, encoding="UTF-8") == doc.payload
+    root = etree.fromstring(doc.payload)
+    ns = {"h": "urn:hl7-org:v3"}
+    assert root.xpath("string(//h:tr[@ID='obs-4']/h:td[2])", namespaces=ns) == "a<b & \"c\"\t'd'"
+    assert root.xpath("string(//h:tr[@ID='obs-3']/h:td[1])", namespaces=ns) == 'Cr&a <b> "c"'
+
+
 def test_hex_escaped_control_character_is_refused_not_raised():
     raw = lab().replace(b"jaune p\xc3\xa2le", b"jaune\\X01\\p\xc3\xa2le")
     assert errors(read(raw)) == ["crbio.xml-character@"]
