@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import time
-from concurrent.futures.process import BrokenProcessPool
 
 import pytest
 
@@ -13,9 +13,12 @@ from gateway import bootstrap
 from gateway.config import Settings
 from gateway.outcome import Accepted, Rejected
 from gateway.pipeline import ingest
+from gateway.routing import loader
 from gateway.submission import Submission
-from gateway.workers import PipelineWorkers
+from gateway.workers import PipelineWorkers, WorkerDied
 from tests.conftest import FIXTURES, ROOT
+
+ROUTING = loader.load(ROOT / "routing.yaml")
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +40,17 @@ def submission(relative: str) -> Submission:
     return Submission(raw=(FIXTURES / relative).read_bytes(), transport="http", sender="lab-1")
 
 
+def run(workers: PipelineWorkers, *submissions: Submission):
+    """The outcomes of ``submissions``, sent at once from one event loop."""
+
+    async def all_of():
+        calls = (workers.ingest(s, ROUTING) for s in submissions)
+        return await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), 60)
+
+    outcomes = asyncio.run(all_of())
+    return outcomes[0] if len(outcomes) == 1 else outcomes
+
+
 def test_workers_are_other_processes_each_with_its_own_tools(workers):
     pids = workers.pids()
     assert len(pids) == 2 and os.getpid() not in pids
@@ -44,7 +58,7 @@ def test_workers_are_other_processes_each_with_its_own_tools(workers):
 
 def test_outcome_from_a_worker_equals_the_in_process_outcome(workers, settings):
     sub = submission("cda/crbio_glycemia.xml")
-    remote = workers.submit(sub).result(timeout=60)
+    remote = run(workers, sub)
     local = ingest(sub, bootstrap.load_tools(settings))
     assert isinstance(remote, Accepted) and isinstance(local, Accepted)
     assert remote.envelope.signature is not None  # signed in the worker, with the same key
@@ -57,12 +71,12 @@ def test_outcome_from_a_worker_equals_the_in_process_outcome(workers, settings):
 
 
 def test_rejections_come_back_with_their_findings(workers):
-    outcome = workers.submit(Submission(raw=b"not a document", transport="http")).result(60)
+    outcome = run(workers, Submission(raw=b"not a document", transport="http"))
     assert isinstance(outcome, Rejected)
     assert [f.rule for f in outcome.report.findings] == ["input.format"]
 
 
-def test_a_killed_worker_fails_its_work_and_the_next_submission_gets_a_new_pool(settings):
+def test_a_killed_worker_fails_its_work_and_is_replaced(settings):
     pool = PipelineWorkers(settings, 1)
     try:
         [pid] = pool.start()
@@ -71,17 +85,34 @@ def test_a_killed_worker_fails_its_work_and_the_next_submission_gets_a_new_pool(
         while pid in pool.pids() and time.monotonic() < deadline:
             time.sleep(0.05)
         outcomes = []
-        for _ in range(3):  # the pool may notice the death on submit or on the result
-            try:
-                outcomes.append(pool.submit(submission("hl7v2/oru_r01_lab_results.hl7")).result(60))
+        for _ in range(3):  # the dead worker is noticed when its socket is written or read
+            outcome = run(pool, submission("hl7v2/oru_r01_lab_results.hl7"))
+            outcomes.append(outcome)
+            if not isinstance(outcome, WorkerDied):
                 break
-            except BrokenProcessPool as exc:
-                outcomes.append(exc)
         assert isinstance(outcomes[-1], Accepted), outcomes
-        assert len(outcomes) <= 2  # at most the one submission that met the dead pool failed
+        assert len(outcomes) <= 2  # at most the one submission that met the dead worker failed
         assert pool.pids() and pid not in pool.pids()
     finally:
         pool.shutdown()
+
+
+def test_work_in_flight_is_spread_and_each_answer_goes_to_its_own_caller(workers):
+    subs = [submission("cda/crbio_glycemia.xml") for _ in range(6)]
+    subs += [Submission(raw=b"not a document %d" % i, transport="http") for i in range(6)]
+    outcomes = run(workers, *subs)
+    assert [type(o) for o in outcomes] == [Accepted] * 6 + [Rejected] * 6
+    assert [o.envelope.trace_id for o in outcomes[:6]] == [s.trace_id for s in subs[:6]]
+
+
+def test_a_pipeline_bug_comes_back_as_the_callers_exception(workers):
+    """An exception inside ingest() reaches its caller (the service answers "retry") and the
+    worker goes on with the next submission."""
+    broken = Submission(raw=None, transport="http")  # type: ignore[arg-type]  # not bytes
+    failed, fine = run(workers, broken, submission("cda/crbio_glycemia.xml"))
+    assert isinstance(failed, TypeError)
+    assert isinstance(fine, Accepted)
+    assert isinstance(run(workers, submission("hl7v2/oru_r01_lab_results.hl7")), Accepted)
 
 
 def test_routing_is_decided_again_with_the_parents_live_table(workers, tmp_path):
@@ -89,7 +120,7 @@ def test_routing_is_decided_again_with_the_parents_live_table(workers, tmp_path)
     from gateway.routing import loader
     from gateway.workers import routed
 
-    outcome = workers.submit(submission("cda/crbio_glycemia.xml")).result(timeout=60)
+    outcome = run(workers, submission("cda/crbio_glycemia.xml"))
     assert "patient-record" in outcome.destinations
     text = (ROOT / "routing.yaml").read_text()
     rules_at = text.index("\nrules:")
