@@ -49,6 +49,10 @@ START_TIMEOUT_S = 120.0
 # socket pair this process made with its own child (never from the network): trusted.
 _HEADER = struct.Struct("!I")
 _READ_CHUNK = 256 * 1024
+# Socket buffers big enough for most frames at once (a 130 KB CDA, an 800 KB ORU carrying
+# documents): a send that the socket takes whole needs no waiting (``_send``). The kernel
+# caps it (net.core.wmem_max); memory is used only while frames wait to be read.
+_SOCKET_BUFFER = 4 * 1024 * 1024
 _tools: Tools | None = None  # in a worker process: built once by _load
 
 
@@ -162,6 +166,8 @@ def _launch(settings: Settings) -> tuple[multiprocessing.process.BaseProcess, so
     # spawn, not fork: the parent runs threads (publisher, consumers) that fork would copy
     # mid-flight; a fresh interpreter loads its own tools from Settings.
     parent, child = socket.socketpair()
+    for end in (parent, child):
+        end.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _SOCKET_BUFFER)
     process = multiprocessing.get_context("spawn").Process(
         target=_serve, args=(child, settings), name="pipeline-worker", daemon=True
     )
