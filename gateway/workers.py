@@ -46,6 +46,7 @@ from gateway.routing.table import RoutingTable
 from gateway.submission import Submission
 
 START_TIMEOUT_S = 120.0
+RESTART_PAUSE_MAX_S = 30.0  # between attempts to replace a dead worker whose start fails
 # Each frame: its length, then a pickle. Pickles are only ever read from the other end of a
 # socket pair this process made with its own child (never from the network): trusted.
 _HEADER = struct.Struct("!I")
@@ -349,14 +350,20 @@ class PipelineWorkers:
         threading.Thread(target=self._replace, args=(worker,), daemon=True).start()
 
     def _replace(self, dead: _Worker) -> None:
-        """In a thread: a new process for ``dead`` (seconds), then adopted."""
+        """In a thread: a new process for ``dead`` (seconds), then adopted. A start that fails
+        (memory, a key gone) is tried again, less and less often, until one works."""
         _stop(dead, timeout=1.0)
-        try:
-            worker = _started(*_launch(self.settings), START_TIMEOUT_S)
-        except Exception as exc:
-            log("workers.restart_failed", level=40, component="pipeline-workers",
-                error=type(exc).__name__)  # fmt: skip
-            worker = None
+        worker = None
+        for attempt in itertools.count():
+            if self._closing:
+                return
+            try:
+                worker = _started(*_launch(self.settings), START_TIMEOUT_S)
+                break
+            except Exception as exc:
+                log("workers.restart_failed", level=40, component="pipeline-workers",
+                    error=type(exc).__name__, attempt=attempt + 1)  # fmt: skip
+                time.sleep(min(RESTART_PAUSE_MAX_S, 2**attempt))
         with self._lock:
             loop = self._loop
         if loop is not None and loop.is_running():
@@ -366,20 +373,22 @@ class PipelineWorkers:
         self._adopt(dead, worker, None)
 
     def _adopt(
-        self, dead: _Worker, worker: _Worker | None, loop: asyncio.AbstractEventLoop | None
+        self, dead: _Worker, worker: _Worker, loop: asyncio.AbstractEventLoop | None
     ) -> None:
-        """``worker`` in place of ``dead``, watched by ``loop`` (the running home loop, in
-        it), or by whichever loop calls next when no loop is running."""
+        """``worker`` in place of ``dead``, watched by the home loop (``loop``: called in it),
+        or by whichever loop calls next when no loop is running."""
         with self._lock:
             self._workers.remove(dead)
-            if worker is None:
-                return
             if self._closing:
                 _stop(worker)
                 return
             self._workers.append(worker)
-            if loop is not None and loop is self._loop:
+            home = self._loop
+            if home is loop and loop is not None:
                 loop.add_reader(worker.sock, self._readable, worker, loop)
+            elif home is not None and home.is_running():  # the home loop moved meanwhile
+                home.call_soon_threadsafe(home.add_reader, worker.sock, self._readable, worker,
+                                          home)  # fmt: skip
             else:
                 self._loop = None  # the next ingest() watches every worker from its loop
         log("workers.replaced", component="pipeline-workers", pid=worker.pid)

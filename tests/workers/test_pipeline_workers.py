@@ -97,6 +97,34 @@ def test_a_killed_worker_fails_its_work_and_is_replaced(settings):
         pool.shutdown()
 
 
+def test_a_worker_killed_while_the_loop_runs_is_replaced_in_that_loop(settings):
+    """The gateway's case: one event loop all along, a worker dies between two messages."""
+    pool = PipelineWorkers(settings, 1)
+
+    async def scenario():
+        oru = submission("hl7v2/oru_r01_lab_results.hl7")
+        first = await pool.ingest(oru, ROUTING)
+        [pid] = pool.pids()
+        os.kill(pid, signal.SIGKILL)
+        outcomes = []
+        for _ in range(3):
+            try:
+                outcomes.append(await asyncio.wait_for(pool.ingest(oru, ROUTING), 60))
+                break
+            except WorkerDied as exc:
+                outcomes.append(exc)
+        return first, pid, outcomes
+
+    try:
+        pool.start()
+        first, pid, outcomes = asyncio.run(scenario())
+        assert isinstance(first, Accepted)
+        assert isinstance(outcomes[-1], Accepted) and len(outcomes) <= 2, outcomes
+        assert pool.pids() and pid not in pool.pids()
+    finally:
+        pool.shutdown()
+
+
 def test_work_in_flight_is_spread_and_each_answer_goes_to_its_own_caller(workers):
     subs = [submission("cda/crbio_glycemia.xml") for _ in range(6)]
     subs += [Submission(raw=b"not a document %d" % i, transport="http") for i in range(6)]
