@@ -125,6 +125,12 @@ def _read_exactly(sock: socket.socket, n: int) -> bytes | None:
     return bytes(buffer)
 
 
+def _read_frame(sock: socket.socket) -> bytes | None:
+    """One frame's pickle (blocking), or None at end of stream."""
+    header = _read_exactly(sock, _HEADER.size)
+    return header and _read_exactly(sock, _HEADER.unpack(header)[0])
+
+
 def _answer(job: int, submission: Submission) -> bytes:
     try:
         return _frame((job, True, _ingest(submission)))
@@ -140,8 +146,7 @@ def _serve(sock: socket.socket, settings: Settings) -> None:
     _load(settings)
     sock.sendall(_frame(os.getpid()))
     while True:
-        header = _read_exactly(sock, _HEADER.size)
-        body = header and _read_exactly(sock, _HEADER.unpack(header)[0])
+        body = _read_frame(sock)
         if body is None:
             return
         job, submission = pickle.loads(body)  # noqa: S301 (our parent)
@@ -187,8 +192,7 @@ def _started(process, sock: socket.socket, timeout: float) -> _Worker:
     """The launched worker once it has loaded its tools and said so."""
     try:
         sock.settimeout(timeout)
-        header = _read_exactly(sock, _HEADER.size)
-        body = header and _read_exactly(sock, _HEADER.unpack(header)[0])
+        body = _read_frame(sock)
         if body is None:
             raise WorkerDied(f"pipeline worker exited while starting (code {process.exitcode})")
         pid = pickle.loads(body)  # noqa: S301 (our child)
