@@ -13,7 +13,7 @@ ProcessPoolExecutor did the same through two threads of the parent (one pickling
 shared queue, one waiting for results and then waking the loop): ~0.7 ms of CPU per raw
 ORU^R01 at 100 msg/s in those threads; without them the gateway spends 5.7 % less CPU per
 message (paired A/B, docs/performance.md, "Workers on sockets"). A submission goes to the
-live worker with the fewest in flight.
+live worker with the fewest in flight, at most IN_FLIGHT each.
 
 Routing is decided again in the parent with the table it holds now: routing.yaml is reloaded
 there (gateway.routing.reload) while the workers keep the table they loaded at start.
@@ -46,6 +46,7 @@ from gateway.routing.table import RoutingTable
 from gateway.submission import Submission
 
 START_TIMEOUT_S = 120.0
+IN_FLIGHT = 2  # jobs sent to one worker at a time: one running, the next already there
 RESTART_PAUSE_MAX_S = 30.0  # between attempts to replace a dead worker whose start fails
 # Each frame: its length, then a pickle. Pickles are only ever read from the other end of a
 # socket pair this process made with its own child (never from the network): trusted.
@@ -217,6 +218,7 @@ class PipelineWorkers:
         self._workers: list[_Worker] = []  # changed in the home loop (or before it exists)
         self._jobs = itertools.count()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._freed: asyncio.Event | None = None
         self._lock = threading.Lock()  # the worker list and the home loop, across threads
         self._closing = False
 
@@ -266,6 +268,7 @@ class PipelineWorkers:
                     continue
                 worker.sending = asyncio.Lock()
                 loop.add_reader(worker.sock, self._readable, worker, loop)
+            self._freed = asyncio.Event()  # a worker took an answer back or came (in ``loop``)
             self._loop = loop  # an old loop that runs again ignores its readers (_readable)
             return loop
 
@@ -299,14 +302,22 @@ class PipelineWorkers:
             await asyncio.get_running_loop().sock_sendall(worker.sock, frame)
 
     async def _least_busy(self) -> _Worker:
+        """The live worker with the fewest jobs, once it has fewer than IN_FLIGHT. Until then
+        callers wait here, not in a worker's socket, so a job goes to whichever worker frees
+        first: a long one (a conformance-pack run, an 800 KB message) holds up no others."""
         deadline = time.monotonic() + START_TIMEOUT_S
         while True:
             live = [w for w in self._workers if w.alive]
             if live:
-                return min(live, key=lambda w: len(w.pending))
-            if self._closing or time.monotonic() > deadline:
+                worker = min(live, key=lambda w: len(w.pending))
+                if len(worker.pending) < IN_FLIGHT:
+                    return worker
+            elif self._closing or time.monotonic() > deadline:
                 raise WorkerDied("no pipeline worker is running")
-            await asyncio.sleep(0.05)  # a replacement is starting (seconds: it loads schemas)
+            self._freed.clear()
+            # none live: a replacement is starting (seconds: it loads schemas), look again soon
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._freed.wait(), None if live else 0.05)
 
     def _readable(self, worker: _Worker, loop: asyncio.AbstractEventLoop) -> None:
         if loop is not self._loop:
@@ -330,6 +341,7 @@ class PipelineWorkers:
             job, ok, value = pickle.loads(memoryview(buffer)[_HEADER.size : end])  # noqa: S301
             del buffer[:end]
             answer = worker.pending.pop(job, None)
+            self._freed.set()
             if answer is None or answer.done():  # its caller went away (cancelled)
                 continue
             if ok:
@@ -348,6 +360,7 @@ class PipelineWorkers:
             if not answer.done():
                 answer.set_exception(WorkerDied(f"pipeline worker {worker.pid} ended"))
         worker.pending.clear()
+        self._freed.set()  # its waiters look again (and wait for the replacement)
         if self._closing:
             return
         log("workers.died", level=30, component="pipeline-workers", pid=worker.pid)
@@ -390,6 +403,7 @@ class PipelineWorkers:
             home = self._loop
             if home is loop and loop is not None:
                 loop.add_reader(worker.sock, self._readable, worker, loop)
+                self._freed.set()
             elif home is not None and home.is_running():  # the home loop moved meanwhile
                 home.call_soon_threadsafe(home.add_reader, worker.sock, self._readable, worker,
                                           home)  # fmt: skip

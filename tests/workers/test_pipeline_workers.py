@@ -133,6 +133,29 @@ def test_work_in_flight_is_spread_and_each_answer_goes_to_its_own_caller(workers
     assert [o.envelope.trace_id for o in outcomes[:6]] == [s.trace_id for s in subs[:6]]
 
 
+def test_a_worker_is_sent_at_most_in_flight_jobs_the_rest_wait_for_room(settings):
+    """Jobs wait in the parent, not in a worker's socket: a worker busy with a long one does
+    not hold up the next, which goes to whichever worker frees first."""
+    from gateway import workers as module
+
+    pool = PipelineWorkers(settings, 1)
+    most = []
+    send = pool._send
+
+    async def counting(worker, frame):
+        most.append(len(worker.pending))
+        await send(worker, frame)
+
+    pool._send = counting
+    try:
+        pool.start()
+        outcomes = run(pool, *[submission("hl7v2/oru_r01_lab_results.hl7") for _ in range(8)])
+        assert all(isinstance(o, Accepted) for o in outcomes), outcomes
+        assert len(most) == 8 and max(most) == module.IN_FLIGHT
+    finally:
+        pool.shutdown()
+
+
 def test_a_pipeline_bug_comes_back_as_the_callers_exception(workers):
     """An exception inside ingest() reaches its caller (the service answers "retry") and the
     worker goes on with the next submission."""
