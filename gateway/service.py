@@ -169,16 +169,17 @@ class IngestService:
     def _messages(self, accepted: Accepted, tools: Tools) -> list[OutboundMessage]:
         env = accepted.envelope
         document = DocumentMessage(env, accepted.payload, accepted.attachments)
+        plain = env.to_dict()  # the envelope's JSON form, once for every body below
         bodies: dict[str, bytes] = {}  # by format: each encoded once, whatever the destinations
         messages = []
         for name in accepted.destinations:
             destination = tools.routing.destinations.get(name)
             if destination is not None and destination.strips_patient:
-                body, content_type = encode_deidentified(env), CONTENT_TYPE
+                body, content_type = encode_deidentified(env, plain), CONTENT_TYPE
             else:
                 fmt = tools.routing.format_of(name)
                 if fmt not in bodies:
-                    bodies[fmt] = encode(document, fmt)
+                    bodies[fmt] = encode(document, fmt, plain)
                 body, content_type = bodies[fmt], CONTENT_TYPES[fmt]
             messages.append(
                 OutboundMessage(

@@ -27,14 +27,13 @@ data (source kind, type code, sender) so operators can filter without decoding b
 from __future__ import annotations
 
 import base64
-import dataclasses
 import json
 from dataclasses import dataclass
 
 import pika
 import zstandard
 
-from gateway.envelope import Envelope, Patient
+from gateway.envelope import Envelope
 from gateway.outcome import Attachment, Rejected
 from gateway.submission import Submission
 
@@ -69,23 +68,25 @@ class DocumentMessage:
     attachments: tuple[Attachment, ...] = ()
 
 
-def encode(message: DocumentMessage, fmt: str = FORMAT) -> bytes:
-    """``message`` in the format ``fmt`` (one of ``FORMATS``)."""
+def encode(message: DocumentMessage, fmt: str = FORMAT, plain: dict | None = None) -> bytes:
+    """``message`` in the format ``fmt`` (one of ``FORMATS``). ``plain``: its envelope's JSON
+    form (``Envelope.to_dict()``) when the caller has it already."""
+    plain = plain if plain is not None else message.envelope.to_dict()
     if fmt == FRAMED_FORMAT:
-        return _framed(message)
+        return _framed(message, plain)
     if fmt == COMPRESSED_FORMAT:
-        return _framed(message, compressed=True)
+        return _framed(message, plain, compressed=True)
     if fmt != FORMAT:
         raise ValueError(f"unknown message format {fmt!r}")
-    return _json_object(message)
+    return _json_object(message, plain)
 
 
-def _framed(message: DocumentMessage, compressed: bool = False) -> bytes:
+def _framed(message: DocumentMessage, plain: dict, compressed: bool = False) -> bytes:
     """The first line cannot end early: compact JSON escapes every newline inside strings,
     and no byte of a multi-byte UTF-8 character is a newline."""
     head = {
         "format": COMPRESSED_FORMAT if compressed else FRAMED_FORMAT,
-        "envelope": message.envelope.to_dict(),
+        "envelope": plain,
         "payload": {"size": len(message.payload)},
         "attachments": [
             {"role": a.role, "content_type": a.content_type, "size": len(a.data)}
@@ -98,7 +99,7 @@ def _framed(message: DocumentMessage, compressed: bool = False) -> bytes:
     return b"".join([_json(head), b"\n", *parts])
 
 
-def _json_object(message: DocumentMessage) -> bytes:
+def _json_object(message: DocumentMessage, plain: dict) -> bytes:
     """The /1 JSON, byte for byte what ``json.dumps`` of the whole object
     (compact separators, non-ASCII kept) gives. The base64 strings need no JSON escaping, so
     they are spliced in as bytes: the JSON encoder would otherwise scan every character of a
@@ -110,7 +111,7 @@ def _json_object(message: DocumentMessage) -> bytes:
     )
     return b'{"format":%s,"envelope":%s,"payload":"%s","attachments":[%s]}' % (
         _json(FORMAT),
-        _json(message.envelope.to_dict()),
+        _json(plain),
         base64.b64encode(message.payload),
         attachments,
     )
@@ -208,13 +209,14 @@ def headers(envelope: Envelope) -> dict[str, str]:
     return out
 
 
-def encode_deidentified(envelope: Envelope) -> bytes:
+def encode_deidentified(envelope: Envelope, plain: dict | None = None) -> bytes:
     """For destinations with ``strip: [patient]``: the envelope without the patient. The
     payload, attachments and detached signature document are left out too, because they
-    carry the document itself, which names the patient."""
-    signature = envelope.signature and dataclasses.replace(envelope.signature, signature=None)
-    stripped = dataclasses.replace(envelope, patient=Patient(), signature=signature).to_dict()
-    stripped.pop("patient", None)
+    carry the document itself, which names the patient. ``plain`` as for ``encode``."""
+    plain = plain if plain is not None else envelope.to_dict()
+    stripped = {name: value for name, value in plain.items() if name != "patient"}
+    if "signature" in stripped:
+        stripped["signature"] = {k: v for k, v in stripped["signature"].items() if k != "signature"}
     body = {"format": DEIDENTIFIED_FORMAT, "envelope": stripped}
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
