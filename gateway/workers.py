@@ -266,7 +266,7 @@ class PipelineWorkers:
             for worker in self._workers:
                 if not worker.alive:  # its replacement is starting
                     continue
-                worker.sending = asyncio.Lock()
+                worker.sending = asyncio.Lock()  # a lock belongs to the loop that waits on it
                 loop.add_reader(worker.sock, self._readable, worker, loop)
             self._freed = asyncio.Event()  # a worker took an answer back or came (in ``loop``)
             self._loop = loop  # an old loop that runs again ignores its readers (_readable)

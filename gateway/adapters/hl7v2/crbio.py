@@ -479,15 +479,15 @@ def _observation(act, tbody, msg: Message, obx: Segment, n: int, lines) -> list[
         moment = ts(when)
         parts.append(f'<effectiveTime value="{xmlwriter.attr(moment)}"/>' if moment else
                      "<effectiveTime/>")  # fmt: skip
-    unit = xmlwriter.attr(unit or "1")
-    xml, problems = _value(value_type, value, unit, msg, obx, n)
+    escaped_unit = xmlwriter.attr(unit or "1")
+    xml, problems = _value(value_type, value, escaped_unit, msg, obx, n)
     parts.append(xml)
     findings += problems
     if flag in _INTERPRETATIONS:
         parts.append(f'<interpretationCode code="{xmlwriter.attr(flag)}" '
                      f'codeSystem="{INTERPRETATION}"/>')  # fmt: skip
     if ref_range:
-        parts.append(_reference_range(ref_range, unit, value_type))
+        parts.append(_reference_range(ref_range, escaped_unit, value_type))
     parts.append("</observation></entryRelationship>")
     act.children.append("".join(parts))
     return findings
