@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -11,6 +12,7 @@ from gateway.adapters.hl7v2 import crbio
 from gateway.api import identity
 from gateway.broker import topology
 from gateway.broker.consumer import Consumer, RetryPolicy
+from gateway.broker.loop_publisher import LoopPublisher
 from gateway.broker.names import Names
 from gateway.broker.probe import TopologyProbe
 from gateway.broker.publisher import Publisher
@@ -93,7 +95,7 @@ class Services:
     settings: Settings
     names: Names
     tools: Tools
-    publisher: Publisher
+    publisher: Publisher | LoopPublisher
     store: RecordStore
     ingest: IngestService
     consumers: list[Consumer] = field(default_factory=list)
@@ -112,9 +114,12 @@ class Services:
     connections: ConnectionLimiter = field(default_factory=ConnectionLimiter)
 
 
-def start(settings: Settings) -> Services:
+def start(settings: Settings, loop: asyncio.AbstractEventLoop | None = None) -> Services:
     """Load, connect and start everything; faults (ConfigError, KeystoreError,
-    BrokerUnavailable, StoreUnavailable) propagate with a message naming the cause."""
+    BrokerUnavailable, StoreUnavailable) propagate with a message naming the cause.
+
+    ``loop``: the running event loop that will serve the transports, called from another
+    thread; the publisher then lives in it (LoopPublisher), else in a thread of its own."""
     metrics = Metrics()
     tools = load_tools(settings)
     tools = replace(tools, signer=metrics.timed_signer(tools.signer))
@@ -124,11 +129,15 @@ def start(settings: Settings) -> Services:
     names = Names(settings.amqp_prefix)
     store = RecordStore.open(settings.database_url)
     declarations = topology.plan(tools.routing, names)
-    publisher = Publisher(
-        settings.amqp_url,
-        declarations,
-        parking=_parking(tools.routing, names),
-        on_state=lambda up: metrics.up.set(int(up)),
+    options = {
+        "topology": declarations,
+        "parking": _parking(tools.routing, names),
+        "on_state": lambda up: metrics.up.set(int(up)),
+    }
+    publisher = (
+        LoopPublisher(loop, settings.amqp_url, **options)
+        if loop is not None
+        else Publisher(settings.amqp_url, **options)
     )
     try:
         publisher.start()

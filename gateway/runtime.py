@@ -38,7 +38,8 @@ class Runtime:
 
     async def run(self, on_ready: Callable[[Runtime], None] | None = None) -> None:
         s = self.settings
-        services = self.services = await asyncio.to_thread(bootstrap.start, s)
+        loop = asyncio.get_running_loop()
+        services = self.services = await asyncio.to_thread(bootstrap.start, s, loop)
         self._on_sighup(services)
         tls = (
             server_context(s.tls_cert, s.tls_key, s.tls_client_ca)

@@ -13,6 +13,7 @@ import traceback
 from concurrent.futures import Executor
 from pathlib import Path
 
+from gateway.broker.loop_publisher import LoopPublisher
 from gateway.broker.message import (
     CONTENT_TYPE,
     CONTENT_TYPES,
@@ -42,7 +43,7 @@ class IngestService:
     def __init__(
         self,
         tools: Tools,
-        publisher: Publisher,
+        publisher: Publisher | LoopPublisher,
         names: Names,
         executor: Executor | None = None,
         publish_timeout_s: float = 10.0,

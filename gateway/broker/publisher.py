@@ -1,18 +1,22 @@
-"""Publisher: persistent, mandatory publishes that count only once RabbitMQ confirmed them.
+"""Publishers: persistent, mandatory publishes that count only once RabbitMQ confirmed them.
 
-One thread owns one pika SelectConnection (pika connections are not thread-safe); any thread
-hands it work with ``publish()``, which returns a Future. Confirms are pipelined: many
-publishes are in flight at once and each Future resolves when the broker acknowledged every
-message of its batch — or fails with BrokerUnavailable (nack, connection lost, broker blocked)
-or Unroutable (returned: no queue bound). With a parking route, a returned message is instead
-published again to parking (header names.FAILURE says why), counted in ``unroutable_parked``,
-and the batch succeeds once that copy is confirmed: durable, never silently dropped. The
-connection comes back by itself with backoff; the
+Confirms are pipelined: many publishes are in flight at once and each batch's future resolves
+when the broker acknowledged every message of it — or fails with BrokerUnavailable (nack,
+connection lost, broker blocked) or Unroutable (returned: no queue bound). With a parking
+route, a returned message is instead published again to parking (header names.FAILURE says
+why), counted in ``unroutable_parked``, and the batch succeeds once that copy is confirmed:
+durable, never silently dropped. The connection comes back by itself with backoff; the
 topology is declared again each time it does.
+
+ConfirmedChannel holds that bookkeeping, whoever runs the connection (pika connections are
+not thread-safe: one owner each). ``Publisher`` here: a thread of its own owns a pika
+SelectConnection and any thread hands it work (blocking callers: the filing child, tools).
+``gateway.broker.loop_publisher.LoopPublisher``: the gateway's event loop owns it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import itertools
 import threading
@@ -52,13 +56,18 @@ class OutboundMessage:
 @dataclass
 class _Batch:
     id: str
-    future: Future
+    future: Future | asyncio.Future
     remaining: int
     returned: list[str] = field(default_factory=list)
     nacked: bool = False
 
 
-class Publisher:
+class ConfirmedChannel:
+    """One pika connection and its confirm-mode channel: what to declare, what is in flight,
+    how confirms, returns and losses settle it. A runner subclass owns the connection and
+    calls these callbacks on the connection's own thread; it says how a connection's end is
+    signalled (``_ended``)."""
+
     def __init__(
         self,
         url: str,
@@ -71,11 +80,10 @@ class Publisher:
         self._parking = parking  # (exchange, routing key) for returned messages
         self.unroutable_parked = 0  # returned messages kept in parking (a metric)
         self._on_state = on_state
-        self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
         self._first_attempt = threading.Event()
         self._first_error: str | None = None
-        self._connection: SelectConnection | None = None
+        self._connection = None
         self._channel = None
         self._ready = False
         self._was_connected = False
@@ -83,33 +91,11 @@ class Publisher:
         self._tags = itertools.count(1)
         self._pending: OrderedDict[int, _Batch] = OrderedDict()
         self._batches: dict[str, _Batch] = {}
-
-    # -- any thread ------------------------------------------------------------------------
+        self._delays = iter(RECONNECT_DELAYS_S)
 
     @property
     def ready(self) -> bool:
         return self._ready and not self._blocked
-
-    def start(self, timeout: float = 10.0) -> None:
-        """Connect and declare the topology; BrokerUnavailable when the first attempt fails."""
-        self._thread = threading.Thread(target=self._run, name="amqp-publisher", daemon=True)
-        self._thread.start()
-        if not self._first_attempt.wait(timeout):
-            self.stop()
-            raise BrokerUnavailable(f"RabbitMQ at {redact(self._url)} did not answer in {timeout}s")
-        if self._first_error:
-            self.stop()
-            raise BrokerUnavailable(self._first_error)
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self._stopping.set()
-        conn = self._connection
-        if conn is not None:
-            # The ioloop may be gone already; then the connection is closed.
-            with contextlib.suppress(Exception):
-                conn.ioloop.add_callback_threadsafe(self._close)
-        if self._thread is not None:
-            self._thread.join(timeout)
 
     def set_topology(
         self, topology: Sequence[Declaration], parking: tuple[str, str] | None = None
@@ -118,52 +104,32 @@ class Publisher:
         self._topology = list(topology)
         self._parking = parking
 
-    def publish(self, messages: Sequence[OutboundMessage]) -> Future:
-        """Future that resolves once every message is confirmed (never before)."""
-        future: Future = Future()
-        future.set_running_or_notify_cancel()
-        conn = self._connection
-        if not messages:
-            future.set_result(None)
-        elif not self._ready or conn is None:
-            future.set_exception(BrokerUnavailable("not connected to RabbitMQ"))
-        elif self._blocked:
-            future.set_exception(
-                BrokerUnavailable("RabbitMQ is blocking publishers (resource alarm)")
-            )
-        else:
-            try:
-                conn.ioloop.add_callback_threadsafe(lambda: self._publish_now(messages, future))
-            except Exception:
-                future.set_exception(BrokerUnavailable("connection to RabbitMQ is closing"))
-        return future
+    def _refusal(self) -> BrokerUnavailable | None:
+        """Why a publish cannot be taken now, if it cannot."""
+        if not self._ready or self._connection is None:
+            return BrokerUnavailable("not connected to RabbitMQ")
+        if self._blocked:
+            return BrokerUnavailable("RabbitMQ is blocking publishers (resource alarm)")
+        return None
 
-    # -- the connection's thread ----------------------------------------------------------------
+    def _ended(self, connection) -> None:
+        """The connection is closed, or could not open: its runner takes it from here."""
+        raise NotImplementedError
 
-    def _run(self) -> None:
-        delays = iter(RECONNECT_DELAYS_S)
-        while not self._stopping.is_set():
-            try:
-                self._declare_topology()
-                self._connection = SelectConnection(
-                    parameters(self._url),
-                    on_open_callback=self._on_open,
-                    on_open_error_callback=self._on_open_error,
-                    on_close_callback=self._on_closed,
-                )
-            except BrokerUnavailable as exc:
-                self._attempt_failed(str(exc))
-            else:
-                self._connection.ioloop.start()
-                self._connection = None
-                if self._was_connected:  # a working connection dropped: start backoff over
-                    self._was_connected = False
-                    delays = iter(RECONNECT_DELAYS_S)
-            if self._stopping.is_set() or self._first_error is not None:
-                break  # stopped, or never connected: start() reports it, no retry loop
-            delay = next(delays, RECONNECT_DELAYS_S[-1])
-            log("broker.reconnecting", level=30, component="publisher", delay_ms=int(delay * 1000))
-            self._stopping.wait(delay)
+    def _retry_delay(self) -> float | None:
+        """After a connection ended or could not be made: how long to wait before the next
+        attempt, or None to give up (stopping; or the first attempt failed, which start()
+        reports: no retry loop behind a gateway that never started)."""
+        if self._was_connected:  # a working connection dropped: backoff starts over
+            self._was_connected = False
+            self._delays = iter(RECONNECT_DELAYS_S)
+        if self._stopping.is_set() or self._first_error is not None:
+            return None
+        delay = next(self._delays, RECONNECT_DELAYS_S[-1])
+        log("broker.reconnecting", level=30, component="publisher", delay_ms=int(delay * 1000))
+        return delay
+
+    # -- the connection's thread --------------------------------------------------------
 
     def _declare_topology(self) -> None:
         if self._topology:
@@ -174,16 +140,16 @@ class Publisher:
             self._first_error = reason
             self._first_attempt.set()
 
-    def _on_open(self, connection: SelectConnection) -> None:
+    def _on_open(self, connection) -> None:
         connection.add_on_connection_blocked_callback(self._on_blocked)
         connection.add_on_connection_unblocked_callback(self._on_unblocked)
         connection.channel(on_open_callback=self._on_channel_open)
 
-    def _on_open_error(self, connection: SelectConnection, error: BaseException) -> None:
+    def _on_open_error(self, connection, error: BaseException) -> None:
         self._attempt_failed(
             f"cannot reach RabbitMQ at {redact(self._url)} ({type(error).__name__})"
         )
-        connection.ioloop.stop()
+        self._ended(connection)
 
     def _on_channel_open(self, channel) -> None:
         self._channel = channel
@@ -214,9 +180,9 @@ class Publisher:
         if conn is not None and conn.is_open:
             conn.close()
 
-    def _on_closed(self, connection: SelectConnection, reason: BaseException) -> None:
+    def _on_closed(self, connection, reason: BaseException) -> None:
         self._lost(f"connection closed: {type(reason).__name__}")
-        connection.ioloop.stop()
+        self._ended(connection)
 
     def _lost(self, reason: str) -> None:
         was_ready = self._ready
@@ -246,14 +212,15 @@ class Publisher:
         if conn is None or conn.is_closing:
             return
         if conn.is_closed:
-            conn.ioloop.stop()
+            self._ended(conn)
             return
         try:
-            conn.close()  # _on_closed stops the loop
+            conn.close()  # then _on_closed
         except pika.exceptions.ConnectionWrongStateError:
-            conn.ioloop.stop()
+            self._ended(conn)
 
-    def _publish_now(self, messages: Sequence[OutboundMessage], future: Future) -> None:
+    def _publish_now(self, messages: Sequence[OutboundMessage], future) -> None:
+        """On the connection's thread; ``future`` is a concurrent or an asyncio Future."""
         channel = self._channel
         if channel is None or not channel.is_open or not self._ready:
             future.set_exception(BrokerUnavailable("not connected to RabbitMQ"))
@@ -338,3 +305,72 @@ class Publisher:
             batch.future.set_exception(BrokerUnavailable("RabbitMQ refused the message (nack)"))
         else:
             batch.future.set_result(None)
+
+
+class Publisher(ConfirmedChannel):
+    """Its own thread owns a SelectConnection; ``publish()`` from any thread."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._thread: threading.Thread | None = None
+
+    def start(self, timeout: float = 10.0) -> None:
+        """Connect and declare the topology; BrokerUnavailable when the first attempt fails."""
+        self._thread = threading.Thread(target=self._run, name="amqp-publisher", daemon=True)
+        self._thread.start()
+        if not self._first_attempt.wait(timeout):
+            self.stop()
+            raise BrokerUnavailable(f"RabbitMQ at {redact(self._url)} did not answer in {timeout}s")
+        if self._first_error:
+            self.stop()
+            raise BrokerUnavailable(self._first_error)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stopping.set()
+        conn = self._connection
+        if conn is not None:
+            # The ioloop may be gone already; then the connection is closed.
+            with contextlib.suppress(Exception):
+                conn.ioloop.add_callback_threadsafe(self._close)
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def publish(self, messages: Sequence[OutboundMessage]) -> Future:
+        """Future that resolves once every message is confirmed (never before)."""
+        future: Future = Future()
+        future.set_running_or_notify_cancel()
+        conn = self._connection
+        refusal = self._refusal() if messages else None
+        if not messages:
+            future.set_result(None)
+        elif refusal is not None or conn is None:
+            future.set_exception(refusal or BrokerUnavailable("not connected to RabbitMQ"))
+        else:
+            try:
+                conn.ioloop.add_callback_threadsafe(lambda: self._publish_now(messages, future))
+            except Exception:
+                future.set_exception(BrokerUnavailable("connection to RabbitMQ is closing"))
+        return future
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                self._declare_topology()
+                self._connection = SelectConnection(
+                    parameters(self._url),
+                    on_open_callback=self._on_open,
+                    on_open_error_callback=self._on_open_error,
+                    on_close_callback=self._on_closed,
+                )
+            except BrokerUnavailable as exc:
+                self._attempt_failed(str(exc))
+            else:
+                self._connection.ioloop.start()
+                self._connection = None
+            delay = self._retry_delay()
+            if delay is None:
+                break
+            self._stopping.wait(delay)
+
+    def _ended(self, connection) -> None:
+        connection.ioloop.stop()  # _run goes on: reconnects, or ends when stopping
