@@ -19,31 +19,14 @@ from concurrent.futures import Future
 from pika.adapters.asyncio_connection import AsyncioConnection
 
 from gateway.broker.connection import parameters, redact
-from gateway.broker.publisher import ConfirmedChannel, OutboundMessage
+from gateway.broker.publisher import Coalescing, ConfirmedChannel, OutboundMessage
 from gateway.errors import BrokerUnavailable
 
 STOP_TIMEOUT_S = 5.0
 
 
-class _CoalescingConnection(AsyncioConnection):
-    """Frames emitted in one turn of the loop leave in one write. pika hands its transport
-    each frame as a chunk of its own (method, header and body: three per message) and sends
-    chunks one ``send()`` each: six system calls per lab report (two destinations) into
-    RabbitMQ's socket, where one does."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        self._unsent: list[bytes] = []
-        super().__init__(*args, **kwargs)
-
-    def _adapter_emit_data(self, data: bytes) -> None:
-        if not self._unsent:
-            self.ioloop.call_soon(self._flush)
-        self._unsent.append(data)
-
-    def _flush(self) -> None:
-        data, self._unsent = b"".join(self._unsent), []
-        if self._transport is not None:  # else the connection is lost: _lost failed its batches
-            super()._adapter_emit_data(data)
+class _Connection(Coalescing, AsyncioConnection):
+    pass
 
 
 class LoopPublisher(ConfirmedChannel):
@@ -118,7 +101,7 @@ class LoopPublisher(ConfirmedChannel):
             try:
                 # a blocking connection of its own: in a thread, not on the loop
                 await asyncio.to_thread(self._declare_topology)
-                self._connection = _CoalescingConnection(
+                self._connection = _Connection(
                     parameters(self._url),
                     on_open_callback=self._on_open,
                     on_open_error_callback=self._on_open_error,

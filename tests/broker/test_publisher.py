@@ -16,7 +16,7 @@ import pytest
 
 from gateway.broker import topology
 from gateway.broker.loop_publisher import LoopPublisher
-from gateway.broker.publisher import OutboundMessage, Publisher
+from gateway.broker.publisher import Coalescing, OutboundMessage, Publisher
 from gateway.errors import BrokerUnavailable, Unroutable
 from gateway.routing import loader
 from tests.conftest import ROOT
@@ -186,3 +186,46 @@ def test_a_publish_after_stop_is_refused_not_left_waiting(in_loop, loop, broker_
 
     with pytest.raises(BrokerUnavailable):
         on(loop, publish())
+
+
+# -- frames of one loop turn, one write ------------------------------------------------------
+
+
+class _Recorded:
+    """Stands in for pika's BaseConnection below the mixin: records what reaches the transport."""
+
+    def __init__(self) -> None:
+        self.written: list[bytes] = []
+        self._transport = object()
+        self.due: list = []
+        self.ioloop = self
+
+    def call_later(self, _delay, callback) -> None:
+        self.due.append(callback)
+
+    def _adapter_emit_data(self, data: bytes) -> None:
+        self.written.append(data)
+
+
+class _Coalesced(Coalescing, _Recorded):
+    pass
+
+
+def test_frames_emitted_in_one_loop_turn_reach_the_socket_as_one_write_in_order():
+    conn = _Coalesced()
+    for frame in (b"method-1", b"header-1", b"body-1", b"method-2", b"header-2", b"body-2"):
+        conn._adapter_emit_data(frame)
+    assert conn.written == [] and len(conn.due) == 1, "held until the turn ends, one flush"
+    conn.due.pop()()
+    assert conn.written == [b"method-1header-1body-1method-2header-2body-2"]
+    conn._adapter_emit_data(b"next")
+    conn.due.pop()()
+    assert conn.written[-1] == b"next"
+
+
+def test_frames_left_when_the_connection_is_lost_are_dropped_not_raised():
+    conn = _Coalesced()
+    conn._adapter_emit_data(b"frame")
+    conn._transport = None
+    conn.due.pop()()
+    assert conn.written == []
