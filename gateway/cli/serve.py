@@ -35,8 +35,9 @@ def run(_args) -> int:
     except ConfigError as exc:
         return fail(str(exc), EXIT_USAGE)
     logs.setup(settings.log_level, settings.log_format)
-    # The event loop, publisher, record consumer and tracking writer share one GIL; each
-    # database or broker round trip gives it up, and getting it back from a busy thread waits
+    # The event loop (the publisher runs in it), record consumers and tracking writer share
+    # one GIL; each database or broker round trip gives it up, and getting it back from a
+    # busy thread waits
     # up to the switch interval (5 ms by default) — per round trip. At 1 ms the same load gave
     # 67 -> 85 msg/s (raw ORU over MLLP) and 71 -> 88 (CR-BIO over HTTP), p99 lower
     # (docs/performance.md).
