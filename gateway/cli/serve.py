@@ -38,8 +38,8 @@ def run(_args) -> int:
     # The event loop (the publisher runs in it), record consumers and tracking writer share
     # one GIL; each database or broker round trip gives it up, and getting it back from a
     # busy thread waits up to the switch interval (5 ms by default) — per round trip. At 1 ms
-    # the same load gave 67 -> 85 msg/s (raw ORU over MLLP) and 71 -> 88 (CR-BIO over HTTP), p99 lower
-    # (docs/performance.md).
+    # the same load gave 67 -> 85 msg/s (raw ORU over MLLP) and 71 -> 88 (CR-BIO over HTTP),
+    # p99 lower (docs/performance.md).
     sys.setswitchinterval(SWITCH_INTERVAL_S)
     runtime = Runtime(settings)
     # uvicorn re-raises SIGTERM/SIGINT after its own shutdown; with these handlers in place
