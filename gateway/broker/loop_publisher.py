@@ -1,11 +1,12 @@
 """LoopPublisher: the gateway's confirmed publisher, run by its event loop.
 
-The gateway publishes from its event loop. Through the threaded Publisher every batch was
+The gateway publishes from its event loop. Through a threaded Publisher every batch is
 handed to the publisher's thread (a pipe write to wake it) and every confirm handed back (a
 wake of the loop), the GIL passing between the two each time. Here pika's AsyncioConnection
-lives in the loop itself: ``publish()`` writes the frames at once and a confirm resolves an
-asyncio Future in the same loop (docs/performance.md, "The publisher in the event loop").
-The bookkeeping of confirms, returns and losses is ConfirmedChannel's, as for Publisher.
+lives in the loop itself: the frames of ``publish()`` leave at the end of the loop's turn,
+and a confirm resolves an asyncio Future in the same loop (docs/performance.md, "The
+publisher in the event loop"). The bookkeeping of confirms, returns and losses is
+ConfirmedChannel's, as for Publisher.
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ class LoopPublisher(ConfirmedChannel):
 
     def publish(self, messages: Sequence[OutboundMessage]) -> asyncio.Future | Future:
         """Resolves once every message is confirmed (never before). Called on the loop (the
-        service): an asyncio Future, the frames written before this returns. From another
+        service): an asyncio Future, the frames sent at the end of this turn. From another
         thread (record consumers in the gateway's process notifying patients): a concurrent
         Future, the work handed to the loop."""
         if self._on_loop():
