@@ -19,7 +19,7 @@ from concurrent.futures import Future
 
 from pika.adapters.asyncio_connection import AsyncioConnection
 
-from gateway.broker.connection import parameters, redact
+from gateway.broker.connection import parameters
 from gateway.broker.publisher import Coalescing, ConfirmedChannel, OutboundMessage
 from gateway.errors import BrokerUnavailable
 
@@ -44,12 +44,7 @@ class LoopPublisher(ConfirmedChannel):
         """From a thread other than the loop's: connect and declare the topology;
         BrokerUnavailable when the first attempt fails."""
         asyncio.run_coroutine_threadsafe(self._begin(), self._loop).result(timeout)
-        if not self._first_attempt.wait(timeout):
-            self.stop()
-            raise BrokerUnavailable(f"RabbitMQ at {redact(self._url)} did not answer in {timeout}s")
-        if self._first_error:
-            self.stop()
-            raise BrokerUnavailable(self._first_error)
+        self._first_connection(timeout)
 
     def stop(self, timeout: float = STOP_TIMEOUT_S) -> None:
         """Close the connection (confirms still awaited fail as BrokerUnavailable); waits for it
@@ -103,11 +98,7 @@ class LoopPublisher(ConfirmedChannel):
                 # a blocking connection of its own: in a thread, not on the loop
                 await asyncio.to_thread(self._declare_topology)
                 self._connection = _Connection(
-                    parameters(self._url),
-                    on_open_callback=self._on_open,
-                    on_open_error_callback=self._on_open_error,
-                    on_close_callback=self._on_closed,
-                    custom_ioloop=self._loop,
+                    parameters(self._url), custom_ioloop=self._loop, **self._callbacks()
                 )
             except BrokerUnavailable as exc:
                 self._attempt_failed(str(exc))

@@ -141,6 +141,28 @@ class ConfirmedChannel:
         """The connection is closed, or could not open: its runner takes it from here."""
         raise NotImplementedError
 
+    def _first_connection(self, timeout: float) -> None:
+        """Wait for the runner's first attempt; BrokerUnavailable (the runner stopped) when it
+        failed or did not finish in ``timeout``."""
+        if not self._first_attempt.wait(timeout):
+            self.stop()
+            raise BrokerUnavailable(f"RabbitMQ at {redact(self._url)} did not answer in {timeout}s")
+        if self._first_error:
+            self.stop()
+            raise BrokerUnavailable(self._first_error)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Close the connection; the runner ends (each runner says how)."""
+        raise NotImplementedError
+
+    def _callbacks(self) -> dict:
+        """A new connection's callbacks, whichever its kind."""
+        return {
+            "on_open_callback": self._on_open,
+            "on_open_error_callback": self._on_open_error,
+            "on_close_callback": self._on_closed,
+        }
+
     def _retry_delay(self) -> float | None:
         """After a connection ended or could not be made: how long to wait before the next
         attempt, or None to give up (stopping; or the first attempt failed, which start()
@@ -343,12 +365,7 @@ class Publisher(ConfirmedChannel):
         """Connect and declare the topology; BrokerUnavailable when the first attempt fails."""
         self._thread = threading.Thread(target=self._run, name="amqp-publisher", daemon=True)
         self._thread.start()
-        if not self._first_attempt.wait(timeout):
-            self.stop()
-            raise BrokerUnavailable(f"RabbitMQ at {redact(self._url)} did not answer in {timeout}s")
-        if self._first_error:
-            self.stop()
-            raise BrokerUnavailable(self._first_error)
+        self._first_connection(timeout)
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stopping.set()
@@ -381,12 +398,7 @@ class Publisher(ConfirmedChannel):
         while not self._stopping.is_set():
             try:
                 self._declare_topology()
-                self._connection = _Connection(
-                    parameters(self._url),
-                    on_open_callback=self._on_open,
-                    on_open_error_callback=self._on_open_error,
-                    on_close_callback=self._on_closed,
-                )
+                self._connection = _Connection(parameters(self._url), **self._callbacks())
             except BrokerUnavailable as exc:
                 self._attempt_failed(str(exc))
             else:
