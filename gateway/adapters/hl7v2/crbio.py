@@ -99,6 +99,25 @@ def _el(parent: Node, tag: str, text: str | None = None, **attrs: str) -> Node:
     return sub(parent, tag, attrs if all(attrs.values()) else _present(**attrs), text or None)
 
 
+def _leaf(parent: Node, tag: str, text: str | None = None, **attrs: str) -> None:
+    """``_el`` for an element that gets no children: written at once, as its node would be
+    (two thirds of a report's header; a node costs more to build and write than its text)."""
+    parent.children.append(leaf(tag, attrs if all(attrs.values()) else _present(**attrs),
+                                text or None))  # fmt: skip
+
+
+def _fixed(parent: Node, tag: str, text: str | None = None, **attrs: str) -> None:
+    """``_leaf`` for an element the same in every report (templates, codes, unknown
+    contacts): written once per process."""
+    parent.children.append(_fixed_leaf(tag, text, tuple(attrs.items())))
+
+
+@functools.lru_cache(maxsize=256)
+def _fixed_leaf(tag: str, text: str | None, items: tuple[tuple[str, str], ...]) -> str:
+    attrs = dict(items)
+    return leaf(tag, attrs if all(attrs.values()) else _present(**attrs), text or None)
+
+
 @dataclass(frozen=True)
 class Person:
     """A health professional named in the report (RPPS id; profession as a TRE_G15 code)."""
@@ -167,41 +186,41 @@ def _convert(
     when = ts(reported)
 
     root = Node("ClinicalDocument", {"xmlns": V3, "xmlns:lab": LAB, "xmlns:xsi": XSI})
-    _el(root, "realmCode", code="FR")
-    _el(root, "typeId", root="2.16.840.1.113883.1.3", extension="POCD_HD000040")
+    _fixed(root, "realmCode", code="FR")
+    _fixed(root, "typeId", root="2.16.840.1.113883.1.3", extension="POCD_HD000040")
     for template in TEMPLATES:
-        _el(root, "templateId", root=template)
-    _el(root, "id", root=document_id)
-    _el(root, "code", code="11502-2", codeSystem=LOINC, codeSystemName="LOINC",
+        _fixed(root, "templateId", root=template)
+    _leaf(root, "id", root=document_id)
+    _fixed(root, "code", code="11502-2", codeSystem=LOINC, codeSystemName="LOINC",
         displayName="CR d'examens biologiques")  # fmt: skip
-    _el(root, "title", "Compte rendu d'examens biologiques")
-    _el(root, "effectiveTime", value=when)
-    _el(root, "confidentialityCode", code="N", displayName="Normal",
+    _fixed(root, "title", "Compte rendu d'examens biologiques")
+    _leaf(root, "effectiveTime", value=when)
+    _fixed(root, "confidentialityCode", code="N", displayName="Normal",
         codeSystem="2.16.840.1.113883.5.25")  # fmt: skip
-    _el(root, "languageCode", code="fr-FR")
-    _el(root, "setId", root=_oid(sender, msg.value("MSH-3.1"), msg.value("MSH-4.1"), order))
-    _el(root, "versionNumber", value=str(version_number(collected, reported)))
+    _fixed(root, "languageCode", code="fr-FR")
+    _leaf(root, "setId", root=_oid(sender, msg.value("MSH-3.1"), msg.value("MSH-4.1"), order))
+    _leaf(root, "versionNumber", value=str(version_number(collected, reported)))
     _record_target(root, msg, pid)
     _author(root, msg, biologist, org, when)
     _custodian(root, msg, org)
     legal = _el(root, "legalAuthenticator")
-    _el(legal, "time", value=when)
-    _el(legal, "signatureCode", code="S")
+    _leaf(legal, "time", value=when)
+    _fixed(legal, "signatureCode", code="S")
     _entity(legal, "assignedEntity", msg, biologist, org)
     service = _el(_el(root, "documentationOf"), "serviceEvent")
-    _el(service, "code", **_battery(msg, obr))
+    _leaf(service, "code", **_battery(msg, obr))
     span = _el(service, "effectiveTime")
-    _el(span, "low", value=ts(collected or reported))
-    _el(span, "high", value=when)
+    _leaf(span, "low", value=ts(collected or reported))
+    _leaf(span, "high", value=when)
     performer = _el(service, "performer", typeCode="PRF")
-    _el(performer, "templateId", root=PERFORMER_TEMPLATE)
-    _el(_el(performer, "time"), "high", value=when)
+    _fixed(performer, "templateId", root=PERFORMER_TEMPLATE)
+    _leaf(_el(performer, "time"), "high", value=when)
     _entity(performer, "assignedEntity", msg, biologist, org, setting=True)
     encounter = _el(_el(root, "componentOf"), "encompassingEncounter")
-    _el(encounter, "effectiveTime", value=ts(collected or reported))
+    _leaf(encounter, "effectiveTime", value=ts(collected or reported))
     _entity(_el(encounter, "responsibleParty"), "assignedEntity", msg, biologist, org)
     facility = _el(_el(encounter, "location"), "healthCareFacility")
-    _el(facility, "code", code="SA29", codeSystem="1.2.250.1.71.4.2.4",
+    _fixed(facility, "code", code="SA29", codeSystem="1.2.250.1.71.4.2.4",
         displayName="Laboratoire de biologie médicale")  # fmt: skip
 
     body = _el(_el(root, "component"), "structuredBody")
@@ -253,17 +272,17 @@ def _record_target(root, msg: Message, pid: Segment) -> None:
         comps = msg.components(rep) + [""] * 5
         oid = comps[3].split(msg.delimiters.subcomponent)[1:2]
         if comps[0] and oid and oid[0]:
-            _el(role, "id", root=oid[0], extension=comps[0])
+            _leaf(role, "id", root=oid[0], extension=comps[0])
     patient = _el(role, "patient", classCode="PSN")
     name = _el(patient, "name")
     family, given, more = (msg.value(f"PID-5.{i}", pid) for i in (1, 2, 3))
-    _el(name, "family", family, qualifier="BR")
-    _el(name, "given", " ".join(p for p in (given, more) if p))
-    _el(name, "given", given, qualifier="BR")
+    _leaf(name, "family", family, qualifier="BR")
+    _leaf(name, "given", " ".join(p for p in (given, more) if p))
+    _leaf(name, "given", given, qualifier="BR")
     gender = msg.value("PID-8", pid) or "U"
-    _el(patient, "administrativeGenderCode", code=gender if gender in "MFU" else "U",
+    _leaf(patient, "administrativeGenderCode", code=gender if gender in "MFU" else "U",
         codeSystem="2.16.840.1.113883.5.1")  # fmt: skip
-    _el(patient, "birthTime", value=msg.value("PID-7.1", pid))
+    _leaf(patient, "birthTime", value=msg.value("PID-7.1", pid))
     county = next(
         (
             comps[8]
@@ -274,9 +293,9 @@ def _record_target(root, msg: Message, pid: Segment) -> None:
     )  # birth address (BDL): COG code of the birthplace, one of the INS traits
     addr = _el(_el(_el(patient, "birthplace"), "place"), "addr")
     if county:
-        _el(addr, "county", county)
+        _leaf(addr, "county", county)
     else:  # the sender did not give it: say so rather than leave the INS traits incomplete
-        _el(addr, "county", nullFlavor="UNK")
+        _fixed(addr, "county", nullFlavor="UNK")
 
 
 def _person(msg: Message, raw: str) -> Person | None:
@@ -308,18 +327,18 @@ def _org_id(msg: Message, lab: Laboratory) -> dict[str, str]:
 
 
 def _unknown_contacts(parent) -> None:
-    _el(parent, "addr", nullFlavor="UNK")
-    _el(parent, "telecom", nullFlavor="UNK")
+    _fixed(parent, "addr", nullFlavor="UNK")
+    _fixed(parent, "telecom", nullFlavor="UNK")
 
 
 def _organisation(parent, tag: str, msg: Message, org: dict[str, str], setting=False) -> None:
     node = _el(parent, tag)
-    _el(node, "id", **org)
-    _el(node, "name", msg.value("MSH-4.1"))
-    _el(node, "telecom", nullFlavor="UNK")  # organisations: telecom before addr
-    _el(node, "addr", nullFlavor="UNK")
+    _leaf(node, "id", **org)
+    _leaf(node, "name", msg.value("MSH-4.1"))
+    _fixed(node, "telecom", nullFlavor="UNK")  # organisations: telecom before addr
+    _fixed(node, "addr", nullFlavor="UNK")
     if setting:
-        _el(node, "standardIndustryClassCode", code="AMBULATOIRE", displayName="Ambulatoire",
+        _fixed(node, "standardIndustryClassCode", code="AMBULATOIRE", displayName="Ambulatoire",
             codeSystem=PRACTICE_SETTING)  # fmt: skip
 
 
@@ -327,35 +346,35 @@ def _entity(parent, tag, msg, person: Person | None, org, setting=False) -> None
     """An assignedEntity: the biologist with the laboratory, or the laboratory alone."""
     entity = _el(parent, tag)
     if person is None:
-        _el(entity, "id", **org)
+        _leaf(entity, "id", **org)
         _unknown_contacts(entity)
     else:
-        _el(entity, "id", root=RPPS, extension=person.id)
+        _leaf(entity, "id", root=RPPS, extension=person.id)
         if person.profession:
-            _el(entity, "code", code=person.profession, displayName=person.profession_name,
+            _leaf(entity, "code", code=person.profession, displayName=person.profession_name,
                 codeSystem=PROFESSION)  # fmt: skip
         else:
-            _el(entity, "code", nullFlavor="UNK")
+            _fixed(entity, "code", nullFlavor="UNK")
         _unknown_contacts(entity)
         name = _el(_el(entity, "assignedPerson"), "name")
-        _el(name, "given", person.given)
-        _el(name, "family", person.family or "?")
+        _leaf(name, "given", person.given)
+        _leaf(name, "family", person.family or "?")
     _organisation(entity, "representedOrganization", msg, org, setting)
 
 
 def _author(root, msg: Message, person: Person | None, org, when: str) -> None:
     author = _el(root, "author")
-    _el(author, "time", value=when)
+    _leaf(author, "time", value=when)
     if person is not None and person.profession:  # CI-SIS: an author person needs a profession
         _entity(author, "assignedAuthor", msg, person, org)
         return
     # the laboratory information system that produced the results
     assigned = _el(author, "assignedAuthor")
-    _el(assigned, "id", root=_oid("application", msg.value("MSH-4.1")),
+    _leaf(assigned, "id", root=_oid("application", msg.value("MSH-4.1")),
         extension=msg.value("MSH-3.1") or "SIL")  # fmt: skip
     device = _el(assigned, "assignedAuthoringDevice")
-    _el(device, "manufacturerModelName", msg.value("MSH-3.1"))
-    _el(device, "softwareName", msg.value("MSH-3.1"))
+    _leaf(device, "manufacturerModelName", msg.value("MSH-3.1"))
+    _leaf(device, "softwareName", msg.value("MSH-3.1"))
     _organisation(assigned, "representedOrganization", msg, org)
 
 
@@ -377,26 +396,26 @@ def _section(body, msg, obr: Segment, obxs: list[tuple[int, Segment]], lines) ->
     battery = _battery(msg, obr)
     chapter = _el(_el(body, "component"), "section")
     for template in CHAPTER_TEMPLATES:
-        _el(chapter, "templateId", root=template)
-    _el(chapter, "code", **battery)
-    _el(chapter, "title", battery["displayName"])
+        _fixed(chapter, "templateId", root=template)
+    _leaf(chapter, "code", **battery)
+    _leaf(chapter, "title", battery["displayName"])
     lines += ["", battery["displayName"]]
     section = _el(_el(chapter, "component"), "section")
     for template in SUBCHAPTER_TEMPLATES:
-        _el(section, "templateId", root=template)
-    _el(section, "code", **battery)
+        _fixed(section, "templateId", root=template)
+    _leaf(section, "code", **battery)
     table = _el(_el(section, "text"), "table")
     head = _el(_el(table, "thead"), "tr")
     for label in ("Analyse", "Résultat", "Unité", "Références", "Interprétation", "Statut"):
-        _el(head, "th", label)
+        _fixed(head, "th", label)
     tbody = _el(table, "tbody")
     entry = _el(section, "entry", typeCode="DRIV")
     for template in ENTRY_TEMPLATES:
-        _el(entry, "templateId", root=template)
+        _fixed(entry, "templateId", root=template)
     act = _el(entry, "act", classCode="ACT", moodCode="EVN")
-    _el(act, "code", **battery)
+    _leaf(act, "code", **battery)
     final = all(obx.field(11) in ("F", "C") for _n, obx in obxs)
-    _el(act, "statusCode", code="completed" if final else "active")
+    _fixed(act, "statusCode", code="completed" if final else "active")
     for n, obx in obxs:
         findings += _observation(act, tbody, msg, obx, n, lines)
     return findings
@@ -405,29 +424,29 @@ def _section(body, msg, obr: Segment, obxs: list[tuple[int, Segment]], lines) ->
 def _pdf_section(body, pdf: bytes, document_id: str) -> None:
     """FR-Document-PDF-copie: the report rendered as a PDF (required by CR-BIO 2024.01)."""
     section = _el(_el(body, "component"), "section")
-    _el(section, "templateId", root=PDF_SECTION_TEMPLATE)
-    _el(section, "code", code="55108-5", displayName="Copie du document", codeSystem=LOINC)
-    _el(section, "title", "Copie du document")
+    _fixed(section, "templateId", root=PDF_SECTION_TEMPLATE)
+    _fixed(section, "code", code="55108-5", displayName="Copie du document", codeSystem=LOINC)
+    _fixed(section, "title", "Copie du document")
     row = _el(_el(_el(_el(section, "text"), "table"), "tbody"), "tr")
-    _el(_el(row, "td"), "renderMultiMedia", referencedObject="pdf-copy")
+    _fixed(_el(row, "td"), "renderMultiMedia", referencedObject="pdf-copy")
     organizer = _el(_el(section, "entry"), "organizer", classCode="CLUSTER", moodCode="EVN")
-    _el(organizer, "templateId", root=ATTACHED_TEMPLATE)
-    _el(organizer, "id", root=_oid("pdf-copy", document_id))
-    _el(organizer, "code", code="55107-7", displayName="Document attaché", codeSystem=LOINC)
-    _el(organizer, "statusCode", code="completed")
+    _fixed(organizer, "templateId", root=ATTACHED_TEMPLATE)
+    _leaf(organizer, "id", root=_oid("pdf-copy", document_id))
+    _fixed(organizer, "code", code="55107-7", displayName="Document attaché", codeSystem=LOINC)
+    _fixed(organizer, "statusCode", code="completed")
     kind = _el(_el(organizer, "component"), "observation", classCode="OBS", moodCode="EVN")
     for template in ATTACHED_TYPE_TEMPLATES:
-        _el(kind, "templateId", root=template)
-    _el(kind, "id", root=_oid("pdf-copy-type", document_id))
-    _el(kind, "code", code="69764-9", displayName="Type de document", codeSystem=LOINC)
-    _el(_el(kind, "text"), "reference", value="#pdf-copy")
-    _el(kind, "statusCode", code="completed")
-    _el(kind, "effectiveTime", nullFlavor="NA")
+        _fixed(kind, "templateId", root=template)
+    _leaf(kind, "id", root=_oid("pdf-copy-type", document_id))
+    _fixed(kind, "code", code="69764-9", displayName="Type de document", codeSystem=LOINC)
+    _fixed(_el(kind, "text"), "reference", value="#pdf-copy")
+    _fixed(kind, "statusCode", code="completed")
+    _fixed(kind, "effectiveTime", nullFlavor="NA")
     sub(kind, "value", {"xsi:type": "CD", "code": "55108-5",
                         "displayName": "Copie du document", "codeSystem": LOINC})  # fmt: skip
     media = _el(_el(organizer, "component"), "observationMedia", classCode="OBS",
                 moodCode="EVN", ID="pdf-copy")  # fmt: skip
-    _el(media, "value", base64.b64encode(pdf).decode("ascii"), mediaType="application/pdf",
+    _leaf(media, "value", base64.b64encode(pdf).decode("ascii"), mediaType="application/pdf",
         representation="B64")  # fmt: skip
 
 
