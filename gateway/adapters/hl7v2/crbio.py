@@ -96,14 +96,13 @@ def version_number(collected: str, reported: str) -> int:
 
 def _el(parent: Node, tag: str, text: str | None = None, **attrs: str) -> Node:
     """A child element in the CDA namespace; attributes with an empty value are left out."""
-    return sub(parent, tag, attrs if all(attrs.values()) else _present(**attrs), text or None)
+    return sub(parent, tag, _given(attrs), text or None)
 
 
 def _leaf(parent: Node, tag: str, text: str | None = None, **attrs: str) -> None:
     """``_el`` for an element that gets no children: written at once, as its node would be
     (two thirds of a report's header; a node costs more to build and write than its text)."""
-    parent.children.append(leaf(tag, attrs if all(attrs.values()) else _present(**attrs),
-                                text or None))  # fmt: skip
+    parent.children.append(leaf(tag, _given(attrs), text or None))
 
 
 def _fixed(parent: Node, tag: str, text: str | None = None, **attrs: str) -> None:
@@ -114,8 +113,7 @@ def _fixed(parent: Node, tag: str, text: str | None = None, **attrs: str) -> Non
 
 @functools.lru_cache(maxsize=256)
 def _fixed_leaf(tag: str, text: str | None, items: tuple[tuple[str, str], ...]) -> str:
-    attrs = dict(items)
-    return leaf(tag, attrs if all(attrs.values()) else _present(**attrs), text or None)
+    return leaf(tag, _given(dict(items)), text or None)
 
 
 @dataclass(frozen=True)
@@ -515,6 +513,11 @@ def _observation(act, tbody, msg: Message, obx: Segment, n: int, lines) -> list[
 def _present(**attrs: str) -> dict[str, str]:
     """The attributes that have a value (an empty attribute is left out, as ``_el`` does)."""
     return {k: v for k, v in attrs.items() if v}
+
+
+def _given(attrs: dict[str, str]) -> dict[str, str]:
+    """``attrs`` without those whose value is empty (most have none: no copy then)."""
+    return attrs if all(attrs.values()) else _present(**attrs)
 
 
 def _value(value_type, value, unit, msg, obx, n) -> tuple[str, list[Finding]]:
