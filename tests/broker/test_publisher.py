@@ -122,10 +122,19 @@ def test_a_clean_stop_is_not_a_warning(make, broker_ns, table, caplog):
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
 
 
-def test_a_connection_the_broker_closes_comes_back_by_itself(publisher, broker_ns):
-    ids = amqp_connections(os.getpid())
-    assert len(ids) == 1, "only the publisher's connection is open"
-    close_connections(ids)
+def test_a_connection_the_broker_closes_comes_back_by_itself(make, broker_ns, table):
+    before = set(amqp_connections(os.getpid()))
+    publisher = make(broker_ns.url, topology.plan(table, broker_ns.names))
+    publisher.start()
+    try:
+        _comes_back(publisher, broker_ns, set(amqp_connections(os.getpid())) - before)
+    finally:
+        publisher.stop()
+
+
+def _comes_back(publisher, broker_ns, mine: set[str]) -> None:
+    assert len(mine) == 1, "the publisher's connection (the topology's is closed)"
+    close_connections(sorted(mine))
     deadline = time.monotonic() + 30
     while publisher.ready and time.monotonic() < deadline:
         time.sleep(0.05)
