@@ -3,12 +3,12 @@
 uvicorn verifies the client certificate during the handshake (mutual TLS) but does not put it
 in the ASGI scope. This HTTP protocol records each connection's verified certificate name by
 peer address for as long as the connection lives; the handlers look it up by request.client.
+It extends the gateway's bounded HTTP protocol (gateway.api.http_protocol).
 """
 
 from __future__ import annotations
 
-from uvicorn.protocols.http.h11_impl import H11Protocol
-
+from gateway.api.http_protocol import BoundedHttpProtocol
 from gateway.security.tls import common_name
 
 
@@ -21,10 +21,10 @@ class PeerNames:
     def get(self, peer: tuple[str, int] | None) -> str | None:
         return self._names.get(tuple(peer)) if peer else None
 
-    def protocol(self) -> type[H11Protocol]:
+    def protocol(self) -> type[BoundedHttpProtocol]:
         names = self._names
 
-        class CertificateRecordingProtocol(H11Protocol):
+        class CertificateRecordingProtocol(BoundedHttpProtocol):
             def connection_made(self, transport) -> None:  # type: ignore[override]
                 super().connection_made(transport)
                 ssl_object = transport.get_extra_info("ssl_object")

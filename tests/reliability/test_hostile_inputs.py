@@ -125,3 +125,42 @@ def test_injection_text_is_stored_verbatim_and_served_as_inert_json(pg_url, star
     assert title == "CR'); DROP TABLE documents;-- <script>alert(1)</script>"
     stored = gw.services.store.document(doc_id)
     assert stored["payload"] == cda
+
+
+def _http_get(sock: socket.socket, padding: int) -> bytes:
+    """A keep-alive GET /ready whose head carries ``padding`` bytes of headers; the answer."""
+    lines = b"".join(b"X-Padding-%d: %s\r\n" % (i, b"a" * 990) for i in range(padding // 1000))
+    sock.sendall(b"GET /ready HTTP/1.1\r\nHost: x\r\n" + lines + b"\r\n")
+    answer = b""
+    while b"\r\n\r\n" not in answer:
+        answer += sock.recv(65536)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    length = int(next(v for k, _, v in (h.partition(b": ") for h in head.split(b"\r\n"))
+                      if k.lower() == b"content-length"))  # fmt: skip
+    while len(body) < length:
+        body += sock.recv(65536)
+    return head.split(b"\r\n", 1)[0]
+
+
+@pytest.mark.broker
+def test_a_request_head_past_sixteen_kilobytes_is_refused_and_the_gateway_serves_on(
+    start_gateway,
+):
+    """The HTTP parser bounds nothing by itself: the gateway does (gateway.api.http_protocol;
+    the bound itself, byte for byte: tests/api/test_http_protocol.py)."""
+    gw = start_gateway()
+    host, port = gw.http_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        # two requests on one connection, 12 KB of headers each (a large signature header)
+        assert _http_get(sock, 12_000) == b"HTTP/1.1 200 OK"
+        assert _http_get(sock, 12_000) == b"HTTP/1.1 200 OK", "the bound is per request"
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        lines = b"".join(b"X-Padding-%d: %s\r\n" % (i, b"a" * 990) for i in range(20))
+        try:  # 20 KB of headers, no end in sight
+            sock.sendall(b"GET /ready HTTP/1.1\r\nHost: x\r\n" + lines)
+            answer = sock.recv(4096)
+        except ConnectionResetError:  # closed with some of it unread: refused all the same
+            answer = b"reset"
+        assert answer.startswith(b"HTTP/1.1 400 ") or answer == b"reset", answer[:60]
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        assert _http_get(sock, 0) == b"HTTP/1.1 200 OK"
