@@ -39,6 +39,7 @@ class LoopPublisher(ConfirmedChannel):
         self._loop_thread: int | None = None  # known once the loop ran _begin
         self._keeper: asyncio.Task | None = None
         self._closed: asyncio.Future | None = None  # done once the current connection ended
+        self._ending: asyncio.Task | None = None  # a stop asked from the loop itself
 
     def start(self, timeout: float = 10.0) -> None:
         """From a thread other than the loop's: connect and declare the topology;
@@ -51,7 +52,8 @@ class LoopPublisher(ConfirmedChannel):
         when called from another thread than the loop's."""
         self._stopping.set()
         if self._on_loop():
-            self._loop.create_task(self._end(timeout))
+            # held: the loop keeps only a weak reference to a task
+            self._ending = self._loop.create_task(self._end(timeout))
             return
         with contextlib.suppress(RuntimeError, TimeoutError):  # the loop is closed, or stuck
             asyncio.run_coroutine_threadsafe(self._end(timeout), self._loop).result(timeout + 1)
