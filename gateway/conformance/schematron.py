@@ -7,11 +7,12 @@ a per-process directory and the stylesheet is pointed at them. Each compiled sty
 cached per (file, pack fingerprint): compiled once per process, recompiled after a pack change.
 Running one gives SVRL; each failed assert or successful report becomes a Finding.
 
-Making the stylesheet text (includes, the two ISO skeleton steps, visit.rewrite and
-documents.rewrite) is done once per pack: with a cache directory (GATEWAY_DATA_DIR/conformance)
-the text is written there, keyed by the pack fingerprint, and every later process only compiles
-it and parses the documents it reads. Saxon-HE cannot export compiled stylesheets (SEF export
-needs Saxon-EE), so that last compilation stays per process.
+Making the stylesheet text (includes, the two ISO skeleton steps, visit.rewrite,
+documents.rewrite and shared_bodies.rewrite) is done once per pack: with a cache directory
+(GATEWAY_DATA_DIR/conformance) the text is written there, keyed by the pack fingerprint, and
+every later process only compiles it and parses the documents it reads. Saxon-HE cannot
+export compiled stylesheets (SEF export needs Saxon-EE), so that last compilation stays per
+process.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from pathlib import Path
 from lxml import etree
 from saxonche import PySaxonApiError, PySaxonProcessor
 
-from gateway.conformance import documents, svs, visit
+from gateway.conformance import documents, shared_bodies, svs, visit
 from gateway.conformance.pack import ENGINE, SCH, Pack, Schematron, resolve
 from gateway.findings import Finding, Severity
 
@@ -108,27 +109,33 @@ def _compile(pack: Pack, sch: Schematron, cache_dir: Path | None) -> object:
 
 
 def _first_compiling(xslt: str, sch: Schematron) -> tuple[object, str]:
-    """The rewritten stylesheet, or, if a rewrite does not compile, the one before it (the
-    skeleton's own walk last): a rewrite must never cost a layer."""
-    visiting = None
-    try:
-        visiting = visit.rewrite(xslt)
-        holding = documents.rewrite(visiting, sch.path.parent)
-        return _compile_text(holding, sch), holding
-    except (PySaxonApiError, etree.XMLSyntaxError):
-        if visiting is not None and visiting != xslt:
-            try:
-                return _compile_text(visiting, sch), visiting
-            except (PySaxonApiError, etree.XMLSyntaxError):
-                pass
-    return _compile_text(xslt, sch), xslt
+    """The stylesheet after every rewrite, or, if a rewrite fails or its result does not
+    compile, after the ones before it (the skeleton's own walk last): a rewrite must never
+    cost a layer."""
+    texts = [xslt]
+    for rewrite in (
+        visit.rewrite,
+        lambda text: documents.rewrite(text, sch.path.parent),
+        shared_bodies.rewrite,
+    ):
+        try:
+            texts.append(rewrite(texts[-1]))
+        except etree.XMLSyntaxError:
+            break
+    *rewritten, skeleton = reversed(dict.fromkeys(texts))
+    for text in rewritten:
+        try:
+            return _compile_text(text, sch), text
+        except (PySaxonApiError, etree.XMLSyntaxError):
+            continue
+    return _compile_text(skeleton, sch), skeleton
 
 
 def _stored(pack: Pack, sch: Schematron, cache_dir: Path | None) -> Path | None:
     """Where the stylesheet text of ``sch`` is kept for this pack version, if anywhere."""
     if cache_dir is None:
         return None
-    versions = f"{visit.VERSION}.{documents.VERSION}"
+    versions = f"{visit.VERSION}.{documents.VERSION}.{shared_bodies.VERSION}"
     name = hashlib.sha256(f"{sch.path}|{versions}".encode()).hexdigest()[:16]
     return cache_dir / pack.fingerprint / f"{name}.xsl"
 
