@@ -9,6 +9,7 @@ import time
 import pytest
 
 from gateway.adapters.hl7v2.parser import parse
+from gateway.conformance.validator import PackValidator
 from gateway.signing.keystore import CERT_FILE, KEY_FILE, load_pem
 from tests.conftest import FIXTURES
 from tests.e2e.test_document_flow import (
@@ -20,6 +21,7 @@ from tests.e2e.test_document_flow import (
     post,
     wait_for,
 )
+from tests.validators.cda_mutations import CRBIO, mutate, set_attr
 
 pytestmark = [pytest.mark.broker, pytest.mark.postgres]
 
@@ -48,6 +50,21 @@ def test_documents_go_through_worker_processes_into_the_record(start_gateway, pg
     signature = json.loads(row["envelope"])["signature"]
     assert signature["key_id"] == load_pem(keys_dir / KEY_FILE, keys_dir / CERT_FILE).key_id
     assert "SignatureValue" in signature["signature"]
+
+
+def test_the_pack_is_compiled_in_the_workers_not_in_the_intake_process(start_gateway, shared):
+    """The intake process routes only; the worker applies the pack's rules."""
+    gw = start_gateway(GATEWAY_PIPELINE_WORKERS="1", GATEWAY_CONFORMANCE_PACK=str(shared / "cisis"))
+    layers = gw.services.tools.checks.cda_validator.layers
+    assert not any(isinstance(layer, PackValidator) for layer in layers)
+    # The ST checks of an address part, which only the pack has (dtr1-7-ST).
+    raw = mutate(CRBIO, set_attr("//h:patientRole/h:addr/h:streetAddressLine", "compression", "B"))
+    status, report = post(gw.http_url + "/documents", raw)
+    assert status == 422, report
+    found = {f["message"][:9] for f in report["findings"] if f["layer"].startswith("pack:")}
+    assert "dtr1-7-ST" in found
+    _, unchanged = post(gw.http_url + "/documents", CRBIO.read_bytes())
+    assert "dtr1-7-ST" not in {f["message"][:9] for f in unchanged.get("findings", [])}
 
 
 def test_stopping_the_gateway_stops_its_workers(start_gateway):
