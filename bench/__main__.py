@@ -2,7 +2,8 @@
 
 Each section module exposes ``rows(context) -> dict[name, figures]``; this runner prints them
 as one table and writes bench/results.json (figures that are lists or dicts, such as a
-soak's samples, go to the file only). Sections that need RabbitMQ or PostgreSQL talk to
+soak's samples, go to the file only), then issue 9's targets judged on the run's rows
+(bench.harness.targets). Sections that need RabbitMQ or PostgreSQL talk to
 the real servers on 127.0.0.1.
 """
 
@@ -16,6 +17,7 @@ import tempfile
 from pathlib import Path
 
 from bench.common import ROOT, Context
+from bench.harness import targets
 
 # Every module of this package but the runner and its helpers is a section, in name order.
 SECTIONS = sorted(
@@ -35,8 +37,14 @@ def main(argv: list[str]) -> int:
         rows = section.rows(context)
         print_rows(rows)
         results.update(rows)
+    judged = targets.verdicts(results)
+    if judged:
+        print("== targets (issue 9) judged on this run", flush=True)
+        print_rows(judged)
     out = ROOT / "bench" / "results.json"
-    out.write_text(json.dumps({"machine": platform.platform(), "rows": results}, indent=2))
+    out.write_text(
+        json.dumps({"machine": platform.platform(), "rows": results, "targets": judged}, indent=2)
+    )
     print(f"\nwritten to {out.relative_to(ROOT)}")
     return 0
 
