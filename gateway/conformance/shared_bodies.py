@@ -13,9 +13,8 @@ caller's context item, position, size and current mode, and a template body sees
 the template's match pattern, mode or priority, so the same instructions run on the same
 nodes in the same order. What a body could see differently is left alone: a template with
 parameters, with attributes beyond match, mode and priority (``xpath-default-namespace``,
-``as``…), with namespaces of its own, or whose body uses ``xsl:next-match``,
-``xsl:apply-imports`` or ``current-template-rule()`` (no current template rule in a named
-template).
+``as``…), with namespaces of its own, or whose body uses ``xsl:next-match`` or
+``xsl:apply-imports`` (a named template has no current template rule).
 """
 
 from __future__ import annotations
@@ -61,12 +60,7 @@ def _body(template: etree._Element, root: etree._Element) -> str | None:
         or not set(template.attrib) <= _ATTRIBUTES
         or template.nsmap != root.nsmap
         or not len(template)
-        or any(
-            el.tag in _CONTEXT_BOUND
-            or any("current-template-rule" in value for value in el.attrib.values())
-            for el in template.iter(etree.Element)
-            if el is not template
-        )
+        or next(template.iter(*_CONTEXT_BOUND), None) is not None
     ):
         return None
     return (template.text or "") + "".join(
