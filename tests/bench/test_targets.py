@@ -63,4 +63,4 @@ def test_targets_whose_rows_were_not_run_are_left_out():
 
 
 def test_the_raw_row_names_are_the_ones_e2e_writes():
-    assert targets.RAW == f"MLLP {inputs.oru_raw().name} x16"
+    assert f"MLLP {inputs.oru_raw().name} x16" == targets.RAW
