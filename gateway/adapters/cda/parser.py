@@ -40,7 +40,7 @@ class CdaDocument:
         """The ClinicalDocument alone, as UTF-8 XML: what is signed, stored and routed."""
         if not self.wrapped:
             return self.raw
-        return etree.tostring(self.root, xml_declaration=True, encoding="UTF-8")
+        return etree.tostring(self.root, xml_declaration=True, encoding="UTF-8", with_tail=False)
 
 
 def _parser() -> etree.XMLParser:

@@ -54,18 +54,22 @@ def test_a_file_without_clinical_document_is_refused():
     assert doc is None and finding.rule == "cda.clinical-document"
 
 
-def test_clinical_document_inside_an_xslt_wrapper_is_found():
+@pytest.mark.parametrize("after", [b"", b"and some words<xsl:text>more</xsl:text>"])
+def test_clinical_document_inside_an_xslt_wrapper_is_found(after):
+    """Alone, it is the ClinicalDocument and nothing of the wrapper that follows it."""
     inner = (FIXTURES / "cda/crbio_glycemia.xml").read_bytes().split(b"?>", 1)[1]
     wrapped = (
         b'<?xml version="1.0" encoding="UTF-8"?>'
         b'<xsl:stylesheet version="1.0" xmlns:xsl="http://www.w3.org/1999/XSL/Transform">'
-        b'<xsl:template match="/">' + inner + b"</xsl:template></xsl:stylesheet>"
+        b'<xsl:template match="/">' + inner + after + b"</xsl:template></xsl:stylesheet>"
     )
     doc, findings = parse(wrapped)
     assert findings == [] and doc.wrapped
-    standalone, again = parse(doc.standalone_bytes())
+    alone = doc.standalone_bytes()
+    standalone, again = parse(alone)
     assert again == [] and not standalone.wrapped
     assert standalone.root.tag == "{urn:hl7-org:v3}ClinicalDocument"
+    assert alone.rstrip().endswith(b"</ClinicalDocument>")
 
 
 def _nested(levels: int) -> bytes:
