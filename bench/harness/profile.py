@@ -1,5 +1,6 @@
-"""`python -m bench.harness.profile [mllp|http] [SECONDS] [gil] [intake]`: where a loaded
-gateway spends CPU (`intake`: with no record consumer in it).
+"""`python -m bench.harness.profile [mllp|http] [SECONDS] [gil] [intake] [pack]`: where a
+loaded gateway spends CPU (`intake`: with no record consumer in it; `pack`: with the
+conformance-pack tier).
 
 Starts a real gateway (bench.stack), drives 16 connections (raw ORU^R01 over MLLP, or the
 CR-BIO CDA over HTTP) and samples every process of its tree with py-spy (a dev dependency;
@@ -17,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 from bench import floors
-from bench.common import Context
+from bench.common import SHARED, Context
 from bench.harness import load
 from bench.harness.procs import tree
 from bench.harness.stack import running
@@ -69,6 +70,8 @@ def main(argv: list[str]) -> int:
     gil = "gil" in argv[2:]
     # "intake": no record consumer in the gateway (GATEWAY_RECORD_CONSUMERS=0), intake alone
     extra = {"GATEWAY_RECORD_CONSUMERS": "0"} if "intake" in argv[2:] else {}
+    if "pack" in argv[2:]:  # the conformance-pack tier: the ANS pack beside the checkout
+        extra["GATEWAY_CONFORMANCE_PACK"] = str(SHARED / "cisis")
     ctx = Context(workdir=Path(tempfile.mkdtemp(prefix="passerelle-profile-")))
     raw, _oru_cda, cda = floors.prepare(ctx).inputs
     with running(ctx, **extra) as stack:
