@@ -75,8 +75,9 @@ class Schematron:
     def references(self) -> tuple[Reference, ...]:
         return tuple(_references(self.path, self.pack_root))
 
-    @property
+    @cached_property
     def missing(self) -> tuple[Reference, ...]:
+        """Asked at every validation (each layer's notes, each model version): kept."""
         return tuple(r for r in self.references if r.missing)
 
 
