@@ -24,6 +24,7 @@ from pathlib import Path
 
 from lxml import etree
 
+from gateway.conformance import pack_xml
 from gateway.conformance.xpath_text import scan, string_end
 
 XSL = "http://www.w3.org/1999/XSL/Transform"
@@ -100,8 +101,7 @@ def rewrite(xslt: str, base: Path) -> str:
     stays what it was. Calls into a folder are routed whatever file they compute, so one of
     that shape would now read a missing file and fail; the pack's folder calls all read the
     document's content (or are guarded by doc-available()), where Saxon reads it too."""
-    parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True)
-    root = etree.fromstring(xslt.encode("utf-8"), parser)
+    root = pack_xml.from_text(xslt, huge_tree=True)
     state = _Rewriting(_string_variables(root), os.path.abspath(base))
     wanted, rewritten = state.wanted, False
     for el in root.iter(f"{{{XSL}}}*"):

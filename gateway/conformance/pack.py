@@ -18,7 +18,7 @@ from pathlib import Path
 
 from lxml import etree
 
-from gateway.conformance import svs
+from gateway.conformance import pack_xml, svs
 from gateway.errors import ConfigError
 
 SCH = "http://purl.oclc.org/dsdl/schematron"
@@ -188,7 +188,7 @@ def resolve(base: Path, href: str) -> tuple[Path | None, bool]:
 
 def _parse(path: Path) -> etree._ElementTree | None:
     try:
-        return etree.parse(str(path), etree.XMLParser(resolve_entities=False, no_network=True))
+        return pack_xml.parse(path)
     except (OSError, etree.XMLSyntaxError):
         return None
 

@@ -28,7 +28,7 @@ from pathlib import Path
 from lxml import etree
 from saxonche import PySaxonApiError, PySaxonProcessor
 
-from gateway.conformance import documents, shared_bodies, svs, visit
+from gateway.conformance import documents, pack_xml, shared_bodies, svs, visit
 from gateway.conformance.pack import ENGINE, SCH, Pack, Schematron, resolve
 from gateway.findings import Finding, Severity
 
@@ -69,7 +69,7 @@ def compiled(pack: Pack, sch: Schematron, cache_dir: Path | None = None) -> Comp
 def _inline_includes(path: Path) -> etree._Element:
     """The schematron with every include replaced by the included element (ISO 19757-3 §5.4.4);
     includes whose file is missing are dropped (Schematron.missing lists them)."""
-    tree = etree.parse(str(path), etree.XMLParser(resolve_entities=False, no_network=True))
+    tree = pack_xml.parse(path)
     root = tree.getroot()
     for inc in list(root.iter(f"{{{SCH}}}include")):
         target, _ = resolve(path.parent, inc.get("href", ""))

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from lxml import etree
 
+from gateway.conformance import pack_xml
+
 XSL = "http://www.w3.org/1999/XSL/Transform"
 NAME = "passerelle-shared-body-"
 VERSION = 1  # part of the stored stylesheets' key: raise it when the rewrite changes
@@ -30,9 +32,7 @@ _CONTEXT_BOUND = (f"{{{XSL}}}next-match", f"{{{XSL}}}apply-imports", f"{{{XSL}}}
 
 def rewrite(xslt: str) -> str:
     """The stylesheet text with every body shared by two or more rule templates written once."""
-    root = etree.fromstring(
-        xslt.encode("utf-8"), etree.XMLParser(resolve_entities=False, no_network=True)
-    )
+    root = pack_xml.from_text(xslt)
     groups: dict[str, list[etree._Element]] = {}
     for template in root.iterchildren(f"{{{XSL}}}template"):
         if (body := _body(template, root)) is not None:

@@ -12,6 +12,8 @@ from pathlib import Path
 
 from lxml import etree
 
+from gateway.conformance import pack_xml
+
 SVS = "urn:ihe:iti:svs:2008"
 VOC_REFERENCE = re.compile(r"voc-(?P<oid>[0-9.]+)-DYNAMIC\.xml$")
 
@@ -29,7 +31,7 @@ def value_set_id(path: Path) -> str | None:
 
 def to_voc(svs_path: Path) -> bytes:
     """The art-decor form of one SVS value set (codes, code systems and display names)."""
-    tree = etree.parse(str(svs_path), etree.XMLParser(resolve_entities=False, no_network=True))
+    tree = pack_xml.parse(svs_path)
     vs = tree.find(f"{{{SVS}}}ValueSet")
     out = etree.Element("valueSets")
     value_set = etree.SubElement(

@@ -16,7 +16,7 @@ from lxml import etree
 
 from gateway.adapters.cda.parser import CdaDocument
 from gateway.adapters.cda.xpath import HL7
-from gateway.conformance import schematron
+from gateway.conformance import pack_xml, schematron
 from gateway.conformance.pack import Pack, Schematron
 from gateway.findings import Finding, Report, error, warning
 
@@ -88,8 +88,7 @@ class PackValidator:
                     self._schema_error = "the pack has no infrastructure/cda/CDA_extended.xsd"
                 else:
                     try:
-                        parser = etree.XMLParser(resolve_entities=False, no_network=True)
-                        self._schema = etree.XMLSchema(etree.parse(str(self.pack.xsd), parser))
+                        self._schema = etree.XMLSchema(pack_xml.parse(self.pack.xsd))
                     except (etree.XMLSchemaParseError, etree.XMLSyntaxError, OSError) as exc:
                         self._schema_error = f"CDA schema unusable: {exc}"
             return self._schema

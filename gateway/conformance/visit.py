@@ -30,6 +30,7 @@ import re
 
 from lxml import etree
 
+from gateway.conformance import pack_xml
 from gateway.conformance.xpath_text import top_level
 
 XSL = "http://www.w3.org/1999/XSL/Transform"
@@ -57,9 +58,7 @@ _WALKS = {
 
 def rewrite(xslt: str) -> str:
     """The stylesheet text with its pattern walks replaced where that is provably equivalent."""
-    root = etree.fromstring(
-        xslt.encode("utf-8"), etree.XMLParser(resolve_entities=False, no_network=True)
-    )
+    root = pack_xml.from_text(xslt)
     templates = [t for t in root.iter(f"{{{XSL}}}template") if t.get("match") is not None]
     _drop_default_walks(root, templates)
     _quiet(root)
