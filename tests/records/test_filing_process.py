@@ -9,7 +9,7 @@ import os
 import signal
 import threading
 
-import httpx
+import httpx2 as httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
