@@ -12,6 +12,7 @@ from datetime import datetime
 
 from cryptography import x509
 
+from gateway.adapters import detect
 from gateway.envelope import Envelope
 from gateway.signing import Verification, rules, shape
 from gateway.signing.keystore import key_id_of
@@ -20,6 +21,7 @@ from gateway.signing.verify import MAX_SIGNATURE_BYTES, SignedFacts, check, chec
 
 # Content the gateway always signs: arriving without a signature means it was stripped.
 SIGNED_CONTENT_TYPES = frozenset({"application/hl7-cda+xml"})
+SIGNED_FORMATS = frozenset({"cda"})  # what gateway.adapters.detect says of the payload
 
 
 class GatewayVerifier:
@@ -31,7 +33,9 @@ class GatewayVerifier:
     ) -> Verification:
         info = envelope.signature
         if info is None or not info.signature:
-            if envelope.content_type in SIGNED_CONTENT_TYPES:
+            # Decided from the payload as well as the envelope: the envelope travels beside
+            # the payload unsigned, so relabelling a CDA must not make its signature optional.
+            if envelope.content_type in SIGNED_CONTENT_TYPES or detect(payload) in SIGNED_FORMATS:
                 return Verification(
                     False, "the document has no gateway signature", None, rules.MISSING
                 )

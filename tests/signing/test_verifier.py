@@ -77,3 +77,9 @@ def test_expired_gateway_certificate_is_refused(cda):
     env = envelope(cda, XadesSigner(key.signing_key()))
     result = GatewayVerifier([key.cert]).verify(env, cda, now=NOW + timedelta(days=2))
     assert not result.valid and result.rule == rules.EXPIRED
+
+
+def test_cda_relabelled_as_another_content_type_still_needs_its_signature(cda):
+    relabelled = envelope(cda, None, content_type="application/hl7-v2+er7")
+    result = GatewayVerifier([issue("k").cert]).verify(relabelled, cda)
+    assert not result.valid and result.rule == rules.MISSING
