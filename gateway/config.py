@@ -6,14 +6,26 @@ variable. docs: the configuration table in README.md lists every variable.
 
 from __future__ import annotations
 
+import math
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from gateway.errors import ConfigError
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
+
+# Bounds of numeric settings. A value past them is a typo or a misunderstanding, and would
+# fail later and far away: AMQP's prefetch count is 16 bits (basic_qos raises struct.error in
+# the consumer thread), Event.wait overflows past TIMEOUT_MAX, NaN makes every wait_for time
+# out at once and every Event.wait return at once.
+MAX_PREFETCH = 65535
+MAX_WORKERS = 256  # pipeline processes, record-consumer threads (each has a connection)
+MAX_DOCUMENT_BYTES = 1024 * 1024 * 1024  # whole documents are held in memory, several times
+MAX_SECONDS = 86400.0  # timeouts and intervals: a day
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOG_FORMATS = ("json", "text")
 
 
 @dataclass(frozen=True)
@@ -83,14 +95,18 @@ class Settings:
             keys_dir=keys_dir,
             routing_file=_path(env.get("GATEWAY_ROUTING_FILE", "routing.yaml"), root),
             conformance_pack=_path(pack, root) if pack else None,
-            max_document_bytes=_int(env, "GATEWAY_MAX_DOCUMENT_BYTES", 20 * 1024 * 1024),
+            max_document_bytes=_int(
+                env, "GATEWAY_MAX_DOCUMENT_BYTES", 20 * 1024 * 1024, maximum=MAX_DOCUMENT_BYTES
+            ),
             mllp_idle_timeout_s=_float(env, "GATEWAY_MLLP_IDLE_TIMEOUT", 300.0),
             publish_timeout_s=_float(env, "GATEWAY_PUBLISH_TIMEOUT", 10.0),
-            consumer_prefetch=_int(env, "GATEWAY_CONSUMER_PREFETCH", 32),
-            record_consumers=_int(env, "GATEWAY_RECORD_CONSUMERS", 2, minimum=0),
+            consumer_prefetch=_int(env, "GATEWAY_CONSUMER_PREFETCH", 32, maximum=MAX_PREFETCH),
+            record_consumers=_int(
+                env, "GATEWAY_RECORD_CONSUMERS", 2, minimum=0, maximum=MAX_WORKERS
+            ),
             filing_process=_filing_process(env),
-            log_level=env.get("GATEWAY_LOG_LEVEL", "INFO").upper(),
-            log_format=env.get("GATEWAY_LOG_FORMAT", "json"),
+            log_level=_choice(env, "GATEWAY_LOG_LEVEL", "INFO", LOG_LEVELS, str.upper),
+            log_format=_choice(env, "GATEWAY_LOG_FORMAT", "json", LOG_FORMATS, str.lower),
             **_signing(env, root, keys_dir),
             routing_reload_s=_float(env, "GATEWAY_ROUTING_RELOAD_INTERVAL", 2.0),
             token_secret=env.get("GATEWAY_TOKEN_SECRET") or None,
@@ -163,7 +179,9 @@ def _address(env: Mapping[str, str], name: str, default: str) -> Address:
     return Address(host or "127.0.0.1", int(port))
 
 
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
+def _int(
+    env: Mapping[str, str], name: str, default: int, minimum: int = 1, maximum: int | None = None
+) -> int:
     value = env.get(name)
     if value is None:
         return default
@@ -171,13 +189,19 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> i
         number = int(value)
     except ValueError:
         raise ConfigError(f"{name}={value!r}: expected an integer") from None
-    if number < minimum:
-        bound = "positive" if minimum == 1 else f"at least {minimum}"
+    if number < minimum or (maximum is not None and number > maximum):
+        if maximum is not None:
+            bound = f"an integer from {minimum} to {maximum}"
+        else:
+            bound = "positive" if minimum == 1 else f"at least {minimum}"
         raise ConfigError(f"{name}={value!r}: must be {bound}")
     return number
 
 
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
+def _float(
+    env: Mapping[str, str], name: str, default: float, maximum: float = MAX_SECONDS
+) -> float:
+    """A positive, finite number of seconds (nan, inf and 0 are refused: see MAX_SECONDS)."""
     value = env.get(name)
     if value is None:
         return default
@@ -185,9 +209,24 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         number = float(value)
     except ValueError:
         raise ConfigError(f"{name}={value!r}: expected a number") from None
-    if number <= 0:
-        raise ConfigError(f"{name}={value!r}: must be positive")
+    if not (math.isfinite(number) and 0 < number <= maximum):
+        raise ConfigError(
+            f"{name}={value!r}: must be a number of seconds above 0, at most {maximum:g}"
+        )
     return number
+
+
+def _choice(
+    env: Mapping[str, str],
+    name: str,
+    default: str,
+    allowed: tuple[str, ...],
+    normal: Callable[[str], str],
+) -> str:
+    value = env.get(name, default)
+    if normal(value) not in allowed:
+        raise ConfigError(f"{name}={value!r}: expected one of {', '.join(allowed)}")
+    return normal(value)
 
 
 def available_cores() -> int:
@@ -214,6 +253,9 @@ def _pipeline_workers(env: Mapping[str, str]) -> int:
     if value == "auto":
         cores = available_cores()
         return cores if cores > 1 else 0
-    if not value.isdigit():
-        raise ConfigError(f"{name}={value!r}: expected auto or a number of processes (0: none)")
+    if not value.isdigit() or int(value) > MAX_WORKERS:
+        raise ConfigError(
+            f"{name}={value!r}: expected auto or a number of processes from 0 (none) "
+            f"to {MAX_WORKERS}"
+        )
     return int(value)

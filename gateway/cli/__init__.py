@@ -1,7 +1,9 @@
 """`gateway`: the command line. One module per command family; each registers itself here.
 
 Exit codes, for every command: 0 success, 1 the input was judged (invalid, rejected),
-2 usage or configuration error, 3 a service it needs is unavailable.
+2 usage or configuration error, 3 a service it needs is unavailable. A ConfigError no command
+handled (a bad GATEWAY_* variable, read by most commands before anything else) ends here as
+one line on stderr and exit 2, never a traceback with exit 1.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from gateway.cli import keys, pack, records, replay, routing, send, serve, sign, validate, verify
+from gateway.errors import ConfigError
 
 COMMANDS = (serve, validate, send, keys, sign, verify, pack, routing, replay, records)
 
@@ -34,6 +37,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.run(args)
+    except ConfigError as exc:
+        return fail(str(exc), EXIT_USAGE)
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # `gateway validate … | head`

@@ -107,7 +107,7 @@ def run_explain(args) -> int:
         for line in table.explain(envelope):
             print(line)
         decision = table.decide(envelope)
-        via = "" if decision.matched else " (default)"
+        via = " (default)" if decision.by_default else ""
         print(f"  → {', '.join(decision.destinations) or '(nowhere)'}{via}")
     return code
 

@@ -1,9 +1,15 @@
 """Read routing.yaml into a RoutingTable, or say every mistake in it with its line number.
 
-Three passes, each reporting problems as Findings located by line: YAML syntax, the JSON
-Schema in schemas/routing.schema.json (unknown keys, wrong types), then meaning (unknown
-destinations, invalid regexes, rules that can never match). A file with any problem is refused
-whole: `load` raises RoutingFileError, and a running gateway keeps the rules it had.
+Three passes, each reporting problems as Findings located by line: YAML syntax (strict
+UTF-8, no duplicate keys), the JSON Schema in schemas/routing.schema.json (unknown keys, wrong
+types), then meaning (unknown destinations, invalid regexes, flag tests that are not
+true/false, rules that can never match). A file with any problem is refused whole: `load`
+raises RoutingFileError, and a running gateway keeps the rules it had.
+
+Match values are the strings written in the file: YAML 1.1 would read an unquoted FINESS
+``010000024`` as an octal number (2097172) or ``12:30`` as 750, and documents are compared as
+text, so such a rule would silently never match. The plain scalars under ``match`` keep their
+source text instead (``exists`` stays a boolean).
 """
 
 from __future__ import annotations
@@ -47,13 +53,17 @@ def load(path: Path) -> RoutingTable:
         raise ConfigError(f"{path}: cannot read routing file ({exc.strerror})") from None
     if len(raw) > MAX_FILE_BYTES:
         raise ConfigError(f"{path}: routing file larger than {MAX_FILE_BYTES} bytes")
-    return parse(raw.decode("utf-8", errors="replace"), source=str(path))
+    return parse(_decode(raw, str(path)), source=str(path))
 
 
 def parse(text: str, source: str = "<memory>") -> RoutingTable:
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        findings = _duplicate_keys(node)
+        if findings:
+            raise RoutingFileError(source, findings)
+        _match_values_as_written(node)
+        data = _construct(node)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark else None
@@ -74,6 +84,111 @@ def parse(text: str, source: str = "<memory>") -> RoutingTable:
 def from_dict(data: Any, source: str = "<memory>") -> RoutingTable:
     """A table from already-parsed data (tests, tools); checked like a file, without lines."""
     return parse(json.dumps(data), source)
+
+
+# -- reading -----------------------------------------------------------------------------------
+
+
+def _decode(raw: bytes, source: str) -> str:
+    """The file as UTF-8, strictly: a Latin-1 "détaillé" decoded with replacement characters
+    would make a rule that silently never matches."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        before = raw[: exc.start]
+        line = before.count(b"\n") + 1
+        column = exc.start - (before.rfind(b"\n") + 1) + 1
+        found = _problem(
+            "routing.encoding",
+            f"not UTF-8: byte 0x{raw[exc.start]:02x} at line {line}, column {column} "
+            "(save the file as UTF-8)",
+            line,
+        )
+        raise RoutingFileError(source, [found]) from None
+
+
+def _duplicate_keys(root: yaml.Node | None) -> list[Finding]:
+    """Keys given twice in one mapping: YAML keeps the last silently (two ``to``, two
+    ``type_code`` in one ``match``), so the file would not do what it says."""
+    findings: list[Finding] = []
+    seen_nodes: set[int] = set()
+
+    def walk(node: yaml.Node, path: list) -> None:
+        if id(node) in seen_nodes:  # an alias: already walked where it was anchored
+            return
+        seen_nodes.add(id(node))
+        if isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                walk(item, [*path, i])
+        elif isinstance(node, yaml.MappingNode):
+            first: dict[tuple[str, str], int] = {}
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode) and key.tag != "tag:yaml.org,2002:merge":
+                    line = key.start_mark.line + 1
+                    if (key.tag, key.value) in first:
+                        several = " (several values: `in: [...]`)" if path[-1:] == ["match"] else ""
+                        findings.append(
+                            _problem(
+                                "routing.duplicate-key",
+                                f"duplicate key {key.value!r} at {_where(path)} (first at line "
+                                f"{first[key.tag, key.value]}): YAML would keep only the last; "
+                                f"remove one{several}",
+                                line,
+                                _where([*path, key.value]),
+                            )
+                        )
+                    else:
+                        first[key.tag, key.value] = line
+                walk(value, [*path, key.value if isinstance(key, yaml.ScalarNode) else "?"])
+
+    if root is not None:
+        walk(root, [])
+    return findings
+
+
+_STR = "tag:yaml.org,2002:str"
+_NULL = "tag:yaml.org,2002:null"
+
+
+def _match_values_as_written(root: yaml.Node | None) -> None:
+    """Make every plain scalar under ``rules[*].match`` a string of its source text, except
+    the booleans of ``exists`` (and null, which the schema refuses)."""
+
+    def as_text(node: yaml.Node) -> None:
+        if isinstance(node, yaml.ScalarNode):
+            if node.style is None and node.tag != _NULL:
+                node.tag = _STR
+        elif isinstance(node, yaml.SequenceNode):
+            for item in node.value:
+                as_text(item)
+        elif isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if not (isinstance(key, yaml.ScalarNode) and key.value == "exists"):
+                    as_text(value)
+
+    for rule in _child(root, "rules", yaml.SequenceNode).value if root else ():
+        match = _child(rule, "match", yaml.MappingNode)
+        for _key, value in match.value:
+            as_text(value)
+
+
+def _child(node: yaml.Node | None, key: str, kind: type[yaml.Node]) -> yaml.Node:
+    """The value of ``key`` in mapping ``node`` when it is a ``kind``, else an empty one."""
+    if isinstance(node, yaml.MappingNode):
+        for k, v in node.value:
+            if isinstance(k, yaml.ScalarNode) and k.value == key and isinstance(v, kind):
+                return v
+    return kind(tag="", value=[])
+
+
+def _construct(node: yaml.Node | None) -> Any:
+    if node is None:  # an empty file
+        return None
+    constructor = yaml.SafeLoader("")
+    try:
+        return constructor.construct_document(node)
+    finally:
+        constructor.dispose()
 
 
 # -- checks ------------------------------------------------------------------------------------
@@ -149,6 +264,19 @@ def _meaning_findings(data: dict, table: RoutingTable, lines: _Lines) -> list[Fi
         for j, target in enumerate([targets] if isinstance(targets, str) else targets):
             check(target, ["rules", i, "to"] if isinstance(targets, str) else ["rules", i, "to", j])
         for fld, test in (rule.get("match") or {}).items():
+            if fld.startswith("flags."):
+                for value in _compared(test):
+                    if value not in ("true", "false"):
+                        findings.append(
+                            _problem(
+                                "routing.flag-value",
+                                f"{fld} in rule {i + 1} is compared with {value!r}: a flag is "
+                                "true or false (HL7 Y/N are read as true/false); write true "
+                                "or false",
+                                lines.value(["rules", i, "match", fld]),
+                                _where(["rules", i, "match", fld]),
+                            )
+                        )
             for pattern in _regexes(test):
                 try:
                     re.compile(pattern)
@@ -172,6 +300,19 @@ def _meaning_findings(data: dict, table: RoutingTable, lines: _Lines) -> list[Fi
             )
         )
     return sorted(findings, key=lambda f: f.line or 0)
+
+
+def _compared(test: Any) -> list[str]:
+    """The values a test compares field values with for equality (bare value, equals, in)."""
+    if test is None:
+        return []
+    if not isinstance(test, dict):
+        return [test]
+    return (
+        ([test["equals"]] if "equals" in test else [])
+        + list(test.get("in") or ())
+        + _compared(test.get("not"))
+    )
 
 
 def _regexes(test: Any) -> list[str]:

@@ -1,9 +1,12 @@
 """The routing table: destinations and ordered rules over envelope fields. Pure.
 
 ``decide(envelope)`` walks the rules in order; each matching rule adds its destinations and
-either stops (``stop: true``, the default) or lets later rules add more. When no rule matched,
-the default destinations apply. Every step is recorded as a reason, which is what
-`gateway route --explain` prints.
+either stops (``stop: true``, the default) or lets later rules add more. The default
+destinations apply when no rule delivers the document: no rule matched, or the rules that
+matched only send de-identified side copies (destinations with ``strip: [patient]``, e.g.
+statistics) — a copy without the patient is not a delivery, so without the default such a
+document would reach neither the record nor parking. Every step is recorded as a reason,
+which is what `gateway route --explain` prints.
 """
 
 from __future__ import annotations
@@ -101,6 +104,7 @@ class Decision:
     destinations: tuple[str, ...]
     reasons: tuple[str, ...]
     matched: tuple[str, ...] = ()
+    by_default: bool = False  # the default destinations were added (no rule delivered it)
 
 
 @dataclass(frozen=True)
@@ -117,6 +121,11 @@ class RoutingTable:
         destination = self.destinations.get(name)
         return destination.format if destination is not None else FORMAT
 
+    def is_side_copy(self, name: str) -> bool:
+        """Whether destination ``name`` only receives a de-identified copy (``strip``)."""
+        destination = self.destinations.get(name)
+        return destination is not None and destination.strips_patient
+
     def decide(self, envelope: Envelope) -> Decision:
         chosen: list[str] = []
         reasons: list[str] = []
@@ -130,10 +139,19 @@ class RoutingTable:
             chosen.extend(d for d in rule.to if d not in chosen)
             if rule.stop:
                 break
+        why_default = self._why_default(matched, chosen)
+        if why_default is not None:
+            chosen.extend(d for d in self.default if d not in chosen)
+            reasons.append(f"{why_default} → default {', '.join(self.default) or '(none)'}")
+        return Decision(tuple(chosen), tuple(reasons), tuple(matched), why_default is not None)
+
+    def _why_default(self, matched: list[str], chosen: list[str]) -> str | None:
+        """Why the default applies, or None when a matched rule delivers the document."""
         if not matched:
-            chosen = list(self.default)
-            reasons.append(f"no rule matched → default {', '.join(self.default) or '(none)'}")
-        return Decision(tuple(chosen), tuple(reasons), tuple(matched))
+            return "no rule matched"
+        if all(self.is_side_copy(d) for d in chosen):
+            return f"only de-identified copies ({', '.join(chosen)}) matched, not a delivery"
+        return None
 
     def explain(self, envelope: Envelope) -> list[str]:
         """Every rule's verdict in order, for `gateway route --explain`: what matched and why,
@@ -155,6 +173,9 @@ class RoutingTable:
             lines.append(f"  MATCH {rule.name}{where}: {why} → {', '.join(rule.to)} ({action})")
             if rule.stop:
                 stopped_by = rule.name
+        decision = self.decide(envelope)
+        if decision.by_default:
+            lines.append(f"  DEFAULT {decision.reasons[-1]}")
         return lines
 
 

@@ -55,6 +55,52 @@ def test_check_of_a_missing_file_is_a_usage_error(tmp_path):
     assert run("routing", "check", str(tmp_path / "none.yaml")).returncode == 2
 
 
+def test_check_refuses_what_yaml_would_silently_change(tmp_path):
+    """Duplicate keys (last wins), a flag written Y (never matches), a Latin-1 file."""
+    dup = tmp_path / "dup.yaml"
+    dup.write_text(
+        "version: 1\n"
+        "destinations: {a: {}}\n"
+        "rules:\n"
+        "  - {name: x, match: {flags.DESTDMP: Y}, to: [a]}\n"
+        "default: {to: [a]}\n"
+        "default: {to: [a]}\n"
+    )
+    res = run("routing", "check", str(dup))
+    assert res.returncode == 1
+    assert f"{dup}:6: duplicate key 'default' at top level (first at line 5)" in res.stderr
+    dup.write_text(dup.read_text().replace("default: {to: [a]}\n", "", 1))
+    res = run("routing", "check", str(dup))
+    assert res.returncode == 1
+    assert f"{dup}:4: flags.DESTDMP in rule 1 is compared with 'Y'" in res.stderr
+    latin1 = tmp_path / "latin1.yaml"
+    latin1.write_bytes(
+        dup.read_text().replace("flags.DESTDMP: Y", "title: détail").encode("latin-1")
+    )
+    res = run("routing", "check", str(latin1))
+    assert res.returncode == 1
+    assert f"{latin1}:4: not UTF-8: byte 0xe9 at line 4" in res.stderr
+
+
+def test_explain_says_a_statistics_copy_alone_also_goes_to_the_default(tmp_path):
+    routing = tmp_path / "routing.yaml"
+    routing.write_text(
+        "version: 1\n"
+        "destinations: {record: {}, lab-statistics: {strip: [patient]}, parking: {}}\n"
+        "rules:\n"
+        "  - {name: biology-statistics, match: {type_code: 11502-2}, to: [lab-statistics]}\n"
+        "default: {to: [parking]}\n"
+    )
+    res = run(
+        "route", "--explain", str(FIXTURES / "cda/crbio_glycemia.xml"), "--routing", str(routing)
+    )
+    assert res.returncode == 0, res.stderr
+    assert (
+        "  DEFAULT only de-identified copies (lab-statistics) matched, not a delivery" in res.stdout
+    )
+    assert res.stdout.rstrip().endswith("→ lab-statistics, parking (default)")
+
+
 def test_explain_shows_each_rule_verdict_and_the_destinations():
     res = run("route", "--explain", str(FIXTURES / "cda/crbio_glycemia.xml"))
     assert res.returncode == 0, res.stderr

@@ -136,3 +136,88 @@ def test_missing_required_parts_are_schema_errors():
 def test_error_text_names_file_and_line():
     with pytest.raises(RoutingFileError, match=r"test\.yaml:4: unknown key 'colour'"):
         loader.parse(BASE.replace("  parking: {}", "  parking: {colour: red}"), "test.yaml")
+
+
+# -- what YAML would silently change: duplicate keys, re-read scalars, encodings ---------------
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "line", "where"),
+    [
+        (  # two values for one field: only the last would be tested
+            "      patient.ins: {exists: true}\n",
+            "      type_code: 11502-2\n      type_code: 18748-4\n",
+            9,
+            "rules[0].match.type_code",
+        ),
+        ("    to: [record]\n", "    to: [record]\n    to: [parking]\n", 10, "rules[0].to"),
+        (
+            "default:\n  to: [parking]\n",
+            "default: {to: [parking]}\ndefault: {to: [record]}\n",
+            11,
+            "default",
+        ),
+    ],
+)
+def test_a_key_given_twice_is_refused_on_its_second_line(old, new, line, where):
+    [(found_line, rule, message)] = problems(BASE.replace(old, new))
+    assert (found_line, rule) == (line, "routing.duplicate-key")
+    assert f"(first at line {line - 1})" in message
+
+
+def test_match_values_are_the_text_written_not_what_yaml_1_1_reads():
+    """010000024 is a FINESS, not octal 2097172; 12:30 is not 750; 1.10 is not 1.1."""
+    table = loader.parse(
+        BASE.replace(
+            "      patient.ins: {exists: true}\n",
+            "      facility.id: 010000024\n"
+            "      sender: {in: [12:30, 0x1F]}\n"
+            "      metadata.v: {prefix: 1.10}\n"
+            "      patient.ins: {exists: yes}\n",
+        )
+    )
+    values = {c.field: c.value for c in table.rules[0].conditions}
+    assert values == {
+        "facility.id": "010000024",
+        "sender": ("12:30", "0x1F"),
+        "metadata.v": "1.10",
+        "patient.ins": True,  # exists stays a boolean
+    }
+
+
+def test_a_finess_with_a_leading_zero_matches_its_document():
+    from tests.records.builders import message
+
+    table = loader.parse(BASE.replace("patient.ins: {exists: true}", "facility.id: 010000024"))
+    decision = table.decide(message(facility="010000024").envelope)
+    assert decision.destinations == ("record",) and decision.matched == ("with-patient",)
+
+
+@pytest.mark.parametrize("value", ["Y", "yes", "'1'", "{in: [true, N]}", "{not: {equals: on}}"])
+def test_a_flag_compared_with_anything_but_true_or_false_is_refused(value):
+    """Flags hold true/false; `flags.DESTDMP: Y` would never match and lose documents."""
+    [(line, rule, message)] = problems(
+        BASE.replace("patient.ins: {exists: true}", f"flags.DESTDMP: {value}")
+    )
+    assert (line, rule) == (8, "routing.flag-value")
+    assert "flags.DESTDMP" in message and "write true or false" in message
+
+
+def test_flags_compared_with_true_or_false_are_accepted():
+    table = loader.parse(
+        BASE.replace("patient.ins: {exists: true}", "flags.DESTDMP: {in: [true, false]}")
+    )
+    assert table.rules[0].conditions[0].value == ("true", "false")
+
+
+def test_a_file_that_is_not_utf8_is_refused_with_the_line_of_the_bad_byte(tmp_path):
+    path = tmp_path / "routing.yaml"
+    text = BASE.replace("patient.ins: {exists: true}", "title: Compte rendu détaillé")
+    path.write_bytes(text.encode("latin-1"))
+    with pytest.raises(RoutingFileError) as caught:
+        loader.load(path)
+    [finding] = caught.value.findings
+    assert (finding.line, finding.rule) == (8, "routing.encoding")
+    assert "not UTF-8: byte 0xe9 at line 8" in finding.message
+    path.write_bytes(text.encode("utf-8"))
+    assert loader.load(path).rules[0].conditions[0].value == "Compte rendu détaillé"

@@ -171,3 +171,57 @@ def test_routing_never_sends_documents_to_the_patient_notification_queue(example
 
 def test_without_patient_nothing_matches_and_it_is_parked(example):
     assert example.decide(envelope(patient=Patient())).destinations == ("parking",)
+
+
+# -- a de-identified copy is not a delivery ------------------------------------------------------
+
+
+def side_copy_table(stop: bool = False):
+    return loader.parse(
+        f"""\
+version: 1
+destinations: {{record: {{}}, stats: {{strip: [patient]}}, parking: {{}}}}
+rules:
+  - name: with-flag
+    match: {{flags.DESTDMP: true}}
+    to: [record]
+    stop: false
+  - name: statistics
+    match: {{type_code: 11502-2}}
+    to: [stats]
+    stop: {str(stop).lower()}
+default: {{to: [parking]}}
+"""
+    )
+
+
+@pytest.mark.parametrize("stop", [False, True])
+def test_a_document_matched_only_by_a_stripped_copy_also_goes_to_the_default(stop):
+    decision = side_copy_table(stop).decide(envelope(type_code=Code("11502-2")))
+    assert decision.destinations == ("stats", "parking")
+    assert decision.matched == ("statistics",) and decision.by_default
+    assert "only de-identified copies (stats) matched, not a delivery" in decision.reasons[-1]
+
+
+def test_a_stripped_copy_beside_a_delivery_does_not_add_the_default():
+    env = envelope(type_code=Code("11502-2"), flags={"DESTDMP": True})
+    decision = side_copy_table().decide(env)
+    assert decision.destinations == ("record", "stats") and not decision.by_default
+
+
+def test_explain_says_when_the_default_applies_and_why():
+    lines = side_copy_table().explain(envelope(type_code=Code("11502-2")))
+    assert lines[-1] == (
+        "  DEFAULT only de-identified copies (stats) matched, not a delivery → default parking"
+    )
+    assert (
+        side_copy_table().explain(envelope(sender="x"))[-1].startswith("  DEFAULT no rule matched")
+    )
+
+
+def test_a_biology_report_for_no_record_is_parked_besides_its_statistics_copy(example):
+    """No DESTDMP flag (MSSanté-only flags): it used to reach only lab-statistics."""
+    env = envelope(type_code=Code("11502-2"), source_kind="hl7v2", flags=flags(MASQUE_PS=True))
+    assert example.decide(env).destinations == ("lab-statistics", "parking")
+    no_ins = envelope(type_code=Code("11502-2"), patient=Patient(), flags=flags(DESTDMP=True))
+    assert example.decide(no_ins).destinations == ("lab-statistics", "parking")
