@@ -32,6 +32,7 @@ from gateway.security.limits import ConnectionLimiter
 from gateway.security.senders import SenderRegistry
 from gateway.service import IngestService
 from gateway.signing import setup as signing
+from gateway.signing.inbound import SenderPolicy
 from gateway.signing.xades import XadesSigner
 from gateway.tracking.consumer import tracked
 from gateway.tracking.replay import ParkingReplayer, Replayer
@@ -134,7 +135,13 @@ def start(settings: Settings, loop: asyncio.AbstractEventLoop | None = None) -> 
     tools = replace(tools, signer=metrics.timed_signer(tools.signer))
     verifier = signing.load_verifier(settings)
     token_secret = identity.load_secret(settings.data_dir, settings.token_secret)
-    senders = sender_config.load(settings.senders_file) if settings.senders_file else None
+    senders = (
+        sender_config.load(
+            settings.senders_file, must_sign=SenderPolicy(settings.signed_senders).requires
+        )
+        if settings.senders_file
+        else None
+    )
     names = Names(settings.amqp_prefix)
     store = RecordStore.open(settings.database_url)
     declarations = topology.plan(tools.routing, names)

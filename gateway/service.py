@@ -8,6 +8,7 @@ an unexpected error) become UNAVAILABLE receipts: the sender keeps the message a
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 import traceback
 from concurrent.futures import Executor
@@ -26,7 +27,7 @@ from gateway.broker.message import (
 from gateway.broker.names import Names
 from gateway.broker.publisher import OutboundMessage, Publisher
 from gateway.errors import BrokerUnavailable
-from gateway.findings import Report, error
+from gateway.findings import Finding, Report, error
 from gateway.logs import log
 from gateway.metrics import Metrics
 from gateway.outcome import Accepted, Outcome, Receipt, ReceiptStatus, Rejected, RejectionKind
@@ -61,6 +62,7 @@ class IngestService:
         self.metrics = metrics or Metrics()
         self._workers = workers  # when set, the pipeline runs there, on every core
         self._senders = senders  # None: authentication off, nothing to authorise against
+        _warn_unbound_signers(tools, senders)
 
     async def accept(self, submission: Submission) -> Receipt:
         started = time.perf_counter()
@@ -89,7 +91,7 @@ class IngestService:
             self._observe(submission, None, receipt, started)
             return receipt
         if isinstance(outcome, Accepted) and self._senders is not None:
-            outcome = self._authorised(outcome, submission)
+            outcome = self._authorised(outcome, submission, tools)
         self._tracker.record(events.judged(submission, outcome))
         if isinstance(outcome, Rejected):
             receipt = Receipt(
@@ -115,16 +117,40 @@ class IngestService:
         self._observe(submission, outcome, receipt, started)
         return receipt
 
-    def _authorised(self, accepted: Accepted, submission: Submission) -> Outcome:
-        """The outcome, or a FORBIDDEN rejection (audited) when the sender lacks a grant."""
+    def _authorised(self, accepted: Accepted, submission: Submission, tools: Tools) -> Outcome:
+        """The outcome, or a rejection (audited) when the sender may not submit all of it: its
+        signature made with another certificate than its own (INVALID, like every signature
+        refusal), or a grant missing for any one of its documents (FORBIDDEN). A message
+        carrying several documents is accepted whole or refused whole: nothing is published."""
         sender = self._senders.get(submission.sender)
-        denial = (
-            authorise(sender, accepted.envelope)
-            if sender is not None
-            else error("auth.sender", "unknown sender", layer="auth")
-        )
-        if denial is None:
-            return accepted
+        if sender is None:
+            return self._denied(submission, error("auth.sender", "unknown sender", layer="auth"))
+        inbound = tools.inbound
+        if inbound is not None:
+            wrong = inbound.signed_by(submission.signature, sender.id, sender.signing_identity)
+            if wrong:
+                return self._denied(submission, wrong[0], RejectionKind.INVALID)
+        documents = (accepted, *accepted.related)
+        for position, document in enumerate(documents, start=1):
+            denial = authorise(sender, document.envelope)
+            if denial is None:
+                continue
+            if len(documents) > 1:  # say which document of the message lacks the grant
+                denial = dataclasses.replace(
+                    denial,
+                    message=f"document {position} of {len(documents)} "
+                    f"({document.envelope.document_id}): {denial.message}; "
+                    "no document of the message was accepted",
+                )
+            return self._denied(submission, denial)
+        return accepted
+
+    def _denied(
+        self,
+        submission: Submission,
+        denial: Finding,
+        kind: RejectionKind = RejectionKind.FORBIDDEN,
+    ) -> Rejected:
         log(
             "security.denied",
             level=30,
@@ -134,7 +160,7 @@ class IngestService:
             rules=[denial.rule],
             reason=denial.message,
         )
-        return Rejected(Report.of([denial]), RejectionKind.FORBIDDEN)
+        return Rejected(Report.of([denial]), kind)
 
     async def _publish_rejection(
         self, rejected: Rejected, submission: Submission, tools: Tools
@@ -228,6 +254,33 @@ class IngestService:
             document_id=env.document_id,
             findings=env.warnings,
             destinations=accepted.destinations,
+        )
+
+
+def _warn_unbound_signers(tools: Tools, senders: SenderRegistry | None) -> None:
+    """Say loudly at start when senders that must sign cannot have their signatures tied to
+    them: with a senders file, their signed documents are all refused (no signing_subject);
+    without one, any certificate chaining to the trust store is taken for theirs."""
+    if tools.inbound is None or not tools.inbound.policy.must_sign:
+        return
+    if senders is None:
+        log(
+            "security.unbound-signers",
+            level=30,
+            reason="GATEWAY_SIGNED_SENDERS without a senders file: a signature is checked "
+            "against the trust store only, not tied to its sender",
+        )
+        return
+    unbound = sorted(
+        s.id for s in senders if s.signing_identity is None and tools.inbound.policy.requires(s.id)
+    )
+    if unbound:
+        log(
+            "security.unbound-signers",
+            level=40,
+            count=len(unbound),
+            reason="senders that must sign name no signing_subject; their signed documents are "
+            f"refused: {', '.join(unbound)}",
         )
 
 

@@ -24,6 +24,17 @@ def facilities(envelope: Envelope) -> set[str]:
     return found
 
 
+def accountable(envelope: Envelope) -> tuple[set[str], str]:
+    """The organisations the sender must be granted for this document, and why.
+
+    The custodian is the organisation responsible for the document: it decides. Authors'
+    organisations and the facility are what the document says of itself, so one granted among
+    them proves nothing; without a custodian, every organisation named must be granted."""
+    if envelope.custodian is not None and envelope.custodian.id:
+        return {envelope.custodian.id}, "the document's custodian"
+    return facilities(envelope), "named by a document without custodian"
+
+
 def authorise(sender: Sender, envelope: Envelope) -> Finding | None:
     """None when allowed; otherwise the finding that says which grant is missing."""
     kind = document_type(envelope)
@@ -35,12 +46,13 @@ def authorise(sender: Sender, envelope: Envelope) -> Finding | None:
             hl7_code=207,
             fix="ask the gateway operator to grant this document type to the sender",
         )
-    orgs = facilities(envelope)
-    if not sender.may_send_for(orgs):
+    orgs, why = accountable(envelope)
+    missing = sender.ungranted(orgs or {"(none named)"})  # naming none: only "*" may send
+    if missing:
         return error(
             "auth.facility",
             f"sender {sender.id!r} is not allowed to submit for facility "
-            f"{', '.join(sorted(orgs)) or '(none named)'}",
+            f"{', '.join(sorted(missing))} ({why})",
             layer="auth",
             hl7_code=207,
             fix="ask the gateway operator to grant this facility to the sender",

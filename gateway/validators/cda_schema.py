@@ -5,6 +5,12 @@ The schema is written here from the CDA R2 specification (docs/cda-validation.md
 parts are strict and which lax). It is compiled once per process, on first use, from local
 files only: no network, no entity resolution. Schema errors become ``cda.schema`` findings
 located at the element libxml2 names, as the same readable XPath the header rules use.
+
+libxml2 quotes the offending value in its messages (``The value '1984-12-05' is not accepted
+by the pattern …``): a birth date, a name, an INS. Findings travel to senders, to the
+`rejected` queue and to the operators' tracking pages, so the value is replaced by a
+placeholder (``withheld``); the rule, the element, the attribute and what the schema expects
+stay, which is what the sender needs to fix it (they have the document).
 """
 
 from __future__ import annotations
@@ -27,6 +33,35 @@ MAX_FINDINGS = 50  # a document that is not CDA at all would otherwise list ever
 
 _lock = threading.Lock()  # an XMLSchema keeps its error log on itself: one validation at a time
 _STEP = re.compile(r"^(?:[\w.-]+:)?(\*|[\w.-]+)(?:\[(\d+)\])?$")
+
+WITHHELD = "'(value withheld)'"
+# Where libxml2's schema messages quote a value of the document. Each quoted value runs, greedily,
+# up to a phrase of libxml2's own followed by schema text, so a value holding quotes or that
+# phrase is withheld whole. Element and attribute names, types, patterns and enumerations are
+# the schema's and stay.
+_LIBXML2_AFTER_VALUE = (
+    "has a length of",
+    "is not an element of the set",
+    "is not accepted by the pattern",
+    "is less than",
+    "is greater than",
+    "must be greater than",
+    "must be less than",
+    "has more digits",
+    "has more fractional digits",
+    "is not facet-valid",
+    "does not match the fixed value",
+    "of the xsi:type attribute",
+    "does not resolve to",
+)
+_FACET_VALUE = re.compile(
+    r"\b((?:QName |actual |initial )?[Vv]alue )'.*'(?= (?:"
+    + "|".join(map(re.escape, _LIBXML2_AFTER_VALUE))
+    + "))",
+    re.DOTALL,
+)
+_TYPE_VALUE = re.compile(r"(?<=: )'.*'(?= is not a valid value of the )", re.DOTALL)
+_KEY_SEQUENCE = re.compile(r"key-sequence \[.*\]", re.DOTALL)
 
 
 _compiling = threading.Lock()
@@ -59,7 +94,7 @@ def validate(doc: CdaDocument) -> list[Finding]:
 
 def _finding(root: etree._Element, entry) -> Finding:
     el = _element_at(root, entry.path or "")
-    message = entry.message.replace(f"{{{HL7}}}", "")
+    message = withhold_values(entry.message.replace(f"{{{HL7}}}", ""))
     return error(
         RULE,
         f"CDA R2 schema: {message}",
@@ -69,6 +104,13 @@ def _finding(root: etree._Element, entry) -> Finding:
         fix="follow the CDA R2 element order, cardinalities and data types",
         hl7_code=101 if "Missing child" in message else 102,
     )
+
+
+def withhold_values(message: str) -> str:
+    """libxml2's message with every value quoted from the document replaced by WITHHELD."""
+    message = _FACET_VALUE.sub(rf"\1{WITHHELD}", message)
+    message = _TYPE_VALUE.sub(WITHHELD, message)
+    return _KEY_SEQUENCE.sub(f"key-sequence [{WITHHELD}]", message)
 
 
 def _element_at(root: etree._Element, path: str) -> etree._Element | None:

@@ -4,6 +4,13 @@ The INS is a NIR (or a temporary NIA): 13 characters and a 2-digit key, key = 97
 with the Corsican departments 2A and 2B read as 19 and 18. The national conformance pack does
 not check the key; this module always does, because a mistyped INS with a valid shape files a
 document into another patient's record.
+
+The value is judged exactly as it is written, and the envelope carries that same string: it is
+the patient key the document is filed under. Nothing is normalised, so nothing is accepted that
+is not already canonical — 15 characters, Corsica's departments in capitals (2A, 2B, as the NIR
+and the INSi service write them), no space or line break around them. A spelling that differs
+(``2a``, a trailing ``&#10;``) would file the document under a key no other document of the
+patient has.
 """
 
 from __future__ import annotations
@@ -24,21 +31,39 @@ INS_OIDS: dict[str, str] = {
     INS_NIA_TEST: "INS-NIA (test)",
 }
 
-_SHAPE = re.compile(r"^[1-478][0-9]{4}(?:[0-9]{2}|2A|2B)[0-9]{6}[0-9]{2}$")
+_SHAPE = re.compile(r"[1-478][0-9]{4}(?:[0-9]{2}|2A|2B)[0-9]{6}[0-9]{2}")  # with fullmatch
+_FORMAT_FIX = "send the INS exactly as the INSi service returns it: 15 characters, nothing else"
 
 
 def nir_key(nir13: str) -> int:
-    """The 2-digit key of a 13-character NIR (Corsica's 2A/2B handled)."""
-    digits = nir13.upper().replace("2A", "19", 1).replace("2B", "18", 1)
+    """The 2-digit key of a 13-character NIR (Corsica's 2A/2B, in capitals, handled)."""
+    digits = nir13.replace("2A", "19", 1).replace("2B", "18", 1)
     return 97 - int(digits) % 97
 
 
 def nir_key_is_valid(ins: str) -> bool:
-    """True when ``ins`` is 15 characters of NIR shape whose last two digits are its key."""
-    ins = ins.upper()
-    if not _SHAPE.match(ins):
+    """True when ``ins`` is exactly 15 characters of NIR shape whose last two are its key."""
+    if _SHAPE.fullmatch(ins) is None:
         return False
     return nir_key(ins[:13]) == int(ins[13:])
+
+
+def _format_problem(value: str) -> str:
+    """What is wrong with an INS of the wrong shape, without quoting it (patient data)."""
+    if "".join(value.split()) != value:
+        return (
+            "INS contains spaces, tabs or line breaks: it must be its 15 characters alone, "
+            "or the document would be filed under another patient key"
+        )
+    if _SHAPE.fullmatch(value.upper()) is not None:
+        return (
+            "INS writes the Corsican department in lower case: it is 2A or 2B, in capitals, "
+            "as in the NIR (any other spelling files the document under another patient key)"
+        )
+    return (
+        "INS must be 15 characters: sex digit, year, month, department (2A/2B allowed), "
+        "commune, order number and a 2-digit key"
+    )
 
 
 def check_ins(value: str | None, oid: str | None, location: str, layer: str) -> list[Finding]:
@@ -61,17 +86,18 @@ def check_ins(value: str | None, oid: str | None, location: str, layer: str) -> 
                 "INS identifier has no value",
                 location=location,
                 layer=layer,
+                fix="identify the patient with the INS from the INSi service",
                 hl7_code=101,
             )
         ]
-    if not _SHAPE.match(value.upper()):
+    if _SHAPE.fullmatch(value) is None:
         return [
             error(
                 "ins.format",
-                "INS must be 15 characters: sex digit, year, month, department (2A/2B allowed), "
-                "commune, order number and a 2-digit key",
+                _format_problem(value),
                 location=location,
                 layer=layer,
+                fix=_FORMAT_FIX,
                 hl7_code=102,
             )
         ]

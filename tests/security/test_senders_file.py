@@ -81,3 +81,21 @@ def test_grants_are_checked_on_type_then_facility(tmp_path):
     assert authorise(labo, envelope("11502-2", "1750000001")) is None
     assert authorise(labo, envelope("60591-5", "1750000001")).rule == "auth.document-type"
     assert authorise(labo, envelope("11502-2", "1234")).rule == "auth.facility"
+
+
+def test_a_signing_subject_is_read_as_a_certificate_subject(tmp_path):
+    text = GOOD + '    signing_subject: "CN=Labo signature,O=Laboratoire des Tilleuls,C=FR"\n'
+    labo = load(write(tmp_path, text)).get("labo")
+    assert str(labo.signing_identity) == "CN=Labo signature,O=Laboratoire des Tilleuls,C=FR"
+    bad = GOOD + '    signing_subject: "Labo Tilleuls"\n'
+    with pytest.raises(ConfigError, match="sender #1: signing_subject: not an RFC 4514"):
+        load(write(tmp_path, bad))
+
+
+def test_a_sender_that_must_sign_needs_a_signing_subject(tmp_path):
+    path = write(tmp_path, GOOD)
+    with pytest.raises(ConfigError, match=r"labo must sign .* no signing_subject"):
+        load(path, must_sign=lambda sender: sender == "labo")
+    assert load(path, must_sign=lambda sender: False).get("labo").signing_identity is None
+    bound = GOOD + '    signing_subject: "CN=Labo signature,O=Laboratoire des Tilleuls,C=FR"\n'
+    assert load(write(tmp_path, bound), must_sign=lambda sender: True).get("labo")

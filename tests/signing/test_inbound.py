@@ -7,8 +7,8 @@ from datetime import timedelta
 import pytest
 
 from gateway.signing import rules
-from gateway.signing.inbound import InboundSignatures, SenderPolicy
-from gateway.signing.trust import TrustStore
+from gateway.signing.inbound import SIGNER, InboundSignatures, SenderPolicy
+from gateway.signing.trust import SignerIdentity, TrustStore
 from gateway.signing.xades import XadesSigner
 from tests.signing.pki import NOW, issue
 
@@ -86,3 +86,31 @@ def test_signed_document_without_a_trust_store_is_untrusted(lab, cda):
 
 def test_garbage_signature_is_malformed(inbound, cda):
     assert rule_of(inbound.check(cda, b"(not base64)", "lab-1")) == rules.MALFORMED
+
+
+def test_the_signature_must_be_made_with_the_senders_own_certificate(inbound, lab, sender_ca, cda):
+    other = issue("Clinique Concurrente", sender_ca)  # chains to the same trusted CA
+    identity = SignerIdentity(lab.cert.subject)
+    assert inbound.check(cda, sender_signature(other, cda), "lab-1") == []  # trusted chain
+    [finding] = inbound.signed_by(sender_signature(other, cda), "lab-1", identity)
+    assert finding.rule == SIGNER and finding.layer == "signature" and finding.fix
+    assert (
+        "CN=Clinique Concurrente" in finding.message and "CN=Laboratoire Exemple" in finding.message
+    )
+    assert inbound.signed_by(sender_signature(lab, cda), "lab-1", identity) == []
+
+
+def test_a_sender_that_must_sign_with_no_certificate_on_record_is_refused(inbound, lab, cda):
+    [finding] = inbound.signed_by(sender_signature(lab, cda), "lab-1", None)
+    assert finding.rule == SIGNER and "no signing certificate on record" in finding.message
+    # a sender free not to sign: the chain to the trust store is all that is asked
+    assert inbound.signed_by(sender_signature(lab, cda), "lab-2", None) == []
+    assert inbound.signed_by(None, "lab-1", None) == []  # absent: check() said so already
+
+
+def test_a_signer_identity_is_the_whole_subject(lab):
+    assert SignerIdentity.parse("CN=Laboratoire Exemple,O=Passerelle tests,C=FR").matches(lab.cert)
+    assert not SignerIdentity.parse("CN=Laboratoire Exemple").matches(lab.cert)
+    assert not SignerIdentity.parse("CN=Laboratoire Exemple,O=Other,C=FR").matches(lab.cert)
+    with pytest.raises(ValueError, match="RFC 4514"):
+        SignerIdentity.parse("Laboratoire Exemple")

@@ -42,3 +42,25 @@ def test_other_failures_name_their_rule(value, oid, rule):
 
 def test_valid_ins_has_no_findings():
     assert check_ins("184127505612355", INS_NIR, "", "cda") == []
+
+
+CORSICAN = "184122A01234546"  # 2A, with its key
+
+
+@pytest.mark.parametrize(
+    ("value", "said"),
+    [
+        (CORSICAN.lower(), "lower case"),
+        ("184127505612355\n", "line breaks"),
+        (" 184127505612355", "spaces"),
+        ("1841275056123 55", "spaces"),
+    ],
+    ids=["lowercase-2a", "trailing-newline", "leading-space", "inner-space"],
+)
+def test_an_ins_is_judged_exactly_as_written_never_normalised(value, said):
+    """Accepting these would file the document under a key differing from the patient's."""
+    assert nir_key_is_valid(CORSICAN)
+    assert not nir_key_is_valid(value)
+    [finding] = check_ins(value, INS_NIR, "PID-3[1].1", "hl7v2")
+    assert finding.rule == "ins.format" and said in finding.message and finding.fix
+    assert value.strip() not in finding.message  # the INS is patient data: never quoted

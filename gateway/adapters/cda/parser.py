@@ -92,14 +92,24 @@ def parse(raw: bytes, limits: CdaLimits = CdaLimits()) -> tuple[CdaDocument | No
                 hl7_code=102,
             )
         ]
-    if tree.docinfo.doctype:
-        return None, [error("xml.doctype", "documents with a DOCTYPE are refused", layer="xml")]
+    if tree.docinfo.doctype:  # one the byte scan above missed (UTF-16, or past 4 KiB)
+        return None, [
+            error(
+                "xml.doctype",
+                "documents with a DOCTYPE are refused",
+                layer="xml",
+                fix="remove the DOCTYPE declaration and send the document in UTF-8; CDA "
+                "documents need none",
+                hl7_code=102,
+            )
+        ]
     if _deeper_than(limits.max_depth)(tree):
         return None, [
             error(
                 "xml.depth",
                 f"element nesting deeper than {limits.max_depth}",
                 layer="xml",
+                fix=f"send a CDA document whose elements nest at most {limits.max_depth} deep",
                 hl7_code=102,
             )
         ]

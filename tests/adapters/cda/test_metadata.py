@@ -1,5 +1,10 @@
+import pytest
+
+from gateway.adapters.cda import intake
 from gateway.adapters.cda.metadata import extract
-from gateway.adapters.cda.parser import parse
+from gateway.adapters.cda.parser import CdaLimits, parse
+from gateway.outcome import Rejected
+from gateway.validators.cda import CdaValidator
 from tests.conftest import FIXTURES
 
 
@@ -48,3 +53,20 @@ def test_lab_report_format_code_and_local_codes_flagged():
     f = extract(doc)
     assert f["facility_type_code"].code == "LABO-LOCAL"  # kept as sent
     assert f["local_codes"] == ("facility_type_code",)
+
+
+CORSICAN = "184122A01234546"
+
+
+@pytest.mark.parametrize(
+    "written", [CORSICAN.lower(), f"{CORSICAN}&#10;", f"{CORSICAN}&#9;"], ids=["2a", "LF", "tab"]
+)
+def test_the_envelope_ins_is_the_validated_string_or_there_is_no_envelope(written):
+    fixture = (FIXTURES / "cda/crbio_glycemia.xml").read_bytes()
+    canonical = fixture.replace(b'extension="184127505612355"', f'extension="{CORSICAN}"'.encode())
+    document, _ = intake.read(canonical, CdaLimits(), CdaValidator())
+    assert document.fields["patient"].ins == CORSICAN
+    variant = fixture.replace(b'extension="184127505612355"', f'extension="{written}"'.encode())
+    refused, _ = intake.read(variant, CdaLimits(), CdaValidator())
+    assert isinstance(refused, Rejected)
+    assert [f.rule for f in refused.report.errors] == ["ins.format"]

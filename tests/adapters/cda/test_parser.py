@@ -87,3 +87,39 @@ def test_depth_limit_is_exact():
     assert parse(_nested(50), CdaLimits(max_depth=50))[0] is not None
     doc, [finding] = parse(_nested(51), CdaLimits(max_depth=50))
     assert doc is None and finding.rule == "xml.depth"
+
+
+UTF16_DOCTYPE = (
+    '<?xml version="1.0" encoding="UTF-16"?>\n<!DOCTYPE ClinicalDocument>\n'
+    '<ClinicalDocument xmlns="urn:hl7-org:v3"/>'
+).encode("utf-16")
+
+
+def test_a_doctype_the_byte_scan_cannot_see_is_refused_all_the_same():
+    """In UTF-16 the bytes of "<!DOCTYPE" are interleaved with NULs; the parsed tree tells."""
+    assert b"<!DOCTYPE" not in UTF16_DOCTYPE
+    doc, [finding] = parse(UTF16_DOCTYPE)
+    assert doc is None and finding.rule == "xml.doctype"
+
+
+@pytest.mark.parametrize(
+    ("raw", "limits"),
+    [
+        (XXE, CdaLimits()),
+        (UTF16_DOCTYPE, CdaLimits()),
+        (b"<a/>" * 100, CdaLimits(max_bytes=100)),
+        (b'<ClinicalDocument xmlns="urn:hl7-org:v3">' + b"<a>" * 60, CdaLimits()),
+        (
+            b'<ClinicalDocument xmlns="urn:hl7-org:v3">'
+            + b"<a>" * 60
+            + b"</a>" * 60
+            + b"</ClinicalDocument>",
+            CdaLimits(max_depth=50),
+        ),
+        (b"<html><body/></html>", CdaLimits()),
+    ],
+    ids=["doctype", "utf16-doctype", "size", "not-well-formed", "depth", "not-cda"],
+)
+def test_every_refusal_says_how_to_fix_it(raw, limits):
+    doc, [finding] = parse(raw, limits)
+    assert doc is None and finding.fix and finding.is_error
