@@ -19,7 +19,7 @@ import urllib.request
 from dataclasses import dataclass
 
 from gateway.adapters import detect
-from gateway.adapters.hl7v2.mllp import FrameDecoder, frame
+from gateway.adapters.hl7v2.mllp import Frame, FrameDecoder, frame
 from gateway.adapters.hl7v2.parser import parse
 from gateway.cli._common import command, expand
 from gateway.cli._report import Progress, table
@@ -58,9 +58,10 @@ def send_mllp(host: str, port: int, raw: bytes, timeout: float) -> Answer:
             data = sock.recv(65536)
             if not data:
                 return Answer("unavailable", "connection closed without an ACK")
-            frames = decoder.feed(data)
-            if frames:
-                return _from_ack(frames[0].payload)
+            for event in decoder.feed(data):
+                if isinstance(event, Frame):
+                    return _from_ack(event.payload)
+                return Answer("unavailable", "the answer was not a well-formed MLLP frame")
 
 
 def _from_ack(ack: bytes) -> Answer:

@@ -1,10 +1,13 @@
 """`gateway send` to a running gateway, over MLLP and HTTP."""
 
+import socket
 import subprocess
 import sys
+import threading
 
 import pytest
 
+from gateway.cli.send import send_mllp
 from tests.conftest import FIXTURES, ROOT
 
 pytestmark = pytest.mark.broker
@@ -44,3 +47,25 @@ def test_send_over_both_transports(start_gateway, tmp_path):
 def test_unreachable_gateway_exits_3():
     res = send(str(FIXTURES / "cda/crbio_glycemia.xml"), "--to", "http://127.0.0.1:1")
     assert res.returncode == 3 and "unavailable" in res.stdout
+
+
+def test_an_answer_that_is_not_a_well_formed_frame_is_unavailable_not_a_crash():
+    """A peer whose ACK holds an FS not followed by CR: the frame is malformed, its content
+    unread; the file is reported unavailable (to send again), the command does not crash."""
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+
+    def answer_once():
+        conn, _ = server.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"\x0bMSH|^~\\&|GW|||||||ACK||P|2.5\rMSA|AA|1\x1cX\r\x1c\r")
+
+    thread = threading.Thread(target=answer_once, daemon=True)
+    thread.start()
+    try:
+        answer = send_mllp("127.0.0.1", port, b"MSH|^~\\&|LAB|||||||ORU^R01|1|P|2.5\r", 5.0)
+    finally:
+        thread.join(5)
+        server.close()
+    assert answer.status == "unavailable"

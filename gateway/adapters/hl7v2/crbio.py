@@ -5,18 +5,33 @@ observation per OBX (LOINC code, UCUM unit, interpretation, reference range).
 
 Deterministic on purpose: a resend of the same message (lost ACK) yields the same bytes, so
 the record store files it once. Versions without state: all reports of one order share a
-setId (sender + filler order number), and versionNumber counts the seconds from specimen
-collection (OBR-7) to the report (OBR-22, else MSH-7), plus one: preliminary then final
-results of an order become increasing versions of one document.
+setId (sender + filler order number), and versionNumber = 1 + 3 × (seconds from specimen
+collection, OBR-7, to the report, OBR-22 else MSH-7) + the report's status rank (0
+preliminary, 1 final, 2 correction). Both times are HL7 DTM of any precision, with or without
+an offset (none: French local time). Later reports get higher versions; within one second
+(or one minute, at minute precision) a final still outranks a preliminary and a correction a
+final. A report whose versions cannot be ordered this way (times missing or unreadable,
+report time coarser than the minute, report before collection) is refused (AE), rather than
+given a version the record store would refuse as a conflict after the sender was told AA.
+
+One patient per message: an ORU^R01 whose PATIENT_RESULT group repeats is refused by the
+intake before conversion. OBX-11 decides what a result is: W (posted in error) and D
+(deleted) are refused (the laboratory sends a corrected report, OBX-11 C); X (cannot be
+obtained) and N (not asked) become an observation ``aborted`` with no value. Every repetition
+of a text value (ST/TX/FT) is a line of the result, and NTE comments are carried: after an
+OBR, the order's comment; after an OBX, that result's (IHE PCC / CI-SIS FR-Commentaire-ER
+entries pointing at the narrative).
 """
 
 from __future__ import annotations
 
 import base64
 import functools
+import re
+import textwrap
 import uuid
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 from gateway.adapters.hl7v2 import pdf_copy, xmlwriter
@@ -52,6 +67,11 @@ ATTACHED_TYPE_TEMPLATES = (
 PERFORMER_TEMPLATE = "1.3.6.1.4.1.19376.1.3.3.1.7"
 PROFESSION = "1.2.250.1.213.1.1.4.5"  # TRE_G15 profession / TRE_R38 specialty
 PRACTICE_SETTING = "1.2.250.1.213.1.1.4.9"
+COMMENT_TEMPLATES = (  # FR-Commentaire-ER (CCD comment, IHE PCC comments, CI-SIS)
+    "2.16.840.1.113883.10.20.1.40",
+    "1.3.6.1.4.1.19376.1.5.3.1.4.2",
+    "1.2.250.1.213.1.1.3.32",
+)
 LOCAL_ZONE = ZoneInfo("Europe/Paris")  # HL7 times without an offset are French local time
 _NS = uuid.UUID("0b7d7a52-61e8-4a36-8c4c-4d5b0e7a2f10")
 _OBSERVATION_START = (
@@ -59,6 +79,23 @@ _OBSERVATION_START = (
     + "".join(f'<templateId root="{t}"/>' for t in OBSERVATION_TEMPLATES)
 )
 _INTERPRETATIONS = frozenset({"N", "L", "H", "LL", "HH", "A", "AA", "<", ">", "S", "R", "I"})
+# OBX-11 (HL7 table 0085) statuses whose result is never filed as a valid observation: the
+# laboratory must send the report again, corrected (OBX-11 C), without or with the right value.
+_REFUSED_STATUSES = {"W": "posted in error (W)", "D": "deleted (D)"}
+# Terminal statuses without a result: the observation is "aborted" and carries no value.
+_NO_RESULT = {"X": "non réalisable", "N": "non demandé"}
+# U: made final without the value being sent again; with its value it is a final result
+_FINAL = frozenset({"F", "C", "U", *_NO_RESULT})
+_TEXT_TYPES = frozenset({"", "ST", "TX", "FT"})
+# OBX-2 value types a CR-BIO observation can hold; anything else (ED, RP, …) is refused
+_VALUE_TYPES = _TEXT_TYPES | {"NM", "SN", "CE", "CWE", "CNE", "DT", "TM", "TS", "DTM"}
+_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
+_DTM = re.compile(
+    r"(\d{4}(?:\d{2}(?:\d{2}(?:\d{2}(?:\d{2}(?:\d{2}(?:\.\d{1,4})?)?)?)?)?)?)([+-]\d{4})?"
+)
+_MINUTE = 12  # digits of YYYYMMDDHHMM: the least precision that orders a report's versions
+_PDF_WIDTH = 100  # characters a line of the PDF copy shows
+_MAX_VERSION = 2**31 - 1  # an INT column in the record store
 
 
 def _oid(*parts: str) -> str:
@@ -80,18 +117,85 @@ def ts(value: str) -> str:
     return digits + offset
 
 
-def _seconds(value: str) -> datetime | None:
+def dtm(value: str) -> tuple[datetime, int] | None:
+    """HL7 DTM/TS of any precision (YYYY to YYYYMMDDHHMMSS.SSSS, optional +/-ZZZZ offset) as
+    an aware datetime and the number of date-time digits given; no offset: French local time.
+    None when it is not a DTM."""
+    m = _DTM.fullmatch(value.strip())
+    if m is None:
+        return None
+    digits, offset = m.group(1), m.group(2)
+    whole = digits.split(".")[0]
     try:
-        return datetime.strptime(value[:14].ljust(14, "0"), "%Y%m%d%H%M%S")
+        moment = datetime.strptime(whole + "0101000000"[len(whole) - 4 :], "%Y%m%d%H%M%S")
     except ValueError:
         return None
+    if "." in digits:
+        moment += timedelta(seconds=float("0." + digits.split(".")[1]))
+    if offset:
+        sign = -1 if offset[0] == "-" else 1
+        minutes = sign * (int(offset[1:3]) * 60 + int(offset[3:5]))
+        if abs(minutes) >= 24 * 60:
+            return None
+        zone: timezone | ZoneInfo = timezone(timedelta(minutes=minutes))
+    else:
+        zone = LOCAL_ZONE
+    return moment.replace(tzinfo=zone), len(whole)
 
 
-def version_number(collected: str, reported: str) -> int:
-    start, end = _seconds(collected), _seconds(reported)
-    if start is None or end is None or end < start:
-        return 1
-    return int((end - start).total_seconds()) + 1
+def report_status(groups: list[OrderGroup]) -> str:
+    """The report's status from its results' OBX-11: C when final with a correction, F when
+    every result is final, else P (preliminary: results still to come or to be verified)."""
+    statuses = [r.obx.field(11) for g in groups for r in g.results]
+    if not statuses or any(s not in _FINAL for s in statuses):
+        return "P"
+    return "C" if "C" in statuses else "F"
+
+
+def version_number(collected: str, reported: str, status: str = "F") -> int | None:
+    """1 + 3 × seconds from collection to report + rank of the status (P 0, F 1, C 2); None
+    when the two times cannot order the report's versions (see ``_version``)."""
+    start, end = dtm(collected), dtm(reported)
+    if start is None or end is None or end[1] < _MINUTE or end[0] < start[0]:
+        return None
+    seconds = int((end[0] - start[0]).total_seconds())
+    version = 1 + 3 * seconds + {"F": 1, "C": 2}.get(status, 0)
+    return version if version <= _MAX_VERSION else None
+
+
+def _version(
+    collected: str, reported: str, status: str, reported_at: str
+) -> tuple[int, list[Finding]]:
+    """The versionNumber, or 1 with an error saying precisely why the report's versions
+    cannot be ordered (the record store would refuse a later report as a conflict)."""
+    version = version_number(collected, reported, status)
+    if version is not None:
+        return version, []
+    start, end = dtm(collected), dtm(reported)
+    if start is None:
+        what = f"specimen collection time OBR-7 {collected!r} is missing or not a DTM"
+        where = "OBR-7"
+    elif end is None:
+        what, where = f"report time {reported!r} is missing or not a DTM", reported_at
+    elif end[1] < _MINUTE:
+        what, where = f"report time {reported!r} is not precise to the minute", reported_at
+    elif end[0] < start[0]:
+        what, where = f"report time {reported!r} is before collection {collected!r}", reported_at
+    else:
+        what, where = "collection and report are too far apart", reported_at
+    return 1, [
+        error(
+            "crbio.version",
+            f"the report's versions cannot be ordered: {what}. Versions of one order are "
+            "numbered from the time between specimen collection and report, and a later report "
+            "with the same number would be refused by the record",
+            location=where,
+            layer=LAYER,
+            hl7_code=101 if "missing" in what else 102,
+            fix="send OBR-7 (collection) and OBR-22 (report, YYYYMMDDHHMM[SS][+ZZZZ]) in every "
+            "report of the order",
+        )
+    ]
 
 
 def _el(parent: Node, tag: str, text: str | None = None, **attrs: str) -> Node:
@@ -114,6 +218,24 @@ def _fixed(parent: Node, tag: str, text: str | None = None, **attrs: str) -> Non
 @functools.lru_cache(maxsize=256)
 def _fixed_leaf(tag: str, text: str | None, items: tuple[tuple[str, str], ...]) -> str:
     return leaf(tag, _given(dict(items)), text or None)
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """One OBX (numbered in message order, 1-based) with the NTE comments that follow it."""
+
+    n: int
+    obx: Segment
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class OrderGroup:
+    """One OBR with the NTE comments between it and its first OBX, and its results."""
+
+    obr: Segment
+    notes: list[str] = field(default_factory=list)
+    results: list[Result] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -168,7 +290,13 @@ def _convert(
                 hl7_code=101,
             )
         )
-    groups = _order_groups(msg)
+    groups, unplaced = _order_groups(msg)
+    findings += unplaced
+    status = report_status(groups)
+    version, problems = _version(
+        collected, reported, status, "OBR-22" if msg.value("OBR-22", obr) else "MSH-7"
+    )
+    findings += problems
     biologist = _responsible(msg, obr, groups) or lab.director
     if biologist is None:
         findings.append(
@@ -197,7 +325,7 @@ def _convert(
         codeSystem="2.16.840.1.113883.5.25")  # fmt: skip
     _fixed(root, "languageCode", code="fr-FR")
     _leaf(root, "setId", root=_oid(sender, msg.value("MSH-3.1"), msg.value("MSH-4.1"), order))
-    _leaf(root, "versionNumber", value=str(version_number(collected, reported)))
+    _leaf(root, "versionNumber", value=str(version))
     _record_target(root, msg, pid)
     _author(root, msg, biologist, org, when)
     _custodian(root, msg, org)
@@ -222,7 +350,7 @@ def _convert(
         displayName="Laboratoire de biologie médicale")  # fmt: skip
 
     body = _el(_el(root, "component"), "structuredBody")
-    if not any(obxs for _obr, obxs in groups):
+    if not any(g.results for g in groups):
         findings.append(
             error(
                 "crbio.no-results",
@@ -233,8 +361,8 @@ def _convert(
             )
         )
     lines = [f"Compte rendu d'examens biologiques - {msg.value('MSH-4.1')} - {reported}"]
-    for obr_seg, obxs in groups:
-        findings += _section(body, msg, obr_seg, obxs, lines)
+    for k, group in enumerate(groups, start=1):
+        findings += _section(body, msg, group, k, lines)
     _pdf_section(body, pdf_copy.render(lines), document_id)
     return xmlwriter.tostring(root), findings
 
@@ -250,18 +378,51 @@ def _unrepresentable(exc: xmlwriter.InvalidXmlText) -> Finding:
     )
 
 
-def _order_groups(msg: Message) -> list[tuple[Segment, list[tuple[int, Segment]]]]:
-    """OBR with its OBX segments (OBX numbered in message order, 1-based)."""
-    groups: list[tuple[Segment, list[tuple[int, Segment]]]] = []
-    n = 0
+def _order_groups(msg: Message) -> tuple[list[OrderGroup], list[Finding]]:
+    """OBR with their OBX and NTE segments (an NTE belongs to the OBR or OBX before it), and
+    warnings for the NTE that belong to neither (a patient comment after PID)."""
+    groups: list[OrderGroup] = []
+    findings: list[Finding] = []
+    n = notes = 0
+    last: OrderGroup | Result | None = None
     for seg in msg.segments:
         if seg.name == "OBR":
-            groups.append((seg, []))
+            last = OrderGroup(seg)
+            groups.append(last)
         elif seg.name == "OBX":
             n += 1
-            if groups:
-                groups[-1][1].append((n, seg))
-    return groups
+            last = Result(n, seg) if groups else None
+            if last is not None:
+                groups[-1].results.append(last)
+        elif seg.name == "NTE":
+            notes += 1
+            lines = _lines(msg.field_values(seg, 3))
+            if last is not None:
+                last.notes.extend(lines)
+            elif lines:
+                findings.append(_unplaced_note(notes))
+        elif seg.name not in ("ORC", "TQ1", "TQ2", "CTD", "SPM", "SID", "CTI", "PRT", "FT1"):
+            last = None  # PID, PV1…: an NTE after them is not about a result
+    return groups, findings
+
+
+def _unplaced_note(k: int) -> Finding:
+    return warning(
+        "crbio.nte",
+        "an NTE that follows neither an OBR nor an OBX (e.g. a patient comment) is not part of "
+        "the results and is not carried into the report",
+        location=f"NTE[{k}]",
+        layer=LAYER,
+    )
+
+
+def _lines(values: list[str]) -> list[str]:
+    """Text lines of a TX/FT value or an NTE-3: every repetition, split at line breaks
+    (\\.br\\), without trailing blanks; empty trailing lines dropped."""
+    lines = [line.rstrip() for value in values for line in value.split("\n")]
+    while lines and not lines[-1]:
+        lines.pop()
+    return lines
 
 
 def _record_target(root, msg: Message, pid: Segment) -> None:
@@ -307,12 +468,12 @@ def _person(msg: Message, raw: str) -> Person | None:
     return Person(parts[0], parts[1], parts[2]) if parts[0] else None
 
 
-def _responsible(msg: Message, obr: Segment, groups) -> Person | None:
+def _responsible(msg: Message, obr: Segment, groups: list[OrderGroup]) -> Person | None:
     """The biologist: OBR-32 principal result interpreter, else the first OBX-16."""
     person = _person(msg, obr.field(32))
-    for _obr, obxs in groups:
-        for _n, obx in obxs:
-            person = person or _person(msg, obx.field(16))
+    for group in groups:
+        for result in group.results:
+            person = person or _person(msg, result.obx.field(16))
     return person
 
 
@@ -388,10 +549,11 @@ def _battery(msg: Message, obr: Segment) -> dict[str, str]:
     return {"code": "26436-6", "codeSystem": LOINC, "displayName": "Laboratory studies"}
 
 
-def _section(body, msg, obr: Segment, obxs: list[tuple[int, Segment]], lines) -> list[Finding]:
-    """One chapter per order: a sub-chapter with the narrative table and the results entry."""
+def _section(body, msg, group: OrderGroup, k: int, lines) -> list[Finding]:
+    """One chapter per order: a sub-chapter with the narrative (the order's comment, then the
+    results table) and the results entry."""
     findings: list[Finding] = []
-    battery = _battery(msg, obr)
+    battery = _battery(msg, group.obr)
     chapter = _el(_el(body, "component"), "section")
     for template in CHAPTER_TEMPLATES:
         _fixed(chapter, "templateId", root=template)
@@ -402,7 +564,13 @@ def _section(body, msg, obr: Segment, obxs: list[tuple[int, Segment]], lines) ->
     for template in SUBCHAPTER_TEMPLATES:
         _fixed(section, "templateId", root=template)
     _leaf(section, "code", **battery)
-    table = _el(_el(section, "text"), "table")
+    text = _el(section, "text")
+    note_id = f"obr-{k}-nte"
+    if group.notes:
+        text.children.append(f'<paragraph ID="{note_id}">{_multiline(group.notes)}</paragraph>')
+        for line in group.notes:
+            lines += _wrapped(f"Commentaire : {line}", "")
+    table = _el(text, "table")
     head = _el(_el(table, "thead"), "tr")
     for label in ("Analyse", "Résultat", "Unité", "Références", "Interprétation", "Statut"):
         _fixed(head, "th", label)
@@ -412,11 +580,36 @@ def _section(body, msg, obr: Segment, obxs: list[tuple[int, Segment]], lines) ->
         _fixed(entry, "templateId", root=template)
     act = _el(entry, "act", classCode="ACT", moodCode="EVN")
     _leaf(act, "code", **battery)
-    final = all(obx.field(11) in ("F", "C") for _n, obx in obxs)
+    final = all(r.obx.field(11) in _FINAL for r in group.results)
     _fixed(act, "statusCode", code="completed" if final else "active")
-    for n, obx in obxs:
-        findings += _observation(act, tbody, msg, obx, n, lines)
+    for result in group.results:
+        findings += _observation(act, tbody, msg, result, lines)
+    if group.notes:
+        act.children.append(_comment(note_id))
     return findings
+
+
+def _wrapped(line: str, indent: str) -> list[str]:
+    """A line of the PDF copy, wrapped so that nothing is cut at the page's width."""
+    return textwrap.wrap(line, _PDF_WIDTH, initial_indent=indent, subsequent_indent=indent + "  ",
+                         break_long_words=True) or [indent]  # fmt: skip
+
+
+def _multiline(lines: list[str]) -> str:
+    """Narrative text of several lines (escaped), separated by <br/>."""
+    return "<br/>".join(xmlwriter.text(line) for line in lines)
+
+
+def _comment(reference: str) -> str:
+    """An FR-Commentaire-ER entry pointing at the narrative that holds the comment's text."""
+    return (
+        '<entryRelationship typeCode="SUBJ" inversionInd="true">'
+        '<act classCode="ACT" moodCode="EVN">'
+        + "".join(f'<templateId root="{t}"/>' for t in COMMENT_TEMPLATES)
+        + f'<code code="48767-8" codeSystem="{LOINC}" displayName="Commentaire"/>'
+        f'<text><reference value="#{reference}"/></text><statusCode code="completed"/>'
+        "</act></entryRelationship>"
+    )
 
 
 def _pdf_section(body, pdf: bytes, document_id: str) -> None:
@@ -448,11 +641,12 @@ def _pdf_section(body, pdf: bytes, document_id: str) -> None:
         representation="B64")  # fmt: skip
 
 
-def _observation(act, tbody, msg: Message, obx: Segment, n: int, lines) -> list[Finding]:
+def _observation(act, tbody, msg: Message, result: Result, lines) -> list[Finding]:
+    n, obx = result.n, result.obx
     findings: list[Finding] = []
     code, display, system = msg.component_values(obx, 3, 3)
     value_type = obx.field(2)
-    value = msg.field_value(obx, 5)
+    values = msg.field_values(obx, 5)
     unit, _, unit_system = msg.component_values(obx, 6, 3)
     ref_range, flag, status = (msg.field_value(obx, i) for i in (7, 8, 11))
     if system != "LN" or not code:
@@ -465,7 +659,9 @@ def _observation(act, tbody, msg: Message, obx: Segment, n: int, lines) -> list[
                 hl7_code=103,
             )
         )
-    if value_type == "NM" and unit and unit_system not in ("UCUM", ""):
+    findings += _status_findings(status, n, any(values))
+    findings += _value_type_findings(value_type, values, n)
+    if value_type in ("NM", "SN") and unit and unit_system not in ("UCUM", ""):
         findings.append(
             warning(
                 "crbio.ucum",
@@ -475,21 +671,46 @@ def _observation(act, tbody, msg: Message, obx: Segment, n: int, lines) -> list[
                 hl7_code=103,
             )
         )
+    no_result = _NO_RESULT.get(status)
+    if no_result and any(values):
+        findings.append(
+            warning(
+                "crbio.no-result",
+                f"OBX-11 is {status} ({no_result}): the value in OBX-5 is not reported",
+                location=f"OBX[{n}]-5",
+                layer=LAYER,
+                hl7_code=102,
+            )
+        )
     label = display or code
-    cells = (label, value, unit, ref_range, flag, status)
-    tbody.children.append(
-        f'<tr ID="obs-{n}">'
-        + "".join([f"<td>{xmlwriter.text(c)}</td>" if c else "<td/>" for c in cells])
-        + "</tr>"
+    shown = [no_result] if no_result else _shown(value_type, values, msg)
+    cells = (
+        xmlwriter.text(label),
+        _multiline(shown),
+        *(xmlwriter.text(c) for c in (unit, ref_range, flag, status)),
     )
-    lines.append("  ".join(c for c in cells[:5] if c))
+    tbody.children.append(
+        f'<tr ID="obs-{n}">' + "".join([f"<td>{c}</td>" if c else "<td/>" for c in cells]) + "</tr>"
+    )
+    plain = (label, shown[0] if shown else "", unit, ref_range, flag)
+    lines += _wrapped("  ".join(c for c in plain if c), "")
+    for more in shown[1:]:
+        lines += _wrapped(more, "    ")
+    if result.notes:
+        tbody.children.append(
+            f'<tr ID="obs-{n}-nte"><td>Commentaire</td>'
+            f'<td colspan="5">{_multiline(result.notes)}</td></tr>'
+        )
+        for line in result.notes:
+            lines += _wrapped(f"Commentaire : {line}", "    ")
     parts = [
         _OBSERVATION_START,
         start("code", _present(code=code, codeSystem=LOINC, displayName=label)),
         f'><originalText><reference value="#obs-{n}"/></originalText></code>',
         # CR-BIO allows completed or aborted only: a preliminary value is still a produced
-        # result; its status shows in the act (active) and the narrative (OBX-11)
-        '<statusCode code="completed"/>',
+        # result; its status shows in the act (active) and the narrative (OBX-11); a result
+        # that cannot be obtained (X) or was not asked (N) is aborted, without a value
+        '<statusCode code="aborted"/>' if no_result else '<statusCode code="completed"/>',
     ]
     [when] = msg.component_values(obx, 14, 1)
     if when:  # a time that is blank once stripped gives an empty element, as it always has
@@ -497,17 +718,94 @@ def _observation(act, tbody, msg: Message, obx: Segment, n: int, lines) -> list[
         parts.append(f'<effectiveTime value="{xmlwriter.attr(moment)}"/>' if moment else
                      "<effectiveTime/>")  # fmt: skip
     escaped_unit = xmlwriter.attr(unit or "1")
-    xml, problems = _value(value_type, value, escaped_unit, msg, obx, n)
-    parts.append(xml)
-    findings += problems
-    if flag in _INTERPRETATIONS:
-        parts.append(f'<interpretationCode code="{xmlwriter.attr(flag)}" '
-                     f'codeSystem="{INTERPRETATION}"/>')  # fmt: skip
+    if not no_result:
+        xml, problems = _value(value_type, values, escaped_unit, msg, obx, n)
+        parts.append(xml)
+        findings += problems
+        if flag in _INTERPRETATIONS:
+            parts.append(f'<interpretationCode code="{xmlwriter.attr(flag)}" '
+                         f'codeSystem="{INTERPRETATION}"/>')  # fmt: skip
+    if result.notes:
+        parts.append(_comment(f"obs-{n}-nte"))
     if ref_range:
         parts.append(_reference_range(ref_range, escaped_unit, value_type))
     parts.append("</observation></entryRelationship>")
     act.children.append("".join(parts))
     return findings
+
+
+def _status_findings(status: str, n: int, valued: bool) -> list[Finding]:
+    """OBX-11 W (posted in error) or D (deleted): never filed as a result. U without its value:
+    each report is a whole new version of the document, so a result made final without being
+    sent again would disappear from the current version."""
+    what = _REFUSED_STATUSES.get(status)
+    if what is not None:
+        return [
+            error(
+                "crbio.result-status",
+                f"OBX-11 says this result was {what}: it cannot be filed as a valid result, "
+                "and a report holding it is refused",
+                location=f"OBX[{n}]-11",
+                layer=LAYER,
+                hl7_code=103,
+                fix="send the report again as a correction (OBX-11 C) without this result, or "
+                "with its right value; a result sent for the wrong patient must also be "
+                "corrected in that patient's report",
+            )
+        ]
+    if status == "U" and not valued:
+        return [
+            error(
+                "crbio.result-status",
+                "OBX-11 is U (made final without sending the value again): every report "
+                "replaces the whole document, so the result would be lost from it",
+                location=f"OBX[{n}]-11",
+                layer=LAYER,
+                hl7_code=103,
+                fix="send the result again with its value and OBX-11 F",
+            )
+        ]
+    return []
+
+
+def _value_type_findings(value_type: str, values: list[str], n: int) -> list[Finding]:
+    if value_type not in _VALUE_TYPES:
+        return [
+            error(
+                "crbio.value-type",
+                f"OBX-2 value type {value_type!r} cannot be a result of a CR-BIO converted from "
+                "raw results (embedded data such as a PDF is not a result value)",
+                location=f"OBX[{n}]-2",
+                layer=LAYER,
+                hl7_code=102,
+                fix="send results as NM, SN, ST, TX, FT, CE or CWE; a report document travels "
+                "as a CDA (OBX-2 ED, OBX-5 ^TEXT^XML^Base64^<CDA>)",
+            )
+        ]
+    if value_type not in _TEXT_TYPES and sum(1 for v in values if v) > 1:
+        return [
+            error(
+                "crbio.repetitions",
+                f"OBX-5 of type {value_type} repeats: a coded or numeric result has one value",
+                location=f"OBX[{n}]-5",
+                layer=LAYER,
+                hl7_code=102,
+                fix="send one OBX per value",
+            )
+        ]
+    return []
+
+
+def _shown(value_type: str, values: list[str], msg: Message) -> list[str]:
+    """The value as narrative lines: every line of a text value; an SN without its carets."""
+    if value_type in _TEXT_TYPES:
+        return _lines(values)
+    first = values[0] if values else ""
+    if value_type == "SN":
+        return [_sn_text(first, msg)]
+    if value_type in ("CE", "CWE", "CNE"):
+        return [first]  # as before: the first repetition as written
+    return [first] if first else []
 
 
 def _present(**attrs: str) -> dict[str, str]:
@@ -520,32 +818,76 @@ def _given(attrs: dict[str, str]) -> dict[str, str]:
     return attrs if all(attrs.values()) else _present(**attrs)
 
 
-def _value(value_type, value, unit, msg, obx, n) -> tuple[str, list[Finding]]:
+def _value(value_type, values, unit, msg, obx, n) -> tuple[str, list[Finding]]:
     """OBX-5 as the observation's value element (empty when there is none); ``unit`` is
     already escaped."""
+    value = values[0] if values else ""
     if value_type == "NM":
         try:
             float(value)
         except ValueError:
-            return "", [
-                error(
-                    "crbio.numeric",
-                    "OBX-2 is NM but OBX-5 is not a number",
-                    location=f"OBX[{n}]-5",
-                    layer=LAYER,
-                    hl7_code=102,
-                )
-            ]
+            return "", [_not_numeric(n, "OBX-2 is NM but OBX-5 is not a number")]
         return f'<value xsi:type="PQ" value="{xmlwriter.attr(value)}" unit="{unit}"/>', []
-    if value_type in ("CE", "CWE"):
+    if value_type == "SN":
+        return _structured_numeric(value, unit, msg, n)
+    if value_type in ("CE", "CWE", "CNE"):
         code, display, system = msg.component_values(obx, 5, 3)
         attrs = {"xsi:type": "CD", "code": code, "displayName": display}
         if system == "LN":
             attrs["codeSystem"] = LOINC
         return leaf("value", _present(**attrs)), []
+    if value_type in _TEXT_TYPES:
+        value = "\n".join(_lines(values))
     if value:
         return f'<value xsi:type="ST">{xmlwriter.text(value)}</value>', []
     return "", []
+
+
+def _not_numeric(n: int, message: str) -> Finding:
+    return error("crbio.numeric", message, location=f"OBX[{n}]-5", layer=LAYER, hl7_code=102)
+
+
+def _sn_parts(value: str, msg: Message) -> tuple[str, str, str, str]:
+    """SN components: comparator, first number, separator or suffix, second number."""
+    parts = [*msg.components(value), "", "", "", ""][:4]
+    return parts[0].strip(), parts[1].strip(), parts[2].strip(), parts[3].strip()
+
+
+def _sn_text(raw: str, msg: Message) -> str:
+    """An SN as people write it: ``<0.5``, ``1-10``, ``1:128``, ``2+``."""
+    return "".join(_sn_parts(raw, msg))
+
+
+_BOUNDS = {"<": ("high", "false"), "<=": ("high", "true"), ">": ("low", "false"),
+           ">=": ("low", "true")}  # fmt: skip
+
+
+def _structured_numeric(raw: str, unit: str, msg: Message, n: int) -> tuple[str, list[Finding]]:
+    """SN (comparator^num1^separator/suffix^num2) as a CDA value: a number as PQ; a bound
+    (<, <=, >, >=) as IVL_PQ with one inclusive/exclusive limit; a range (num1-num2) as IVL_PQ;
+    a ratio (1:128) or a categorical suffix (2+) as text, as written."""
+    comparator, first, separator, second = _sn_parts(raw, msg)
+    if not first or not _NUMBER.fullmatch(first) or (second and not _NUMBER.fullmatch(second)):
+        return "", [_not_numeric(n, "OBX-2 is SN but OBX-5 is not <comparator>^<number>[^…]")]
+    if not separator and not second:
+        if comparator in ("", "="):
+            return f'<value xsi:type="PQ" value="{first}" unit="{unit}"/>', []
+        if comparator in _BOUNDS:
+            side, inclusive = _BOUNDS[comparator]
+            return (
+                f'<value xsi:type="IVL_PQ"><{side} value="{first}" unit="{unit}" '
+                f'inclusive="{inclusive}"/></value>',
+                [],
+            )
+    if separator == "-" and second and not comparator:
+        return (
+            f'<value xsi:type="IVL_PQ"><low value="{first}" unit="{unit}"/>'
+            f'<high value="{second}" unit="{unit}"/></value>',
+            [],
+        )
+    if comparator in ("", "=", *_BOUNDS, "<>") and separator in (":", "/", "+", ""):
+        return f'<value xsi:type="ST">{xmlwriter.text(_sn_text(raw, msg))}</value>', []
+    return "", [_not_numeric(n, f"OBX-5 {raw!r} is not a structured numeric (SN) value")]
 
 
 def _reference_range(text: str, unit: str, value_type: str) -> str:
@@ -553,7 +895,7 @@ def _reference_range(text: str, unit: str, value_type: str) -> str:
     already escaped."""
     low, sep, high = text.partition("-")
     try:
-        if value_type != "NM" or not sep:
+        if value_type not in ("NM", "SN") or not sep:
             raise ValueError
         float(low)
         float(high)

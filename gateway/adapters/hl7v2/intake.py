@@ -8,6 +8,10 @@ message: placeholder text must never reach a patient record.
 
 A raw lab-results ORU^R01 (IHE LAB-3, no document OBX) is converted into a CR-BIO CDA
 (gateway.adapters.hl7v2.crbio), validated like any CDA, with the message kept beside it.
+
+One patient per message: the gateway files every message into one patient record, so a
+message whose PATIENT_RESULT group repeats (a second PID) is refused (AE, ERR at that PID)
+rather than converted or filed under its first patient.
 """
 
 from __future__ import annotations
@@ -53,7 +57,7 @@ def read(
     unsupported = hl7v2_structure.acceptance(msg)
     if unsupported:
         return Rejected(Report.of(findings + unsupported), RejectionKind.UNSUPPORTED, "hl7v2")
-    findings = findings + hl7v2_structure.validate(msg)
+    findings = findings + hl7v2_structure.validate(msg) + one_patient(msg)
     carried, found = transport.read(msg)
     findings += found
     if carried.documents:
@@ -70,6 +74,23 @@ def read(
         )
     )
     return Rejected(Report.of(findings), RejectionKind.INVALID, "hl7v2")
+
+
+def one_patient(msg: Message) -> list[Finding]:
+    """An error at the second PID, if any: one message, one patient."""
+    if len(msg.all("PID")) < 2:
+        return []
+    return [
+        error(
+            "hl7.pid.one-patient",
+            "the message holds results for more than one patient (a second PID): the gateway "
+            "files one patient per message, so none of it is filed",
+            location="PID[2]",
+            layer=LAYER,
+            hl7_code=100,
+            fix="send one message per patient",
+        )
+    ]
 
 
 def _carried_documents(

@@ -7,7 +7,12 @@ content.
 
 With a senders file, a connection is taken only from a client certificate that names a known
 sender (mutual TLS), and only while that sender is under its connection maximum; anything
-else is closed before a byte is read. A frame must arrive whole within the request timeout.
+else is closed before a byte is read.
+
+Slow peers cannot hold a connection: a frame must arrive whole within the request timeout
+counted from its first byte (not per read, so a byte every few seconds does not keep it open),
+and an ACK must be taken by the peer within the request timeout too; past either deadline the
+connection is closed. Between frames the idle timeout applies.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from gateway.adapters.hl7v2 import ack
-from gateway.adapters.hl7v2.mllp import Frame, FrameDecoder, Oversize, frame
+from gateway.adapters.hl7v2.mllp import Frame, FrameDecoder, Malformed, Oversize, frame
 from gateway.adapters.hl7v2.parser import parse_header
 from gateway.findings import error
 from gateway.logs import log
@@ -101,11 +106,15 @@ class MllpListener:
             return
         sender, known = admitted
         decoder = FrameDecoder(self._max_frame)
+        loop = asyncio.get_running_loop()
+        deadline: float | None = None  # the frame being read must be whole by then
+        started = decoder.started
         self.connections += 1
         try:
             while True:
-                # Between frames the idle timeout applies; inside one, the request timeout.
-                wait = self._request_timeout if decoder.pending else self._idle
+                # Between frames the idle timeout applies; inside one, what is left of its
+                # request timeout, counted from its first byte.
+                wait = self._idle if deadline is None else max(0.0, deadline - loop.time())
                 try:
                     data = await asyncio.wait_for(reader.read(READ_CHUNK), wait)
                 except TimeoutError:
@@ -117,7 +126,16 @@ class MllpListener:
                     response = await self._respond(event, sender)
                     if response is not None:
                         writer.write(frame(response))
-                        await writer.drain()
+                        await asyncio.wait_for(writer.drain(), self._request_timeout)
+                if not decoder.in_frame:
+                    deadline = None
+                elif decoder.started != started or deadline is None:
+                    # a frame began in this read (its time counts from now, after the answers
+                    # to the frames before it were sent)
+                    deadline = loop.time() + self._request_timeout
+                started = decoder.started
+        except TimeoutError:  # the peer does not take its ACKs
+            log("mllp.timeout", peer=sender, size=decoder.pending, waiting="ack")
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:
@@ -128,8 +146,25 @@ class MllpListener:
             with contextlib.suppress(ConnectionError, OSError):
                 await writer.wait_closed()
 
-    async def _respond(self, event: Frame | Oversize, sender: str) -> bytes | None:
+    async def _respond(self, event: Frame | Oversize | Malformed, sender: str) -> bytes | None:
         now = datetime.now(UTC)
+        if isinstance(event, Malformed):
+            finding = error(
+                "mllp.frame-end",
+                "the frame holds an end-of-block byte (0x1C) not followed by CR: MLLP ends a "
+                "frame only on 0x1C 0x0D, so this frame is refused whole",
+                layer="mllp",
+                hl7_code=100,
+                fix="escape or remove the 0x1C byte inside the message, end the frame with 1C 0D",
+            )
+            receipt = Receipt(
+                ReceiptStatus.REJECTED,
+                new_control_id(),
+                findings=(finding,),
+                rejection=RejectionKind.UNREADABLE,
+                reason="bad MLLP frame",
+            )
+            return ack.build(parse_header(event.head), receipt, now, new_control_id(), [finding])
         if isinstance(event, Oversize):
             finding = error(
                 "mllp.frame-size",

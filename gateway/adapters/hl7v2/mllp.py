@@ -4,6 +4,10 @@ Framing is not parsing: the decoder yields the bytes between the frame markers a
 nothing of HL7. It survives what real links do: frames split across reads, several frames in
 one read, noise between frames, frames that never end, and frames larger than the limit (those
 are reported, with their first bytes so the caller can still address an ACK, and skipped).
+
+A frame ends only on FS CR (0x1C 0x0D). An FS that is the last byte of a read waits for the
+next read; an FS followed by anything else makes the frame bad: it is gathered up to its real
+end and reported whole as ``Malformed`` (answered AR), never cut in two and half-processed.
 """
 
 from __future__ import annotations
@@ -26,6 +30,15 @@ def frame(message: bytes) -> bytes:
 @dataclass(frozen=True, slots=True)
 class Frame:
     payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Malformed:
+    """A frame held an FS not followed by CR; ``head`` holds its first bytes (for the ACK's
+    address), nothing of it is to be processed."""
+
+    head: bytes
+    size: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,14 +65,22 @@ class FrameDecoder:
         self._discarding = False  # inside an oversize frame, waiting for its end
         self._discarded = 0
         self._head = b""
+        self._fs_pending = False  # the last read ended on FS: its CR may be in the next one
+        self._stray_fs = False  # the current frame held an FS not followed by CR
+        self.started = 0  # frames begun so far (a new start block counts too)
 
     @property
     def pending(self) -> int:
         """Bytes held for an unfinished frame."""
         return len(self._buf)
 
-    def feed(self, data: bytes) -> list[Frame | Oversize]:
-        out: list[Frame | Oversize] = []
+    @property
+    def in_frame(self) -> bool:
+        """A start block was read and its frame has not ended yet."""
+        return self._in_frame
+
+    def feed(self, data: bytes) -> list[Frame | Oversize | Malformed]:
+        out: list[Frame | Oversize | Malformed] = []
         view = memoryview(data)
         pos = 0
         n = len(data)
@@ -71,25 +92,47 @@ class FrameDecoder:
                     break
                 self.noise += start - pos
                 pos = start + 1
-                self._in_frame = True
-                self._buf.clear()
+                self._begin()
                 continue
+            if self._fs_pending:
+                self._fs_pending = False
+                if data[pos] == CR:
+                    pos += 1
+                    out.append(self._finish())
+                    continue
+                self._bad_fs()
             end = data.find(b"\x1c", pos)
             restart = data.find(START, pos, end if end >= 0 else n)
             if restart >= 0:
                 # A new frame starts before this one ended: drop the unfinished one.
                 self._abandon()
                 pos = restart + 1
-                self._in_frame = True
+                self._begin()
                 continue
             if end < 0:
                 self._append(view[pos:n])
                 break
             self._append(view[pos:end])
-            # FS ends the frame; its CR is skipped when present (a lone FS is tolerated).
-            pos = end + 2 if end + 1 < n and data[end + 1] == CR else end + 1
-            out.append(self._finish())
+            if end + 1 == n:  # FS last in this read: the next byte decides
+                self._fs_pending = True
+                break
+            if data[end + 1] == CR:
+                pos = end + 2
+                out.append(self._finish())
+                continue
+            self._bad_fs()  # FS inside the frame: bad, but read on to its real end
+            pos = end + 1
         return out
+
+    def _begin(self) -> None:
+        self._in_frame = True
+        self._buf.clear()
+        self._stray_fs = False
+        self.started += 1
+
+    def _bad_fs(self) -> None:
+        self._stray_fs = True
+        self._append(memoryview(b"\x1c"))
 
     def _append(self, chunk: memoryview) -> None:
         if self._discarding:
@@ -105,8 +148,9 @@ class FrameDecoder:
             return
         self._buf += chunk
 
-    def _finish(self) -> Frame | Oversize:
+    def _finish(self) -> Frame | Oversize | Malformed:
         self._in_frame = False
+        stray, self._stray_fs = self._stray_fs, False
         if self._discarding:
             event: Frame | Oversize = Oversize(head=self._head, size=self._discarded)
             self._discarding = False
@@ -115,11 +159,15 @@ class FrameDecoder:
             return event
         payload = bytes(self._buf)
         self._buf.clear()
+        if stray:
+            return Malformed(head=payload[:HEAD_BYTES], size=len(payload))
         return Frame(payload)
 
     def _abandon(self) -> None:
         self.noise += len(self._buf) + self._discarded
         self._buf.clear()
+        self._stray_fs = False
+        self._fs_pending = False
         self._discarding = False
         self._discarded = 0
         self._head = b""

@@ -123,12 +123,18 @@ class Message:
 
     def value(self, loc: Location | str, segment: Segment | None = None) -> str:
         """The text at a location with HL7 escape sequences resolved."""
-        return unescape(self.raw(loc, segment), self.delimiters)
+        return unescape(self.raw(loc, segment), self.delimiters, self.charset)
 
     def field_value(self, segment: Segment, n: int) -> str:
-        """``value`` of field n's first repetition (e.g. OBX-5), the field split once."""
+        """``value`` of field n's first repetition (e.g. OBX-7), the field split once."""
         text = segment.field(n).split(self.delimiters.repetition, 1)[0]
-        return unescape(text, self.delimiters)
+        return unescape(text, self.delimiters, self.charset)
+
+    def field_values(self, segment: Segment, n: int) -> list[str]:
+        """``value`` of every repetition of field n: a TX/FT OBX-5 or an NTE-3 holds one line
+        per repetition, and each one is part of the result."""
+        reps = segment.field(n).split(self.delimiters.repetition)
+        return [unescape(text, self.delimiters, self.charset) for text in reps]
 
     def component_values(self, segment: Segment, n: int, count: int) -> list[str]:
         """``value`` of the first ``count`` components of field n's first repetition (e.g.
@@ -137,10 +143,12 @@ class Message:
         text = segment.field(n).split(self.delimiters.repetition, 1)[0]
         parts = text.split(self.delimiters.component)[:count]
         parts += [""] * (count - len(parts))
-        return [unescape(p, self.delimiters) for p in parts]
+        return [unescape(p, self.delimiters, self.charset) for p in parts]
 
 
-def unescape(text: str, d: Delimiters) -> str:
+def unescape(text: str, d: Delimiters, charset: str = "utf-8") -> str:
+    """``text`` with HL7 escape sequences resolved; hex escapes (\\Xhh\\) are bytes in the
+    message's character set (MSH-18: UTF-8 in the CI-SIS profile), not Latin-1."""
     if d.escape not in text:
         return text
     out: list[str] = []
@@ -152,17 +160,20 @@ def unescape(text: str, d: Delimiters) -> str:
             out.append(d.escape + parts[i])
             break
         seq = parts[i]
-        out.append(_ESCAPES.get(seq, lambda _d, s=seq: _hex_or_literal(s, _d))(d))
+        known = _ESCAPES.get(seq)
+        out.append(known(d) if known else _hex_or_literal(seq, d, charset))
         out.append(parts[i + 1])
         i += 2
     return "".join(out)
 
 
-def _hex_or_literal(seq: str, d: Delimiters) -> str:
+def _hex_or_literal(seq: str, d: Delimiters, charset: str) -> str:
+    """A hex escape decoded in the message's character set; one that is not valid there stays
+    as written (visible, never silently replaced by another character)."""
     if seq.startswith("X") and len(seq) > 1:
         try:
-            return bytes.fromhex(seq[1:]).decode("latin-1")
-        except ValueError:
+            return bytes.fromhex(seq[1:]).decode(charset)
+        except ValueError:  # includes UnicodeDecodeError
             pass
     if seq == ".br":
         return "\n"

@@ -60,9 +60,43 @@ def test_unsupported_and_unavailable_give_ar():
     assert a.value("MSA-1") == "AR" and a.value("MSA-3") == "broker down"
 
 
-def test_enhanced_mode_uses_commit_codes_and_honours_msh15():
-    enhanced = MSG.replace(b"|P|2.5|||||FRA", b"|P|2.5|||AL|NE|FRA")
-    assert build(Receipt(ReceiptStatus.ACCEPTED, "t"), raw=enhanced).value("MSA-1") == "CA"
-    only_errors = MSG.replace(b"|P|2.5|||||FRA", b"|P|2.5|||ER|NE|FRA")
-    assert build(Receipt(ReceiptStatus.ACCEPTED, "t"), raw=only_errors) is None
-    assert build(Receipt(ReceiptStatus.UNAVAILABLE, "t"), raw=only_errors).value("MSA-1") == "CR"
+def enhanced(msh15: str, msh16: str) -> bytes:
+    return MSG.replace(b"|P|2.5|||||FRA", f"|P|2.5|||{msh15}|{msh16}|FRA".encode())
+
+
+INVALID = Receipt(
+    ReceiptStatus.REJECTED,
+    "t",
+    findings=(error("hl7.pid.ins", "no INS", location="PID-3", hl7_code=101),),
+    rejection=RejectionKind.INVALID,
+)
+
+
+def test_enhanced_mode_refusals_always_get_the_application_ack():
+    """Whatever MSH-15/MSH-16 ask, a refused or unstored message is answered AE/AR: a sender
+    that asked for silence must not believe a refused result was filed."""
+    for msh15, msh16 in (("NE", "NE"), ("NE", "AL"), ("ER", "AL"), ("AL", "NE"), ("AL", "AL")):
+        raw = enhanced(msh15, msh16)
+        refused = build(INVALID, INVALID.findings, raw=raw)
+        assert refused.value("MSA-1") == "AE", (msh15, msh16)
+        assert refused.value("ERR-2") == "PID^1^3^1"
+        unavailable = build(Receipt(ReceiptStatus.UNAVAILABLE, "t", reason="broker"), raw=raw)
+        assert unavailable.value("MSA-1") == "AR", (msh15, msh16)
+
+
+def test_enhanced_mode_success_follows_what_the_sender_asked():
+    accepted = Receipt(ReceiptStatus.ACCEPTED, "t")
+    assert build(accepted, raw=enhanced("NE", "AL")).value("MSA-1") == "AA"
+    assert build(accepted, raw=enhanced("AL", "SU")).value("MSA-1") == "AA"
+    assert build(accepted, raw=enhanced("AL", "NE")).value("MSA-1") == "CA"  # broker confirmed
+    assert build(accepted, raw=enhanced("ER", "ER")) is None  # nothing asked on success
+    assert build(accepted, raw=enhanced("NE", "NE")) is None
+
+
+def test_err_7_says_what_to_do():
+    finding = error("r", "m", location="OBX[2]-11", hl7_code=103, fix="send OBX-11 C")
+    receipt = Receipt(
+        ReceiptStatus.REJECTED, "t", findings=(finding,), rejection=RejectionKind.INVALID
+    )
+    a = build(receipt, (finding,))
+    assert a.value("ERR-2") == "OBX^2^11^1" and a.value("ERR-7") == "send OBX-11 C"

@@ -73,3 +73,19 @@ def test_field_and_component_values_read_as_value_does(fields):
         assert msg.field_value(obx, n) == msg.value(f"OBX-{n}", obx)
         expected = [msg.value(f"OBX-{n}.{c}", obx) for c in (1, 2, 3)]
         assert msg.component_values(obx, n, 3) == expected
+
+
+def test_hex_escapes_are_bytes_in_the_declared_character_set():
+    utf8 = b"MSH|^~\\&|A|B|C|D|1||ORU^R01|1|P|2.5|||||FRA|UNICODE UTF-8\rNTE|||ros\\XC3A9\\\r"
+    assert parse(utf8)[0].value("NTE-3") == "rosé"
+    latin1 = b"MSH|^~\\&|A|B|C|D|1||ORU^R01|1|P|2.5|||||FRA|8859/1\rNTE|||ros\\XE9\\\r"
+    assert parse(latin1)[0].value("NTE-3") == "rosé"
+    # not valid in the declared set: kept as written, never turned into another character
+    invalid = utf8.replace(b"\\XC3A9\\", b"\\XE9\\")
+    assert parse(invalid)[0].value("NTE-3") == "ros\\XE9\\"
+
+
+def test_every_repetition_of_a_field_is_read():
+    raw = b"MSH|^~\\&|A|B|C|D|1||ORU^R01|1|P|2.5\rOBX|1|FT|X^Y^LN||one~two\\R\\three~\r"
+    msg, _ = parse(raw)
+    assert msg.field_values(msg.first("OBX"), 5) == ["one", "two~three", ""]
