@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Literal
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials
@@ -16,10 +17,11 @@ from gateway.api.bearer import bearer, verified_caller
 from gateway.records.access import Caller
 from gateway.records.notify import relay
 from gateway.records.service import Denied, NotFound, RecordService
-from gateway.records.store import DocumentQuery
+from gateway.records.store import AUDIT_PAGE, DocumentQuery
 
 router = APIRouter(tags=["records"])
 DATE = r"^\d{4}-\d{2}-\d{2}$"
+AUDIT_PAGE_MAX = 500  # audit events per page at most
 
 
 def caller(
@@ -170,13 +172,42 @@ def clear_attending(ins: str, who: Who, records: Records) -> dict:
     return {"attending": None}
 
 
+def _iso(value: datetime) -> str:
+    """ISO 8601 with its offset: a naive value (SQLite gives them back) was written in UTC."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.isoformat()
+
+
 @router.get("/patients/{ins}/audit", summary="Who looked at (or changed) the record")
-def audit_trail(ins: str, who: Who, records: Records, since: datetime | None = None) -> dict:
-    events = _guard(lambda: records.audit_trail(who, ins, since))
+def audit_trail(
+    ins: str,
+    who: Who,
+    records: Records,
+    request: Request,
+    since: Annotated[datetime | None, Query(description="events at or after this time")] = None,
+    before: Annotated[
+        int | None, Query(ge=1, description="events older than this event id (paging)")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=AUDIT_PAGE_MAX, description="events per page")] = (
+        AUDIT_PAGE
+    ),
+) -> dict:
+    """One page of events, newest first; ``next`` is the URL of the next (older) page, null on
+    the last one. Events about documents the caller may not see are left out, so a page may
+    hold fewer than ``limit`` events (even none) and still have a next page."""
+    events, next_before = _guard(lambda: records.audit_trail(who, ins, since, before, limit))
+    next_url = None
+    if next_before is not None:
+        params = {"before": next_before, "limit": limit}
+        if since is not None:
+            params["since"] = since.isoformat()
+        next_url = f"{request.url.path}?{urlencode(params)}"
     return {
         "events": [
             {
-                "at": e["at"].isoformat(),
+                "id": e["id"],
+                "at": _iso(e["at"]),
                 "actor": {"kind": e["actor_kind"], "id": e["actor_id"], "role": e["actor_role"]},
                 "action": e["action"],
                 "document_id": e["document_id"],
@@ -184,5 +215,6 @@ def audit_trail(ins: str, who: Who, records: Records, since: datetime | None = N
                 "reason": e["reason"],
             }
             for e in events
-        ]
+        ],
+        "next": next_url,
     }

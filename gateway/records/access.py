@@ -133,6 +133,23 @@ def document_access(
     return record
 
 
+def may_know_of(caller: Caller, patient: PatientFacts, doc: DocumentFacts) -> bool:
+    """May ``caller`` learn that this document exists at all? A denial then says "no such
+    document" (404), not why (403): "not yet announced" would announce it. Professionals
+    may: the record's documents are theirs to see once the patient lets them, and a masked
+    one is refused as masked. A patient or representative may not know of a document of
+    another record, one not yet announced, or (representatives) one hidden from them."""
+    if caller.kind is CallerKind.PROFESSIONAL:
+        return True
+    if doc.patient_ins != patient.ins or (doc.invisible_patient and not doc.released):
+        return False
+    if caller.kind is CallerKind.PATIENT:
+        return caller.id == patient.ins
+    if caller.kind is CallerKind.REPRESENTATIVE:
+        return caller.id in patient.representatives and not doc.invisible_representatives
+    return False
+
+
 def may_manage(caller: Caller, patient: PatientFacts, today: date) -> Decision:
     """Patient-only actions: masking, grants, oppositions, attending doctor, audit trail."""
     if caller.kind is CallerKind.PROFESSIONAL:

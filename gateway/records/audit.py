@@ -30,6 +30,7 @@ class Action(enum.StrEnum):
     ATTENDING = "record.attending"
     REPRESENTATIVE = "record.representative"
     AUDIT = "record.audit"
+    BIRTH_DATE = "patient.birth-date"  # outcome "changed", or "conflict" (kept, see filing)
 
 
 class Outcome(enum.StrEnum):

@@ -4,14 +4,23 @@
 - versions of one setId: the set row names the current version; a newer version supersedes it
   (the old one stays, as history); a stale version arriving late is filed as history and never
   becomes current (``placement`` decides, pure);
-- ``action == "delete"``: the author's organisation withdraws a document (marked, not erased);
-  a request from any other organisation is REFUSED;
+- a replacement files into the set of the document it replaces: one naming another set, or
+  another patient's document, is a CONFLICT (never two current versions);
+- the patient's mask holds for the whole set: a version filed into a masked set is masked;
+- demographics (the birth date that decides minority) come only from a document that becomes
+  current and is newer than the one that gave them; a birth date that would turn an adult into
+  a minor (or back) is kept as it was and the conflict audited (``Batch.patient``);
+- ``action == "delete"``: withdraws a document (marked, not erased) when the request comes
+  from the sender that filed it, for the same custodian (``_may_withdraw``); anything else is
+  REFUSED;
 - a current document the patient may see queues a notification in the outbox.
 """
 
 from __future__ import annotations
 
 import enum
+import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -21,6 +30,7 @@ import sqlalchemy as sa
 from gateway.broker.message import DocumentMessage
 from gateway.envelope import Envelope
 from gateway.records import audit
+from gateway.records.access import PatientFacts
 from gateway.records.in_lists import chunks
 from gateway.records.schema import (
     audit_events,
@@ -97,6 +107,38 @@ def organisations(env: Envelope) -> set[str]:
     return {a.organisation.id for a in env.authors if a.organisation and a.organisation.id}
 
 
+_HL7_TS = re.compile(r"(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?(?:\.\d+)?([+-]\d{4})?")
+
+
+def document_time(ts: str | None) -> datetime | None:
+    """The instant of an HL7 timestamp (20261101093000+0100) or an ISO one, in UTC; without a
+    zone, UTC. None when there is none or it cannot be read: such a document is never "newer"."""
+    if not ts:
+        return None
+    try:
+        at = datetime.fromisoformat(ts)
+    except ValueError:
+        m = _HL7_TS.fullmatch(ts.strip())
+        if m is None:
+            return None
+        y, mo, d, h, mi, sec, zone = m.groups()
+        try:
+            at = datetime(int(y), int(mo or 1), int(d or 1), int(h or 0), int(mi or 0),
+                          int(sec or 0))  # fmt: skip
+            if zone:
+                at = datetime.fromisoformat(f"{at.isoformat()}{zone[:3]}:{zone[3:]}")
+        except ValueError:
+            return None
+    return (at if at.tzinfo else at.replace(tzinfo=UTC)).astimezone(UTC)
+
+
+def utc(value: datetime | None) -> datetime | None:
+    """A datetime read back from the store, aware: SQLite returns naive values, written in UTC."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+
 # Statements of the filing path built once: building one per call (``.values(**row)``,
 # ``where(col == value)``) cost more CPU in SQLAlchemy than executing it
 # (docs/performance.md); parameters go in at execution.
@@ -126,14 +168,43 @@ _SET_UPDATE = (
 _SHA256_OF_MANY = sa.select(documents.c.document_id, documents.c.sha256).where(
     documents.c.document_id.in_(sa.bindparam("ids", expanding=True))
 )
-_BIRTH_DATE_OF_MANY = sa.select(patients.c.ins, patients.c.birth_date).where(
-    patients.c.ins.in_(sa.bindparam("ins", expanding=True))
-)
-_SET_BIRTH_DATE = (
+_BIRTH_DATE_OF_MANY = sa.select(
+    patients.c.ins, patients.c.birth_date, patients.c.birth_date_time
+).where(patients.c.ins.in_(sa.bindparam("ins", expanding=True)))
+_SET_BIRTH_DATE = (  # only over an older source: a concurrent batch may have given a newer
     patients.update()
     .where(patients.c.ins == sa.bindparam("b_ins"))
-    .values(birth_date=sa.bindparam("birth_date"))
+    .where(
+        sa.or_(
+            patients.c.birth_date_time.is_(None),
+            patients.c.birth_date_time < sa.bindparam("birth_date_time"),
+        )
+    )
+    .values(
+        birth_date=sa.bindparam("birth_date"),
+        birth_date_time=sa.bindparam("birth_date_time"),
+        birth_date_document_id=sa.bindparam("birth_date_document_id"),
+    )
 )
+_REPLACED_OF_MANY = sa.select(
+    documents.c.document_id, documents.c.set_id, documents.c.patient_ins
+).where(documents.c.document_id.in_(sa.bindparam("ids", expanding=True)))
+_REPLACED_OF = sa.select(documents.c.set_id, documents.c.patient_ins).where(
+    documents.c.document_id == sa.bindparam("document_id")
+)
+_MASKED_OF = sa.select(documents.c.masked).where(
+    documents.c.document_id == sa.bindparam("document_id")
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Demographics:
+    """A patient's birth date and the creation time of the document that gave it (None: a
+    document without one, an operator, or a row from before migration 0005)."""
+
+    birth_date: str | None
+    given_at: datetime | None = None
+    document_id: str | None = None
 
 
 @dataclass
@@ -154,12 +225,18 @@ class Head:
         return cls(row.patient_ins, row.current_document_id, row.current_version)
 
 
-def _set_of(env: Envelope) -> str | None:
-    """The set a new document files into when that needs no lookup; None for a withdrawal
-    or a replacement naming no set (its set is the replaced document's, read when filed)."""
-    if env.action == "delete" or (env.replaces and not env.set_id):
-        return None
-    return env.set_id or env.document_id
+def _lock_keys(env: Envelope, replaced: dict[str, dict]) -> tuple[str, ...]:
+    """The sets a new document may file into, locked when its batch begins: its own (its
+    setId, else its id) and, for a replacement naming no set, the set of the replaced document
+    when that is already filed. None for a withdrawal (it locks its target's row)."""
+    if env.action == "delete":
+        return ()
+    if env.set_id:
+        return (env.set_id,)
+    row = replaced.get(env.replaces) if env.replaces else None
+    if row is None:
+        return (env.document_id,)
+    return (env.document_id, row["set_id"] or env.replaces)
 
 
 @dataclass
@@ -170,42 +247,54 @@ class Batch:
 
     - ``filed``: sha256 of the batch's document ids already filed, read in one statement when
       the batch begins and kept up to date as it files (a redelivered twin in the same batch
-      is a DUPLICATE); ``patients``: their birth dates as stored (None: no birth date), read
-      likewise. Both are only a first look: what a concurrent filer commits meanwhile is still
-      caught under the set lock or by the unique keys (IntegrityError: the batch is filed
-      again, one savepoint per document).
+      is a DUPLICATE); ``patients``: their demographics as stored, read likewise;
+      ``replaced``: the set and patient of the filed documents its replacements name. All are
+      only a first look: what a concurrent filer commits meanwhile is still caught under the
+      set lock or by the unique keys (IntegrityError: the batch is filed again, one savepoint
+      per document).
     - rows that nothing in filing reads back before the commit (authors, the outbox, audit
       events) are held and inserted together by ``flush``, one statement per table. A
       withdrawal reads authors: it flushes first.
-    - patient rows (a new patient; a corrected birth date: the last one given wins) are
+    - patient rows (a new patient; a birth date given by a newer current document) are
       written by ``finish``, after every set lock of the batch, in INS order: a batch never
       holds a patient row while it waits for a set, so two batches filing for one patient
       cannot deadlock on the patient row and a set.
     - the sets of its documents are locked when the batch begins, in one statement, in set
       id order (``sets``), before ``filed`` is read: what ``filed`` says of those sets'
-      documents holds until the commit. Document rows and new set rows are held too
-      (``documents``, ``Head.held``), and the batch reads its own filings from what it holds
-      (a later version in the same batch supersedes a held row in place); set rows changed
-      are updated by ``flush``, one statement for all. A document whose set is known only
-      by looking (a replacement naming no set) locks it when filed, as before.
+      documents holds until the commit. A replacement naming no set locks the set of the
+      filed document it replaces there too. Documents are filed in arrival order (a
+      replacement after what it replaces, as one by one); document rows and new set rows are
+      held (``documents``, ``Head.held``), and the batch reads its own filings from what it
+      holds (a later version in the same batch supersedes a held row in place); set rows
+      changed are updated by ``flush``, one statement for all. A set known only once filing
+      (a replaced document committed meanwhile by another filer) is locked then.
+    - ``reasons``: why a document was refused (CONFLICT, REFUSED, ORPHAN), by document id,
+      for the consumer to park it with that reason.
     """
 
     sets: dict[str, Head | None] = field(default_factory=dict)  # None: no such set (yet)
     documents: dict[str, dict] = field(default_factory=dict)
     filed: dict[str, str] = field(default_factory=dict)
-    patients: dict[str, str | None] = field(default_factory=dict)
+    patients: dict[str, Demographics] = field(default_factory=dict)
+    replaced: dict[str, dict] = field(default_factory=dict)
     authors: list[dict] = field(default_factory=list)
     notifications: list[dict] = field(default_factory=list)
     audit: list[dict] = field(default_factory=list)
     new_patients: dict[str, dict] = field(default_factory=dict)
-    births: dict[str, str] = field(default_factory=dict)  # INS -> corrected birth date
+    births: dict[str, Demographics] = field(default_factory=dict)  # INS -> to write
+    reasons: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def begin(cls, conn: sa.Connection, messages: Sequence[DocumentMessage]) -> Batch:
-        ids = sorted({m.envelope.document_id for m in messages})
-        ins = sorted({m.envelope.patient.ins for m in messages if m.envelope.patient.ins})
-        set_ids = sorted({k for m in messages if (k := _set_of(m.envelope))})
+        envs = [m.envelope for m in messages]
+        ids = sorted({e.document_id for e in envs})
+        ins = sorted({e.patient.ins for e in envs if e.patient.ins})
+        named = sorted({e.replaces for e in envs if e.replaces and e.action != "delete"})
         batch = cls()
+        for chunk in chunks(named):
+            for row in conn.execute(_REPLACED_OF_MANY, {"ids": chunk}).mappings():
+                batch.replaced[row["document_id"]] = dict(row)
+        set_ids = sorted({k for e in envs for k in _lock_keys(e, batch.replaced)})
         batch.sets = dict.fromkeys(set_ids)
         for chunk in chunks(set_ids):
             for row in conn.execute(_SETS_FOR_UPDATE, {"set_ids": chunk}):
@@ -213,7 +302,8 @@ class Batch:
         for chunk in chunks(ids):
             batch.filed.update(conn.execute(_SHA256_OF_MANY, {"ids": chunk}).all())
         for chunk in chunks(ins):
-            batch.patients.update(conn.execute(_BIRTH_DATE_OF_MANY, {"ins": chunk}).all())
+            for row in conn.execute(_BIRTH_DATE_OF_MANY, {"ins": chunk}):
+                batch.patients[row.ins] = Demographics(row.birth_date, utc(row.birth_date_time))
         return batch
 
     def flush(self, conn: sa.Connection) -> None:
@@ -257,25 +347,68 @@ class Batch:
         if self.births:
             conn.execute(
                 _SET_BIRTH_DATE,
-                [{"b_ins": k, "birth_date": self.births[k]} for k in sorted(self.births)],
-            )
+                [
+                    {"b_ins": k, "birth_date": d.birth_date, "birth_date_time": d.given_at,
+                     "birth_date_document_id": d.document_id}
+                    for k, d in sorted(self.births.items())
+                ],
+            )  # fmt: skip
             self.births.clear()
 
-    def patient(self, env: Envelope, now: datetime) -> None:
-        """The patient of a filed document: a row to insert, or a birth date to correct."""
+    def patient(self, env: Envelope, now: datetime, current: bool) -> None:
+        """The patient of a filed document: a row to insert, and its birth date when the
+        document becomes ``current`` and is newer than the one that gave the known birth date
+        (an outdated or older version never rewrites it). A birth date that would flip the
+        patient's minority is not taken: it would hand the record to (or take it from) the
+        legal representatives on one document's word; the known one stays, the conflict goes
+        into the patient's audit trail for an operator to settle
+        (``RecordStore.set_birth_date``)."""
         ins = env.patient.ins
         if not ins:
             return
-        birth = (env.patient.birth_date or "")[:8] or None
-        if ins in self.new_patients:
-            if birth:
-                self.new_patients[ins]["birth_date"] = birth
-        elif ins not in self.patients:
+        if ins not in self.patients and ins not in self.new_patients:
             self.new_patients[ins] = dict(
-                ins=ins, ins_system=env.patient.ins_system, birth_date=birth, created_at=now
+                ins=ins, ins_system=env.patient.ins_system, birth_date=None,
+                birth_date_time=None, birth_date_document_id=None, created_at=now,
+            )  # fmt: skip
+        birth = (env.patient.birth_date or "")[:8] or None
+        if not current or not birth:
+            return
+        given_at = document_time(env.creation_time)
+        known = self._demographics(ins)
+        if known.given_at is not None and (given_at is None or given_at <= known.given_at):
+            return  # not provably newer than what gave the known birth date
+        sender = audit.Actor("sender", env.sender)
+        if known.birth_date and birth != known.birth_date:
+            today = now.date()
+            before = PatientFacts(ins, known.birth_date).is_minor(today)
+            if PatientFacts(ins, birth).is_minor(today) != before:
+                self.record(
+                    sender, audit.Action.BIRTH_DATE, "conflict", ins, env.document_id,
+                    f"birth date {birth} would make the patient "
+                    f"{'an adult' if before else 'a minor'}; {known.birth_date} kept",
+                )  # fmt: skip
+                return
+            self.record(
+                sender, audit.Action.BIRTH_DATE, "changed", ins, env.document_id,
+                f"birth date {known.birth_date} -> {birth}",
+            )  # fmt: skip
+        given = Demographics(birth, given_at, env.document_id)
+        if ins in self.new_patients:
+            self.new_patients[ins].update(
+                birth_date=birth, birth_date_time=given_at, birth_date_document_id=env.document_id
             )
-        elif birth and birth != self.births.get(ins, self.patients[ins]):
-            self.births[ins] = birth
+        else:
+            self.births[ins] = given
+
+    def _demographics(self, ins: str) -> Demographics:
+        """The patient's demographics as this batch leaves them so far."""
+        if ins in self.new_patients:
+            row = self.new_patients[ins]
+            return Demographics(
+                row["birth_date"], row["birth_date_time"], row["birth_date_document_id"]
+            )
+        return self.births.get(ins) or self.patients.get(ins) or Demographics(None)
 
     def record(
         self,
@@ -305,7 +438,13 @@ def _already_filed(
         return None
     if existing == env.sha256:
         return Filing.DUPLICATE
-    return _refuse(env, sender, Filing.CONFLICT, "same id, different content", batch)
+    return _refuse(
+        env,
+        sender,
+        Filing.CONFLICT,
+        "a different document with the same id is already filed",
+        batch,
+    )
 
 
 def file_message(
@@ -340,18 +479,18 @@ def _file(
     if env.replaces:
         replaced = (
             batch.documents.get(env.replaces)
-            or conn.execute(
-                sa.select(documents.c.set_id, documents.c.patient_ins).where(
-                    documents.c.document_id == env.replaces
-                )
-            )
-            .mappings()
-            .first()
+            or batch.replaced.get(env.replaces)
+            or conn.execute(_REPLACED_OF, {"document_id": env.replaces}).mappings().first()
         )
         if replaced is not None:
             if replaced["patient_ins"] != ins:
                 return _refuse(env, sender, Filing.CONFLICT, "replaces another patient's", batch)
-            set_id = set_id or replaced["set_id"]
+            replaced_set = replaced["set_id"] or env.replaces  # rows from before 0002: no set
+            if set_id and set_id != replaced_set:
+                # Filed into its own set, it would leave the replaced document current too.
+                reason = f"replaces a document of another set ({replaced_set})"
+                return _refuse(env, sender, Filing.CONFLICT, reason, batch)
+            set_id = replaced_set
     set_id = set_id or env.document_id
     if set_id in batch.sets:  # locked when the batch began, or filed into by the batch
         head = batch.sets[set_id]
@@ -376,12 +515,15 @@ def _file(
             env, sender, Filing.CONFLICT, "version already filed under another id", batch
         )
     visibility = flags(env)
-    if place is Placement.CURRENT and head is not None:
-        # The patient's choice to mask a document holds for its later versions.
-        visibility["masked"] = visibility["masked"] or _supersede(
-            conn, head.current_document_id, env.document_id, batch
-        )
-    batch.patient(env, now)
+    if head is not None:
+        # The patient's mask holds for the whole set (records/store.py set_masked masks every
+        # version): a version filed into a masked set, newer or older, is masked too.
+        if place is Placement.CURRENT:
+            set_masked = _supersede(conn, head.current_document_id, env.document_id, batch)
+        else:
+            set_masked = _masked(conn, head.current_document_id, batch)
+        visibility["masked"] = visibility["masked"] or set_masked
+    batch.patient(env, now, current=place is Placement.CURRENT)
     batch.documents[env.document_id] = dict(
         document_id=env.document_id,
         set_id=set_id,
@@ -452,6 +594,13 @@ def _supersede(conn: sa.Connection, current_id: str, new_id: str, batch: Batch) 
     return bool(previous and previous.masked)
 
 
+def _masked(conn: sa.Connection, document_id: str, batch: Batch) -> bool:
+    held = batch.documents.get(document_id)
+    if held is not None:
+        return bool(held["masked"])
+    return bool(conn.execute(_MASKED_OF, {"document_id": document_id}).scalar())
+
+
 def _notification(ins: str, document_id: str, event: str) -> dict:
     return dict(patient_ins=ins, document_id=document_id, event=event, created_at=datetime.now(UTC))
 
@@ -475,7 +624,13 @@ def _withdraw(conn: sa.Connection, env: Envelope, sender: audit.Actor, batch: Ba
         ).scalar_one_or_none()
     target = (
         conn.execute(
-            sa.select(documents.c.document_id, documents.c.patient_ins, documents.c.status)
+            sa.select(
+                documents.c.document_id,
+                documents.c.patient_ins,
+                documents.c.status,
+                documents.c.sender,
+                documents.c.envelope,
+            )
             .where(documents.c.document_id == target_id)
             .with_for_update()
         ).first()
@@ -483,25 +638,20 @@ def _withdraw(conn: sa.Connection, env: Envelope, sender: audit.Actor, batch: Ba
         else None
     )
     if target is None:
-        return _refuse(env, sender, Filing.ORPHAN, "no filed document to withdraw", batch)
+        return _refuse(env, sender, Filing.ORPHAN, "withdrawal names no filed document", batch)
     if target.status == "withdrawn":
         return Filing.DUPLICATE
-    author_orgs = set(
-        conn.execute(
-            sa.select(document_authors.c.organisation_id).where(
-                document_authors.c.document_id == target.document_id
-            )
-        ).scalars()
-    ) - {None}
-    if target.patient_ins != env.patient.ins or not (organisations(env) & author_orgs):
+    refusal = _withdrawal_refusal(conn, target, env)
+    if refusal is not None:
         batch.record(
             sender,
             audit.Action.WITHDRAW,
             Filing.REFUSED,
             target.patient_ins,
             target.document_id,
-            "only the author's organisation withdraws a document",
+            refusal,
         )
+        batch.reasons[env.document_id] = refusal
         return Filing.REFUSED
     conn.execute(
         documents.update()
@@ -518,9 +668,42 @@ def _withdraw(conn: sa.Connection, env: Envelope, sender: audit.Actor, batch: Ba
     return Filing.WITHDRAWN
 
 
+def _withdrawal_refusal(conn: sa.Connection, target: sa.Row, env: Envelope) -> str | None:
+    """Why ``env`` may not withdraw ``target``; None when it may.
+
+    Rights come from what was recorded when the document was filed, never from what the
+    request says of itself alone: its author organisations and custodian are the sender's to
+    write, so a request naming another establishment would otherwise withdraw that
+    establishment's document. The request must come from the sender that filed the document
+    (``sender`` is set by the gateway from the connection: the authenticated sender, else the
+    peer), and name the custodian the document named when filed (the organisation that keeps
+    it); a document filed without a custodian needs one of its filed authors' organisations.
+    """
+    if target.patient_ins != env.patient.ins:
+        return "withdrawal of another patient's document"
+    if env.sender != target.sender:
+        return "only the sender that filed the document withdraws it"
+    filed_custodian = (json.loads(target.envelope).get("custodian") or {}).get("id")
+    if filed_custodian:
+        if not env.custodian or env.custodian.id != filed_custodian:
+            return "the withdrawal does not name the document's custodian"
+        return None
+    author_orgs = set(
+        conn.execute(
+            sa.select(document_authors.c.organisation_id).where(
+                document_authors.c.document_id == target.document_id
+            )
+        ).scalars()
+    ) - {None}
+    if not organisations(env) & author_orgs:
+        return "only the author's organisation withdraws a document"
+    return None
+
+
 def _refuse(
     env: Envelope, sender: audit.Actor, filing: Filing, reason: str, batch: Batch
 ) -> Filing:
     action = audit.Action.WITHDRAW if env.action == "delete" else audit.Action.FILE
     batch.record(sender, action, filing, env.patient.ins, env.document_id, reason)
+    batch.reasons[env.document_id] = reason
     return filing

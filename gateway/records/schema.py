@@ -76,6 +76,9 @@ patients = sa.Table(
     sa.Column("birth_date", sa.String(8)),  # YYYYMMDD, decides who is a minor
     sa.Column("attending_id", sa.String(64)),  # médecin traitant (RPPS)
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    # 0005: what gave the birth date (creation time, document): only newer documents change it
+    sa.Column("birth_date_time", sa.DateTime(timezone=True)),
+    sa.Column("birth_date_document_id", sa.String(256)),
 )
 
 legal_representatives = sa.Table(

@@ -14,7 +14,7 @@ from typing import Any
 from gateway.records import access
 from gateway.records.access import Caller, DocumentFacts
 from gateway.records.audit import Action, Actor, Event, Outcome
-from gateway.records.store import DocumentQuery, RecordStore
+from gateway.records.store import AUDIT_PAGE, DocumentQuery, RecordStore
 
 
 class Denied(Exception):
@@ -59,11 +59,19 @@ class RecordService:
         return event
 
     def _document(self, caller: Caller, action: Action, document_id: str):
+        """The document row and its patient; NotFound when there is none, or when the caller
+        may not know there is one (audited as denied, with the policy's reason)."""
         row = self.store.document(document_id)
         if row is None:
             self.store.audit(Event(Actor.of(caller), action, Outcome.NOT_FOUND, None, document_id))
             raise NotFound(document_id)
-        return row, self.store.patient(row["patient_ins"] or "")
+        patient = self.store.patient(row["patient_ins"] or "")
+        doc = facts(row)
+        if not access.may_know_of(caller, patient, doc):
+            decision = access.document_access(caller, patient, doc, self._today())
+            self.store.audit(self._event(caller, action, decision, patient.ins, document_id))
+            raise NotFound(document_id)
+        return row, patient
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -96,20 +104,46 @@ class RecordService:
         self.store.audit(event)
         return row, versions
 
-    def audit_trail(self, caller: Caller, ins: str, since: datetime | None = None) -> list[dict]:
-        """Who looked at (and changed) the record: for the patient or their representative."""
+    def audit_trail(
+        self,
+        caller: Caller,
+        ins: str,
+        since: datetime | None = None,
+        before: int | None = None,
+        limit: int = AUDIT_PAGE,
+    ) -> tuple[list[dict], int | None]:
+        """Who looked at (and changed) the record, for the patient or their representative:
+        one page, newest first, and the ``before`` of the next page (None: the last).
+
+        Events about a document the caller may not see are left out: one not yet announced
+        to the patient, one hidden from representatives, one not in this record. Listing them
+        would tell what the record keeps from the caller; they appear once the caller may
+        see the document. A page may therefore hold fewer than ``limit`` events."""
         patient = self.store.patient(ins)
-        decision = access.may_manage(caller, patient, self._today())
+        today = self._today()
+        decision = access.may_manage(caller, patient, today)
         event = self._check(caller, Action.AUDIT, decision, ins)
         if since is not None and since.tzinfo is not None:
             since = since.astimezone(UTC)  # SQLite compares the stored UTC text
-        events = self.store.audit_trail(ins, since)
+        events, next_before = self.store.audit_page(ins, since, before, limit)
+        docs = self.store.visibility([e["document_id"] for e in events if e["document_id"]])
+
+        def shown(e: dict) -> bool:
+            if not e["document_id"]:
+                return True
+            row = docs.get(e["document_id"])
+            return row is not None and bool(
+                access.document_access(caller, patient, facts(row), today)
+            )
+
+        events = [e for e in events if shown(e)]
         self.store.audit(event)
-        return events
+        return events, next_before
 
     # -- changes ---------------------------------------------------------------------------
 
     def mask(self, caller: Caller, document_id: str, masked: bool) -> None:
+        """Mask (unmask) the document from professionals: every version of its set."""
         action = Action.MASK if masked else Action.UNMASK
         row, patient = self._document(caller, action, document_id)
         today = self._today()

@@ -29,12 +29,14 @@ from gateway.records.filing import (
     Filing,
     file_message,
     queue_notification,
+    utc,
 )
 from gateway.records.in_lists import chunks
 from gateway.records.schema import (
     access_decisions,
     audit_events,
     document_authors,
+    document_sets,
     documents,
     legal_representatives,
     notifications,
@@ -46,6 +48,7 @@ __all__ = ["DocumentQuery", "Filing", "RecordStore", "create_engine", "migrate"]
 MIGRATIONS = Path(__file__).parent / "migrations"
 WRITER = "passerelle_writer"  # execution option: this connection writes (SQLite BEGIN IMMEDIATE)
 FILING_ATTEMPTS = 3  # concurrent filers of one set: the loser of a unique-key race retries
+AUDIT_PAGE = 100  # audit events per page by default (GET /patients/{ins}/audit)
 
 
 def engine_url(url: str) -> str:
@@ -104,18 +107,17 @@ class DocumentQuery:
     include_history: bool = False
 
 
-def _lock_key(message: DocumentMessage) -> str:
-    env = message.envelope
-    return env.set_id or env.document_id
-
-
 def _file_in_savepoint(
-    conn: sa.Connection, message: DocumentMessage, signature_status: str
+    conn: sa.Connection, message: DocumentMessage, signature_status: str, reasons: dict[str, str]
 ) -> Filing | Exception:
     for _ in range(FILING_ATTEMPTS):
         try:
             with conn.begin_nested():
-                return file_message(conn, message, signature_status)
+                alone = Batch.begin(conn, [message])
+                filing = file_message(conn, message, signature_status, alone)
+                alone.finish(conn)
+                reasons.update(alone.reasons)
+                return filing
         except IntegrityError:
             # Another consumer filed the same id or set between our reads and writes (our
             # insert waited for its commit): the next attempt sees its row and decides again.
@@ -177,35 +179,44 @@ class RecordStore:
             raise filing
         return filing
 
-    def file_many(self, items: Sequence[tuple[DocumentMessage, str]]) -> list[Filing | Exception]:
+    def file_many(
+        self,
+        items: Sequence[tuple[DocumentMessage, str]],
+        reasons: dict[str, str] | None = None,
+    ) -> list[Filing | Exception]:
         """File (message, signature status) pairs in one transaction and one commit. A
         document that fails is rolled back alone and its exception is its result; the others
-        commit. StoreUnavailable when the store fails the whole batch.
+        commit. StoreUnavailable when the store fails the whole batch. ``reasons``, when
+        given, receives why each refused document (CONFLICT, REFUSED, ORPHAN) was refused, by
+        document id.
 
-        The batch is first filed under one savepoint; only if one of its documents raises is
-        that rolled back and the batch filed again with a savepoint per document (two more
-        statements each, needless when nothing fails, which is nearly always: refusals are
-        results, not exceptions). The batch locks its sets when it begins, in set id order
-        (filing.Batch), so that two consumers filing overlapping batches take the set locks in
-        the same order instead of deadlocking; documents are filed in that order too, arrival
-        order kept within a set."""
+        Documents are filed in arrival order, as if filed one by one: a replacement after the
+        document it replaces (in any other order both could end up current). The batch is
+        first filed under one savepoint; only if one of its documents raises is that rolled
+        back and the batch filed again with a savepoint per document (two more statements
+        each, needless when nothing fails, which is nearly always: refusals are results, not
+        exceptions). The batch locks its sets when it begins, in set id order (filing.Batch),
+        so that two consumers filing overlapping batches take the set locks in the same order
+        instead of deadlocking, whatever order their documents are filed in."""
         if not items:
             return []
-        order = sorted(range(len(items)), key=lambda i: _lock_key(items[i][0]))
-        results: list[Filing | Exception | None] = [None] * len(items)
+        results: list[Filing | Exception] = []
+        refused: dict[str, str] = {}
         with self._writing() as conn:
             try:
                 with conn.begin_nested():
                     batch = Batch.begin(conn, [m for m, _ in items])
-                    for i in order:
-                        results[i] = file_message(conn, *items[i], batch)
+                    results = [file_message(conn, m, status, batch) for m, status in items]
                     batch.finish(conn)
+                    refused = batch.reasons
             except OperationalError:
                 raise  # the store, not a document: the batch fails as a whole
             except Exception:
-                for i in order:
-                    results[i] = _file_in_savepoint(conn, *items[i])
-        return results  # type: ignore[return-value]  # every slot was filled
+                refused = {}
+                results = [_file_in_savepoint(conn, m, status, refused) for m, status in items]
+        if reasons is not None:
+            reasons.update(refused)
+        return results
 
     # -- reads -------------------------------------------------------------------------------
 
@@ -327,15 +338,60 @@ class RecordStore:
                 opposed=frozenset(p for p, d in decisions if d == "oppose"),
             )
 
-    def audit_trail(
-        self, ins: str, since: datetime | None = None, limit: int = 500
-    ) -> list[dict[str, Any]]:
+    def audit_page(
+        self,
+        ins: str,
+        since: datetime | None = None,
+        before: int | None = None,
+        limit: int = AUDIT_PAGE,
+    ) -> tuple[list[dict[str, Any]], int | None]:
+        """One page of a patient's audit events, newest first: those with an id below
+        ``before`` (from the newest when None) and at or after ``since``, at most ``limit``;
+        with the ``before`` of the next page, None when this one is the last."""
+        stmt = self._audit_events(ins, since)
+        if before is not None:
+            stmt = stmt.where(audit_events.c.id < before)
+        events = self._audit_rows(stmt.limit(limit + 1))
+        if len(events) > limit:
+            events = events[:limit]
+            return events, events[-1]["id"]
+        return events, None
+
+    def audit_trail(self, ins: str, since: datetime | None = None) -> list[dict[str, Any]]:
+        """Every audit event of a patient, newest first: operators and tests."""
+        return self._audit_rows(self._audit_events(ins, since))
+
+    @staticmethod
+    def _audit_events(ins: str, since: datetime | None) -> sa.Select:
         stmt = sa.select(audit_events).where(audit_events.c.patient_ins == ins)
         if since is not None:
             stmt = stmt.where(audit_events.c.at >= since)
-        stmt = stmt.order_by(audit_events.c.id.desc()).limit(limit)
+        return stmt.order_by(audit_events.c.id.desc())
+
+    def _audit_rows(self, stmt: sa.Select) -> list[dict[str, Any]]:
+        """Rows of ``stmt``, ``at`` aware: SQLite gives back naive datetimes, written in UTC."""
         with self._reading() as conn:
-            return [dict(r) for r in conn.execute(stmt).mappings()]
+            events = [dict(r) for r in conn.execute(stmt).mappings()]
+        for e in events:
+            e["at"] = utc(e["at"])
+        return events
+
+    def visibility(self, document_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """What the access policy needs of each filed document among ``document_ids``."""
+        cols = (
+            documents.c.document_id,
+            documents.c.patient_ins,
+            documents.c.masked,
+            documents.c.invisible_patient,
+            documents.c.invisible_representatives,
+            documents.c.released_at,
+        )
+        out: dict[str, dict[str, Any]] = {}
+        with self._reading() as conn:
+            for chunk in chunks(sorted(set(document_ids))):
+                rows = conn.execute(sa.select(*cols).where(documents.c.document_id.in_(chunk)))
+                out.update((r["document_id"], dict(r)) for r in rows.mappings())
+        return out
 
     # -- changes, each with its audit event ----------------------------------------------------
 
@@ -345,12 +401,24 @@ class RecordStore:
             audit.write(conn, event)
 
     def set_masked(self, document_id: str, masked: bool, event: audit.Event) -> None:
+        """Mask (or unmask) every version of the document's set: the patient hides a document,
+        not one of its versions. The set row is locked first, as filing does, so that a version
+        filed meanwhile is either masked here or files after this and takes the mask from the
+        set's current version (records/filing.py)."""
         with self._writing() as conn:
+            set_id = conn.execute(
+                sa.select(documents.c.set_id).where(documents.c.document_id == document_id)
+            ).scalar()
+            key = set_id or document_id  # rows from before 0002 have no set id
             conn.execute(
-                documents.update()
-                .where(documents.c.document_id == document_id)
-                .values(masked=masked)
-            )
+                sa.select(document_sets.c.set_id)
+                .where(document_sets.c.set_id == key)
+                .with_for_update()
+            ).first()
+            same_set = documents.c.document_id == document_id
+            if set_id:
+                same_set = sa.or_(same_set, documents.c.set_id == set_id)
+            conn.execute(documents.update().where(same_set).values(masked=masked))
             audit.write(conn, event)
 
     def release(self, document_id: str, ins: str, event: audit.Event) -> bool:
@@ -421,11 +489,18 @@ class RecordStore:
             audit.write(conn, event)
 
     def set_birth_date(self, ins: str, birth_date: str) -> None:
-        """Operators and tests: the birth date decides minority when no document gave it."""
+        """Operators and tests: the birth date decides minority. It counts as given now: only
+        documents created later change it (records/filing.py ``Batch.patient``)."""
         with self._writing() as conn:
             self._ensure_patient(conn, ins)
             conn.execute(
-                patients.update().where(patients.c.ins == ins).values(birth_date=birth_date)
+                patients.update()
+                .where(patients.c.ins == ins)
+                .values(
+                    birth_date=birth_date,
+                    birth_date_time=datetime.now(UTC),
+                    birth_date_document_id=None,
+                )
             )
 
     @staticmethod

@@ -19,10 +19,11 @@ from gateway.records.notify import Notifier, relay
 from gateway.records.store import Filing, RecordStore
 from gateway.signing import Verifier
 
-# Filings that can never succeed as sent: park them with the reason.
+# Filings that can never succeed as sent: park them with the reason (the store's own, when it
+# gave one: records/filing.py says which conflict it was).
 REFUSALS = {
-    Filing.CONFLICT: "a different document with the same id (or set and version) is already filed",
-    Filing.REFUSED: "withdrawal requested by an organisation that did not author the document",
+    Filing.CONFLICT: "conflicts with what is filed",
+    Filing.REFUSED: "withdrawal refused: not the sender and custodian that filed the document",
     Filing.ORPHAN: "withdrawal names no filed document",
 }
 
@@ -60,13 +61,16 @@ class RecordWorker:
         StoreUnavailable: requeue it, the store failed the batch)."""
         outcomes: list[BaseException | None] = [None] * len(deliveries)
         checked: list[tuple[int, DocumentMessage, str]] = []
+        reasons: dict[str, str] = {}
         for i, delivery in enumerate(deliveries):
             try:
                 checked.append((i, *self._checked(delivery)))
             except Exception as exc:
                 outcomes[i] = exc
         try:
-            filings: list = self._store.file_many([(m, status) for _, m, status in checked])
+            filings: list = self._store.file_many(
+                [(m, status) for _, m, status in checked], reasons
+            )
         except StoreUnavailable as exc:  # for the checked ones: the poison is still parked
             filings = [exc] * len(checked)
         filed = False
@@ -74,7 +78,8 @@ class RecordWorker:
             if isinstance(filing, BaseException):
                 outcomes[i] = filing
             elif filing in REFUSALS:
-                outcomes[i] = Poison(REFUSALS[filing])
+                why = reasons.get(message.envelope.document_id)
+                outcomes[i] = Poison(f"{filing.value}: {why}" if why else REFUSALS[filing])
             else:
                 filed = True
                 env = message.envelope

@@ -31,6 +31,8 @@ def message(
     created: str = "20261101093000+0100",
     facility: str | None = LAB,
     birth_date: str | None = "19841205",
+    sender: str = "lab-sil",
+    custodian: str | None = None,
 ) -> DocumentMessage:
     payload = payload if payload is not None else f"<doc id='{doc_id}'/>".encode()
     env = Envelope(
@@ -39,7 +41,7 @@ def message(
         content_type="application/hl7-cda+xml",
         sha256=hashlib.sha256(payload).hexdigest(),
         size=len(payload),
-        sender="lab-sil",
+        sender=sender,
         received_at="2026-11-01T09:30:00+00:00",
         trace_id="t-" + doc_id,
         action=action,
@@ -62,6 +64,7 @@ def message(
             ),
         ),
         facility=Party(id=facility, id_system="1.2.250.1.71.4.2.2") if facility else None,
+        custodian=Party(id=custodian, id_system="1.2.250.1.71.4.2.2") if custodian else None,
         flags=flags or {},
     )
     return DocumentMessage(env, payload)

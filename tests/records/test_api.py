@@ -140,10 +140,12 @@ def test_invisible_to_the_patient_until_a_professional_releases_it(client):
     client.store.file(message("diag^1", codes=("INVISIBLE_PATIENT",)))
     client.put(f"/patients/{INS}/access/{GRANTED}", json={"decision": "grant"}, headers=PATIENT)
     assert ids(client.get(f"/patients/{INS}/documents", headers=PATIENT)) == []
-    assert client.get(doc_url("diag^1"), headers=PATIENT).status_code == 403
+    # not "not yet announced" (403): that would announce it
+    assert client.get(doc_url("diag^1"), headers=PATIENT).status_code == 404
+    assert client.put(doc_url("diag^1", "/mask"), headers=PATIENT).status_code == 404
     assert client.store.pending_notifications() == []  # nothing told before the announcement
 
-    assert client.post(doc_url("diag^1", "/release"), headers=PATIENT).status_code == 403
+    assert client.post(doc_url("diag^1", "/release"), headers=PATIENT).status_code == 404
     assert client.post(doc_url("diag^1", "/release"), headers=pro(STRANGER)).status_code == 403
     assert client.post(doc_url("diag^1", "/release"), headers=pro(GRANTED)).is_success
     assert client.get(doc_url("diag^1"), headers=PATIENT).status_code == 200
@@ -167,7 +169,7 @@ def test_legal_representatives_act_for_a_minor(client):
     s.set_representative(CHILD, PARENT, True, operator)
     url = f"/patients/{CHILD}/documents"
     assert ids(client.get(url, headers=REP)) == ["c^1"]
-    assert client.get(doc_url("c^2"), headers=REP).status_code == 403
+    assert client.get(doc_url("c^2"), headers=REP).status_code == 404  # may not know of it
     assert client.get(url, headers=CHILD_SELF).status_code == 403  # rights held by the parents
     # the representative manages the record for the child
     assert client.put(doc_url("c^1", "/mask"), headers=REP).is_success
@@ -249,3 +251,108 @@ def test_a_documents_history_lists_only_the_versions_the_caller_may_see(client):
     assert [v["id"] for v in mine] == ["h^2"]
     theirs = client.get(doc_url("h^2"), headers=pro(GRANTED)).json()["versions"]
     assert [(v["id"], v["status"]) for v in theirs] == [("h^2", "current"), ("h^1", "superseded")]
+
+
+def test_a_mask_hides_every_version_of_the_document_from_professionals(client):
+    s = client.store
+    s.file(message("d^1", version=1))
+    s.file(message("d^2", version=2))
+    client.put(f"/patients/{INS}/access/{GRANTED}", json={"decision": "grant"}, headers=PATIENT)
+    assert client.put(doc_url("d^2", "/mask"), headers=PATIENT).is_success
+    url = f"/patients/{INS}/documents"
+    for doc_id in ("d^1", "d^2"):
+        assert client.get(doc_url(doc_id), headers=pro(GRANTED)).status_code == 403
+    assert ids(client.get(url, params={"history": True}, headers=pro(GRANTED))) == []
+    s.file(message("d^0", version=0))  # an older version filed after the mask
+    assert client.get(doc_url("d^0"), headers=pro(GRANTED)).status_code == 403
+    # the author still sees the versions; the patient unmasks them all at once
+    client.put(f"/patients/{INS}/access/{AUTHOR}", json={"decision": "grant"}, headers=PATIENT)
+    assert client.get(doc_url("d^1"), headers=pro(AUTHOR)).status_code == 200
+    assert client.delete(doc_url("d^0", "/mask"), headers=PATIENT).is_success
+    history = client.get(url, params={"history": True}, headers=pro(GRANTED))
+    assert ids(history) == ["d^0", "d^1", "d^2"]
+
+
+def test_a_stale_document_with_a_childs_birth_date_does_not_lock_the_patient_out(client):
+    s = client.store
+    s.file(message("a^1", set_id="a", birth_date="19841205"))
+    s.file(message("b^2", set_id="b", version=2))
+    s.file(message("b^1", set_id="b", version=1, birth_date="20181205"))  # history
+    s.file(message("c^1", set_id="c", birth_date="20181205", created="20261201"))  # current
+    assert ids(client.get(f"/patients/{INS}/documents", headers=PATIENT)) == ["a^1", "b^2", "c^1"]
+    trail = client.get(f"/patients/{INS}/audit", headers=PATIENT).json()["events"]
+    assert [(e["action"], e["outcome"]) for e in trail if e["document_id"] == "c^1"][-1] == (
+        "patient.birth-date",
+        "conflict",
+    )
+
+
+def test_the_audit_trail_keeps_quiet_about_documents_the_caller_may_not_see(client):
+    """Events about a document not yet announced to the patient (or hidden from legal
+    representatives) would announce it: they are left out until the caller may see it."""
+    s = client.store
+    s.file(message("open^1", set_id="open"))
+    s.file(message("cancer^1", set_id="cancer", codes=("INVISIBLE_PATIENT",)))
+    client.put(f"/patients/{INS}/attending", json={"professional_id": ATTENDING}, headers=PATIENT)
+    assert client.get(doc_url("cancer^1"), headers=pro(ATTENDING)).status_code == 200
+    assert client.get(doc_url("cancer^1"), headers=PATIENT).status_code == 404
+
+    def trail_ids(who: dict, ins: str = INS) -> set:
+        r = client.get(f"/patients/{ins}/audit", headers=who)
+        assert r.status_code == 200, r.text
+        return {e["document_id"] for e in r.json()["events"]}
+
+    assert trail_ids(PATIENT) == {None, "open^1"}
+    assert client.post(doc_url("cancer^1", "/release"), headers=pro(ATTENDING)).is_success
+    assert "cancer^1" in trail_ids(PATIENT)  # announced: its whole history shows
+
+    s.file(message("c^1", set_id="c1", ins=CHILD, birth_date="20150301"))
+    s.file(
+        message(
+            "c^2",
+            set_id="c2",
+            ins=CHILD,
+            birth_date="20150301",
+            codes=("INVISIBLE_REPRESENTANTS_LEGAUX",),
+        )
+    )
+    operator = Event(Actor("operator", "test"), Action.REPRESENTATIVE, "allowed", CHILD)
+    s.set_representative(CHILD, PARENT, True, operator)
+    assert client.get(doc_url("c^2"), headers=REP).status_code == 404
+    assert trail_ids(REP, CHILD) == {None, "c^1"}
+
+
+def test_the_audit_trail_is_paged_newest_first_with_a_link_to_the_next_page(client):
+    s = client.store
+    s.file(message("d^1"))
+    snoop = Event(Actor("professional", STRANGER, "10"), Action.READ, "denied", INS, "d^1")
+    s.audit(snoop)  # the oldest event but one: beyond any cap on a busy record
+    for _ in range(12):
+        s.audit(Event(Actor("patient", INS), Action.LIST, "allowed", INS))
+    url = f"/patients/{INS}/audit"
+    assert client.get(url, params={"limit": 501}, headers=PATIENT).status_code == 422
+    assert client.get(url, params={"limit": 0}, headers=PATIENT).status_code == 422
+    seen, pages, next_url = [], 0, f"{url}?limit=5"
+    while next_url:
+        page = client.get(next_url, headers=PATIENT)
+        assert page.status_code == 200, page.text
+        body = page.json()
+        assert len(body["events"]) <= 5
+        seen += body["events"]
+        next_url, pages = body["next"], pages + 1
+    assert pages == 3
+    event_ids = [e["id"] for e in seen]
+    assert event_ids == sorted(event_ids, reverse=True) and len(set(event_ids)) == 14
+    assert [e["actor"]["id"] for e in seen[-2:]] == [STRANGER, "lab-sil"]
+    # since narrows every page alike
+    since = client.get(url, params={"since": "2999-01-01T00:00:00Z"}, headers=PATIENT).json()
+    assert since == {"events": [], "next": None}
+
+
+def test_audit_times_carry_their_offset(client):
+    client.store.file(message("d^1"))
+    [event] = client.get(f"/patients/{INS}/audit", headers=PATIENT).json()["events"]
+    from datetime import datetime, timedelta
+
+    at = datetime.fromisoformat(event["at"])
+    assert at.utcoffset() == timedelta(0)

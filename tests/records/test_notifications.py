@@ -123,7 +123,7 @@ def test_worker_parks_refused_withdrawals_and_records_signature_status(tmp_path)
         worker(delivery(message("d^1")))
         assert store.document("d^1")["signature_status"] == "unsigned"
         stranger = message("del^1", action="delete", replaces="d^1", org=OTHER_ORG)
-        with pytest.raises(Poison, match="did not author"):
+        with pytest.raises(Poison, match="refused: only the author's organisation"):
             worker(delivery(stranger))
         with pytest.raises(Poison, match="names no filed document"):
             worker(delivery(message("del^2", action="delete", replaces="none^1")))
@@ -157,7 +157,7 @@ def test_a_batch_files_what_it_can_parks_the_rest_and_relays_once(wired):
     )
     assert outcomes[0] is None and outcomes[3] is None
     assert isinstance(outcomes[1], Poison) and "altered in transit" in str(outcomes[1])
-    assert isinstance(outcomes[2], Poison) and "did not author" in str(outcomes[2])
+    assert isinstance(outcomes[2], Poison) and "author's organisation" in str(outcomes[2])
     assert store.document("x^1") is None and store.document("d^1")["status"] == "current"
     got = take(ns.url, ns.names.queue(DESTINATION), timeout=5)
     assert sorted(n["document_id"] for n in got) == ["d^1", "p^1", "q^1"]
@@ -259,7 +259,7 @@ def test_corpus_mdm_invisible_to_the_patient_until_released(start_gateway, tmp_p
     doctor = Caller(CallerKind.PROFESSIONAL, "810000000042", "10")
     path = "/documents/" + urllib.parse.quote(doc_id, safe="")
     assert call("GET", f"/patients/{ins}/documents", patient) == (200, {"documents": []})
-    assert call("GET", path, patient)[0] == 403
+    assert call("GET", path, patient)[0] == 404  # not announced: not even known to exist
     grant = json.dumps({"decision": "grant"}).encode()
     assert call("PUT", f"/patients/{ins}/access/{doctor.id}", patient, grant)[0] == 200
     status, body = call("GET", path, doctor)

@@ -155,7 +155,8 @@ def test_a_document_and_its_withdrawal_in_one_batch(store):
 
 def test_a_batch_folds_its_statements_and_does_not_fall_back(store):
     """A new patient's three documents and a known patient's one: the new patient is
-    inserted once, with the last birth date given; the known one's corrected birth date is
+    inserted once, with the birth date of the newest document; the known one's corrected birth
+    date is
     one update; the four sets are locked in one statement; documents, sets, authors, outbox
     and audit rows go in one statement per table; nothing fails,
     so the batch is not filed again document by document (one savepoint, not five)."""
@@ -169,9 +170,17 @@ def test_a_batch_folds_its_statements_and_does_not_fall_back(store):
         statements.append(" ".join(statement.split()[:3]))
 
     batch = [
-        (message(f"n^{n}", ins=new, set_id=f"set-n{n}", birth_date=birth), "verified")
+        (
+            message(f"n^{n}", ins=new, set_id=f"set-n{n}", birth_date=birth, created=f"2026110{n}"),
+            "verified",
+        )
         for n, birth in ((1, "19841205"), (2, None), (3, "19851205"))
-    ] + [(message("k^2", ins=known, set_id="set-k2", birth_date="19841206"), "verified")]
+    ] + [
+        (
+            message("k^2", ins=known, set_id="set-k2", birth_date="19841206", created="20261102"),
+            "verified",
+        )
+    ]
     sa.event.listen(store.engine, "before_cursor_execute", seen)
     try:
         results = store.file_many(batch)
@@ -193,7 +202,8 @@ def test_a_batch_folds_its_statements_and_does_not_fall_back(store):
     assert count("INSERT INTO audit_events") == 1
     assert sum(s.startswith("SAVEPOINT") for s in statements) == 1
     assert len(store.pending_notifications(10)) == 5
-    assert [e["outcome"] for e in store.audit_trail(new)] == ["stored"] * 3
+    trail = [(e["document_id"], e["outcome"]) for e in reversed(store.audit_trail(new))]
+    assert trail == [("n^1", "stored"), ("n^2", "stored"), ("n^3", "changed"), ("n^3", "stored")]
 
 
 @pytest.mark.postgres
@@ -210,6 +220,7 @@ def test_two_batches_correcting_one_patient_do_not_deadlock(store, monkeypatch):
 
     from gateway.records import store as store_module
 
+    A2, D2 = "20261102", "20261103"  # a^2 corrects the birth date, d^2 (newer) again
     for s in "acd":
         store.file(message(f"{s}^1", set_id=f"set-{s}", version=1))
     a_between, real = threading.Event(), store_module.file_message
@@ -235,7 +246,10 @@ def test_two_batches_correcting_one_patient_do_not_deadlock(store, monkeypatch):
         args=(
             "A",
             [
-                (message("a^2", set_id="set-a", version=2, birth_date="19851205"), "verified"),
+                (
+                    message("a^2", set_id="set-a", version=2, birth_date="19851205", created=A2),
+                    "verified",
+                ),
                 (message("c^3", set_id="set-c", version=3, birth_date=None), "verified"),
             ],
         ),
@@ -246,7 +260,10 @@ def test_two_batches_correcting_one_patient_do_not_deadlock(store, monkeypatch):
         "B",
         [
             (message("c^2", set_id="set-c", version=2, birth_date=None), "verified"),
-            (message("d^2", set_id="set-d", version=2, birth_date="19861205"), "verified"),
+            (
+                message("d^2", set_id="set-d", version=2, birth_date="19861205", created=D2),
+                "verified",
+            ),
         ],
     )
     a.join(30)
@@ -259,16 +276,36 @@ def test_two_batches_correcting_one_patient_do_not_deadlock(store, monkeypatch):
     assert store.document("c^2")["status"] == "superseded"
 
 
-def test_in_a_batch_the_last_birth_date_given_wins(store):
-    """As when each document wrote the patient row in turn: a correction, then the stored
-    date again, leaves the stored date."""
-    store.file(message("k^1", set_id="set-k1", birth_date="19841205"))
+def test_in_a_batch_the_birth_date_of_the_newest_current_document_wins(store):
+    """As when each document wrote the patient row in turn: a correction by a newer document,
+    then the stored date again by a newer one still, leaves the stored date; a document older
+    than the one that gave the birth date changes nothing. Each change is audited."""
+    store.file(message("k^1", set_id="set-k1", birth_date="19841205", created="20261101"))
     results = store.file_many(
         [
-            (message("k^2", set_id="set-k2", birth_date="19851205"), "verified"),
-            (message("k^3", set_id="set-k3", birth_date=None), "verified"),
-            (message("k^4", set_id="set-k4", birth_date="19841205"), "verified"),
+            (
+                message("k^2", set_id="set-k2", birth_date="19851205", created="20261102"),
+                "verified",
+            ),
+            (message("k^3", set_id="set-k3", birth_date=None, created="20261105"), "verified"),
+            (
+                message("k^4", set_id="set-k4", birth_date="19841205", created="20261103"),
+                "verified",
+            ),
+            (
+                message("k^5", set_id="set-k5", birth_date="19861205", created="20261102"),
+                "verified",
+            ),
         ]
     )
-    assert results == [Filing.STORED] * 3
+    assert results == [Filing.STORED] * 4
     assert store.patient("184127505612355").birth_date == "19841205"
+    changes = [
+        (e["document_id"], e["outcome"], e["reason"])
+        for e in reversed(store.audit_trail("184127505612355"))
+        if e["action"] == "patient.birth-date"
+    ]
+    assert changes == [
+        ("k^2", "changed", "birth date 19841205 -> 19851205"),
+        ("k^4", "changed", "birth date 19851205 -> 19841205"),
+    ]

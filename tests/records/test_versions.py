@@ -6,7 +6,7 @@ import pytest
 
 from gateway.records.filing import Placement, placement
 from gateway.records.store import DocumentQuery, Filing
-from tests.records.builders import INS, OTHER_INS, OTHER_ORG, message
+from tests.records.builders import INS, LAB, OTHER_INS, OTHER_ORG, message
 
 
 def current(store, ins=INS):
@@ -180,18 +180,21 @@ def test_concurrent_filers_in_any_order_leave_the_highest_version_current(store)
 
 
 def _story(p: str) -> list:
-    """Versions, a replacement naming no set, a masked first version and a redelivered twin,
-    all within one batch; ``p`` prefixes every id."""
+    """Versions, replacements naming no set, a masked first version and a redelivered twin,
+    all within one batch; ``p`` prefixes every id. The ids sort against arrival order (a
+    replacement's id before the id of what it replaces, a set id before the previous
+    document's): filed in id order, r^a2 would find no r^z1 and both would stay current."""
     return [
-        message(f"{p}v^2", set_id=f"{p}set-v", version=2),
-        message(f"{p}v^1", set_id=f"{p}set-v", version=1),
-        message(f"{p}v^3", set_id=f"{p}set-v", version=3),
-        message(f"{p}v^3", set_id=f"{p}set-v", version=3),  # twin: a redelivery
-        message(f"{p}r^1", set_id=None, version=None),
-        message(f"{p}r^2", set_id=None, version=None, replaces=f"{p}r^1"),
-        message(f"{p}m^1", set_id=f"{p}set-m", version=1, codes=("MASQUE_PS",)),
-        message(f"{p}m^2", set_id=f"{p}set-m", version=2),
-        message(f"{p}x^1", set_id=f"{p}set-v", version=3),  # v^3's version, another id
+        message(f"{p}v^2", set_id=f"{p}z-set-v", version=2),
+        message(f"{p}v^1", set_id=f"{p}z-set-v", version=1),
+        message(f"{p}v^3", set_id=f"{p}z-set-v", version=3),
+        message(f"{p}v^3", set_id=f"{p}z-set-v", version=3),  # twin: a redelivery
+        message(f"{p}r^z1", set_id=None, version=None),
+        message(f"{p}r^a2", set_id=None, version=None, replaces=f"{p}r^z1"),
+        message(f"{p}r^0", set_id=None, version=None, replaces=f"{p}r^a2"),
+        message(f"{p}m^1", set_id=f"{p}a-set-m", version=1, codes=("MASQUE_PS",)),
+        message(f"{p}m^2", set_id=f"{p}a-set-m", version=2),
+        message(f"{p}x^1", set_id=f"{p}z-set-v", version=3),  # v^3's version, another id
     ]
 
 
@@ -217,17 +220,18 @@ def test_a_batch_files_versions_of_its_own_documents_as_one_by_one_filing_does(s
     assert batched == alone
     assert alone == [Filing.STORED, Filing.HISTORY, Filing.STORED, Filing.DUPLICATE,
                      Filing.STORED, Filing.STORED, Filing.STORED, Filing.STORED,
-                     Filing.CONFLICT]  # fmt: skip
+                     Filing.STORED, Filing.CONFLICT]  # fmt: skip
     assert _rows(store, "bat-") == _rows(store, "one-")
     rows = _rows(store, "bat-")
     assert rows["v^3"][0] == "current"
     assert rows["v^2"][:2] == ("superseded", "v^3")
     assert rows["v^1"][:2] == ("superseded", "v^2")  # arrived late: history under v^2
-    assert rows["r^2"] == ("current", "", False, "r^1")
-    assert rows["r^1"][:2] == ("superseded", "r^2")
+    assert rows["r^z1"][:2] == ("superseded", "r^a2")
+    assert rows["r^a2"] == ("superseded", "r^0", False, "r^z1")
+    assert rows["r^0"] == ("current", "", False, "r^z1")
     assert rows["m^2"][2] is True  # the mask of version 1 holds for version 2
     assert "x^1" not in rows
-    assert {d for d in current(store) if d.startswith("bat-")} == {"bat-v^3", "bat-r^2", "bat-m^2"}
+    assert {d for d in current(store) if d.startswith("bat-")} == {"bat-v^3", "bat-r^0", "bat-m^2"}
 
 
 def test_concurrent_batches_of_one_set_leave_the_highest_version_current(store):
@@ -255,3 +259,137 @@ def test_concurrent_batches_of_one_set_leave_the_highest_version_current(store):
     assert len(rows) == 40
     assert [d for d, r in rows.items() if r["status"] == "current"] == ["k^40"]
     assert store.query(INS, DocumentQuery())[0]["document_id"] == "k^40"
+
+
+def test_a_replacement_naming_no_set_locks_the_replaced_documents_set_when_its_batch_begins(
+    store,
+):
+    """The replaced document's set is locked with the batch's other sets, in set order, not
+    later while the batch already holds sets that sort after it (two batches could then wait
+    on each other)."""
+    import sqlalchemy as sa
+
+    store.file(message("a^1", set_id=None, version=None))
+    statements: list[str] = []
+
+    def seen(conn, cursor, statement, parameters, context, executemany):
+        statements.append(" ".join(statement.split()[:3]))
+
+    sa.event.listen(store.engine, "before_cursor_execute", seen)
+    try:
+        results = store.file_many(
+            [
+                (message("z^1", set_id="z-set"), "verified"),
+                (message("a^2", set_id=None, version=None, replaces="a^1"), "verified"),
+            ]
+        )
+    finally:
+        sa.event.remove(store.engine, "before_cursor_execute", seen)
+    assert results == [Filing.STORED, Filing.STORED]
+    assert sum(s.startswith("SELECT document_sets.set_id") for s in statements) == 1
+    assert sorted(current(store)) == ["a^2", "z^1"]
+    assert store.document("a^2")["set_id"] == "a^1" and status(store, "a^1") == "superseded"
+
+
+@pytest.mark.parametrize(
+    ("original", "replacement"),
+    [
+        (dict(set_id=None), dict(set_id="other-set")),  # first filed without a setId
+        (dict(set_id="set-1"), dict(set_id="set-2")),
+    ],
+    ids=["original-without-set", "two-sets"],
+)
+def test_a_replacement_naming_another_set_is_a_conflict_and_the_original_stays_current(
+    store, original, replacement
+):
+    from gateway.broker.consumer import Poison
+    from gateway.records.worker import RecordWorker
+    from tests.records.test_notifications import delivery
+
+    store.file(message("o^1", version=1, **original))
+    replacing = message("o^2", version=2, replaces="o^1", **replacement)
+    assert store.file(replacing) is Filing.CONFLICT
+    assert store.document("o^2") is None
+    assert current(store) == ["o^1"]
+    [event] = [e for e in store.audit_trail(INS) if e["document_id"] == "o^2"]
+    assert event["outcome"] == "conflict"
+    assert event["reason"].startswith("replaces a document of another set")
+    # the consumer parks it saying which conflict it was
+    with pytest.raises(Poison, match="conflict: replaces a document of another set"):
+        RecordWorker(store)(delivery(replacing))
+
+
+def test_the_patients_mask_and_unmask_hold_for_every_version_of_the_set(store):
+    """Masking any version masks them all, older ones included, and versions filed later,
+    newer or older; unmasking unmasks them all."""
+    from gateway.records.audit import Action, Actor, Event
+
+    def mask(doc_id: str, on: bool) -> None:
+        action = Action.MASK if on else Action.UNMASK
+        store.set_masked(doc_id, on, Event(Actor("patient", INS), action, "allowed", INS))
+
+    def masked() -> dict[str, bool]:
+        return {r["document_id"]: bool(r["masked"]) for r in store.documents_for_patient(INS)}
+
+    store.file(message("d^1", version=1))
+    store.file(message("d^2", version=2))
+    store.file(message("other^1", set_id="other"))
+    mask("d^2", True)
+    assert masked() == {"d^1": True, "d^2": True, "other^1": False}
+    store.file(message("d^0", version=0))  # an older version arriving after the mask
+    store.file(message("d^3", version=3))
+    assert masked() == {"d^0": True, "d^1": True, "d^2": True, "d^3": True, "other^1": False}
+    mask("d^1", False)  # unmasking through any version
+    assert not any(masked().values())
+    store.file(message("d^4", version=4))
+    assert not masked()["d^4"]
+
+
+def test_a_withdrawal_naming_the_victims_organisation_from_another_sender_is_refused(store):
+    """Rights come from what was recorded when the document was filed (its sender, its
+    custodian), not from the organisations the request says it speaks for."""
+    store.file(message("d^1", sender="lab-sil", custodian=LAB))
+    forged = message("del^1", action="delete", replaces="d^1", sender="other-clinic", custodian=LAB)
+    assert store.file(forged) is Filing.REFUSED
+    assert status(store, "d^1") == "current"
+    [event] = [e for e in store.audit_trail(INS) if e["action"] == "document.withdraw"]
+    assert event["reason"] == "only the sender that filed the document withdraws it"
+
+
+def test_a_withdrawal_must_name_the_custodian_the_document_was_filed_with(store):
+    store.file(message("d^1", custodian=LAB))
+    other = message("del^1", action="delete", replaces="d^1", custodian=OTHER_ORG)
+    assert store.file(other) is Filing.REFUSED
+    assert status(store, "d^1") == "current"
+    # the custodian's own request, whoever of its professionals authored it
+    mine = message("del^2", action="delete", replaces="d^1", custodian=LAB, org=OTHER_ORG)
+    assert store.file(mine) is Filing.WITHDRAWN
+    assert status(store, "d^1") == "withdrawn"
+
+
+def test_a_stale_version_never_changes_the_birth_date(store):
+    """An older version filed as history says nothing about the patient today."""
+    store.file(message("a^1", set_id="a", birth_date="19841205"))
+    store.file(message("b^2", set_id="b", version=2))
+    assert store.file(message("b^1", set_id="b", version=1, birth_date="19851205")) is (
+        Filing.HISTORY
+    )
+    assert store.patient(INS).birth_date == "19841205"
+    # nor does a current document created before the one that gave the birth date
+    store.file(message("c^1", set_id="c", birth_date="19851205", created="20250101"))
+    assert store.patient(INS).birth_date == "19841205"
+    assert not [e for e in store.audit_trail(INS) if e["action"] == "patient.birth-date"]
+
+
+def test_a_birth_date_that_would_make_an_adult_a_minor_is_kept_and_the_conflict_audited(store):
+    store.file(message("a^1", set_id="a", birth_date="19841205", created="20261101"))
+    assert store.file(message("b^1", set_id="b", birth_date="20181205", created="20261102")) is (
+        Filing.STORED
+    )
+    assert store.patient(INS).birth_date == "19841205"
+    [event] = [e for e in store.audit_trail(INS) if e["action"] == "patient.birth-date"]
+    assert (event["document_id"], event["outcome"]) == ("b^1", "conflict")
+    assert event["reason"] == "birth date 20181205 would make the patient a minor; 19841205 kept"
+    # a correction that keeps the patient an adult is taken, and audited
+    store.file(message("c^1", set_id="c", birth_date="19841206", created="20261103"))
+    assert store.patient(INS).birth_date == "19841206"
