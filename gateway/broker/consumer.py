@@ -17,7 +17,14 @@ the whole batch. A plain handler is a batch handler of size 1.
 acked; "parked" means copied to the destination's dead-letter target with the failure reason
 in headers (names.FAILURE …) and acked. Both copies are confirmed before the ack, so a crash in
 between gives a duplicate, never a loss (filing is idempotent by document id). With no
-dead-letter target the message is rejected, and the queue's own policy applies.
+dead-letter target the message is rejected, and the queue's own policy applies. A failure that
+waiting cannot fix (Poison, or the database refusing the data itself: failure.permanent) is
+parked without retries. The failure text in headers and logs is failure.describe's: classes
+and a message without patient data, never a statement's parameters.
+
+What the consumer did with each delivery, once the broker confirmed it, is told to the
+Batched's ``on_settled`` (a Settled: done, retrying with attempt and delay, parked, requeued,
+rejected): tracking and metrics report that, not the handler's outcome.
 
 No handler ever touches the channel. Reconnects by itself with backoff.
 """
@@ -25,6 +32,7 @@ No handler ever touches the channel. Reconnects by itself with backoff.
 from __future__ import annotations
 
 import contextlib
+import enum
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -36,6 +44,7 @@ import pika.exceptions
 
 from gateway.broker import names as h
 from gateway.broker.connection import parameters, redact
+from gateway.broker.failure import describe, permanent
 from gateway.broker.message import moved
 from gateway.broker.names import Names
 from gateway.errors import StoreUnavailable
@@ -76,12 +85,36 @@ Handler = Callable[[Delivery], None]
 BatchHandler = Callable[[Sequence[Delivery]], Sequence[BaseException | None]]
 
 
+class Disposition(enum.StrEnum):
+    """What the consumer did with a delivery (after the broker confirmed any copy)."""
+
+    DONE = "done"  # acked: the handler's work is committed
+    RETRYING = "retrying"  # copied to the retry queue of its attempt, then acked
+    PARKED = "parked"  # copied to the dead-letter target (parking), then acked
+    REQUEUED = "requeued"  # nacked back to its own queue: the store is down, or a move failed
+    REJECTED = "rejected"  # no dead-letter target: rejected, the queue's own policy decides
+
+
+@dataclass(frozen=True, slots=True)
+class Settled:
+    disposition: Disposition
+    attempt: int = 0  # failed deliveries so far, this one included (0 when done)
+    delay_ms: int | None = None  # RETRYING: when it comes back
+    reason: str | None = None  # failure.describe of what failed: no patient data
+    queue: str | None = None  # RETRYING / PARKED: where the copy went
+
+
+SettledObserver = Callable[[Delivery, Settled], None]
+
+
 @dataclass(frozen=True, slots=True)
 class Batched:
-    """A handler that takes up to ``size`` deliveries at once (see the module docstring)."""
+    """A handler that takes up to ``size`` deliveries at once (see the module docstring);
+    ``on_settled`` is told what became of each (it must not raise, and must not block)."""
 
     handler: BatchHandler
     size: int = 32
+    on_settled: SettledObserver | None = None
 
 
 def batched(handler: Handler | Batched) -> Batched:
@@ -118,12 +151,14 @@ class RetryPolicy:
     retry_queues: tuple[str, ...] = ()  # one per attempt, each with its delay as TTL
     dead_letter_exchange: str | None = None
     dead_letter_key: str | None = None  # the destination that receives what is given up
+    retry_delays_ms: tuple[int, ...] = ()  # the TTL of each retry queue, in the same order
 
     @classmethod
     def for_destination(cls, dest, names: Names) -> RetryPolicy:
         return cls(
             destination=dest.name,
             retry_queues=tuple(names.retry_queue(dest.queue, d) for d in dest.retry_delays_ms),
+            retry_delays_ms=tuple(dest.retry_delays_ms),
             dead_letter_exchange=names.dead_letter_exchange if dest.dead_letter else None,
             dead_letter_key=dest.dead_letter,
         )
@@ -235,17 +270,25 @@ class Consumer:
                 raise RuntimeError(f"{len(outcomes)} outcomes for {len(batch)} deliveries")
         except Exception as exc:
             outcomes = [exc] * len(batch)
+        done = Settled(Disposition.DONE)
         if all(o is None for o in outcomes):
             self._transient_streak = 0
             channel.basic_ack(batch[-1][0].delivery_tag, multiple=True)  # the batch, in order
+            for delivery in deliveries:
+                self._settled(delivery, done)
             return
         transient: BaseException | None = None
         for (method, properties, delivery), outcome in zip(batch, outcomes, strict=True):
             if outcome is None:
                 channel.basic_ack(method.delivery_tag)
+                self._settled(delivery, done)
             elif isinstance(outcome, Transient):
                 channel.basic_nack(method.delivery_tag, requeue=True)
                 transient = outcome
+                attempt = int(delivery.headers.get(h.ATTEMPT) or 0)
+                self._settled(
+                    delivery, Settled(Disposition.REQUEUED, attempt, reason=describe(outcome))
+                )
             else:
                 self._failed(channel, method, properties, delivery, outcome)
         if transient is None:
@@ -259,39 +302,52 @@ class Consumer:
             component=self._name,
             trace_id=batch[0][2].correlation_id,
             count=sum(isinstance(o, Transient) for o in outcomes),
-            reason=str(transient),
+            reason=describe(transient),
             delay_ms=int(pause * 1000),
         )
         self._connection.sleep(pause)  # keeps heartbeats going while we wait
 
+    def _settled(self, delivery: Delivery, settled: Settled) -> None:
+        """Tell the observer; what it does (tracking, metrics) never stops the consumer."""
+        observer = self._batched.on_settled
+        if observer is None:
+            return
+        try:
+            observer(delivery, settled)
+        except Exception as exc:
+            log("consumer.observer-failed", level=40, component=self._name, error=describe(exc))
+
     def _failed(self, channel, method, properties, delivery: Delivery, exc: Exception) -> None:
         policy = self._policy
         attempt = int(delivery.headers.get(h.ATTEMPT) or 0) + 1
-        reason = f"{type(exc).__name__}: {exc}"[:500]
-        retries = policy.retry_queues if policy and not isinstance(exc, Poison) else ()
+        reason = describe(exc)
+        final = isinstance(exc, Poison) or permanent(exc)
+        retries = policy.retry_queues if policy and not final else ()
+        delay_ms: int | None = None
         if attempt <= len(retries):
-            target, key, event = "", retries[attempt - 1], "consumer.retrying"
+            target, key, disposition = "", retries[attempt - 1], Disposition.RETRYING
+            delays = policy.retry_delays_ms
+            delay_ms = delays[attempt - 1] if attempt <= len(delays) else None
         elif policy and policy.dead_letter_key:
-            target, key, event = (
-                policy.dead_letter_exchange,
-                policy.dead_letter_key,
-                "consumer.parked",
-            )
+            target, key = policy.dead_letter_exchange, policy.dead_letter_key
+            disposition = Disposition.PARKED
         else:
             target = key = None
-            event = "consumer.rejected"
+            disposition = Disposition.REJECTED
         log(
-            event,
-            level=40 if event != "consumer.retrying" else 30,
+            f"consumer.{disposition.value}",
+            level=30 if disposition is Disposition.RETRYING else 40,
             component=self._name,
             trace_id=delivery.correlation_id,
             document_id=delivery.message_id,
             attempt=attempt,
+            delay_ms=delay_ms,
             error=type(exc).__name__,
-            reason=str(exc)[:200],
+            reason=reason[:200],
         )
         if key is None:
             channel.basic_reject(method.delivery_tag, requeue=False)  # the queue's DLX decides
+            self._settled(delivery, Settled(disposition, attempt, reason=reason))
             return
         headers = {
             **delivery.headers,
@@ -308,6 +364,9 @@ class Consumer:
         except (pika.exceptions.UnroutableError, pika.exceptions.NackError):
             log("consumer.move-failed", level=40, component=self._name, queue=key)
             channel.basic_nack(method.delivery_tag, requeue=True)
+            failed = f"not moved to {key}: {reason}"
+            self._settled(delivery, Settled(Disposition.REQUEUED, attempt - 1, reason=failed))
             self._connection.sleep(TRANSIENT_PAUSE_S[-1])
             return
         channel.basic_ack(method.delivery_tag)
+        self._settled(delivery, Settled(disposition, attempt, delay_ms, reason, key))

@@ -41,7 +41,7 @@ FORMAT = "passerelle.document/1"
 FRAMED_FORMAT = "passerelle.document/2"
 COMPRESSED_FORMAT = "passerelle.document/3"
 FORMATS = (FORMAT, FRAMED_FORMAT, COMPRESSED_FORMAT)
-DEIDENTIFIED_FORMAT = "passerelle.deidentified/1"  # envelope without patient, no payload
+DEIDENTIFIED_FORMAT = "passerelle.deidentified/1"  # allow-listed envelope fields, no payload
 REJECTION_FORMAT = "passerelle.rejection/1"  # a refused input with its validation report
 CONTENT_TYPE = "application/json"
 CONTENT_TYPES = {
@@ -209,15 +209,77 @@ def headers(envelope: Envelope) -> dict[str, str]:
     return out
 
 
+# What a de-identified copy keeps of the envelope (docs/message-format.md), by allow-list: a
+# field added to the envelope later stays out until someone decides it cannot identify the
+# patient. Kept: ids of the document and of the message, who sent, wrote and signed it (ids and
+# codes), codes, dates, sizes, flags. Left out: the patient; the MSSanté addresses (a patient's
+# mailbox is built on the INS); free text a sender writes (title, a code's display name, a
+# party's name, warnings), which may carry a name or an identifier.
+_KEPT_SCALARS = (
+    "document_id", "source_kind", "content_type", "sha256", "size", "sender", "received_at",
+    "trace_id", "action", "set_id", "version", "replaces", "language_code", "creation_time",
+    "service_start", "service_stop",
+)  # fmt: skip
+_KEPT_CODES = (
+    "type_code", "class_code", "format_code", "facility_type_code", "practice_setting_code",
+)  # fmt: skip
+_KEPT_PARTIES = ("custodian", "legal_authenticator", "facility")
+_KEPT_METADATA = (
+    "template_ids", "level", "converted_from", "hl7_message_type", "hl7_version",
+    "hl7_sending_facility",
+)  # fmt: skip
+_KEPT_SIGNATURE = ("key_id", "algorithm", "signed_at", "form")  # not the signature document
+
+
+def deidentified(plain: dict) -> dict:
+    """The allow-listed part of an envelope's JSON form (``Envelope.to_dict()``)."""
+    kept = {k: plain[k] for k in _KEPT_SCALARS if isinstance(plain.get(k), str | int)}
+    for name in _KEPT_CODES:
+        if isinstance(plain.get(name), dict):
+            kept[name] = _code(plain[name])
+    if isinstance(plain.get("confidentiality"), list):
+        kept["confidentiality"] = [
+            _code(c) for c in plain["confidentiality"] if isinstance(c, dict)
+        ]
+    if isinstance(plain.get("authors"), list):
+        kept["authors"] = [_party(p) for p in plain["authors"] if isinstance(p, dict)]
+    for name in _KEPT_PARTIES:
+        if isinstance(plain.get(name), dict):
+            kept[name] = _party(plain[name])
+    if isinstance(plain.get("flags"), dict):
+        kept["flags"] = {k: v for k, v in plain["flags"].items() if isinstance(v, bool)}
+    if isinstance(plain.get("local_codes"), list):
+        coded = (*_KEPT_CODES, "confidentiality")  # names of fields, nothing else
+        kept["local_codes"] = [c for c in plain["local_codes"] if c in coded]
+    metadata = plain.get("metadata")
+    if isinstance(metadata, dict):
+        kept["metadata"] = {k: metadata[k] for k in _KEPT_METADATA if k in metadata}
+    signature = plain.get("signature")
+    if isinstance(signature, dict):
+        kept["signature"] = {k: signature[k] for k in _KEPT_SIGNATURE if k in signature}
+    return {k: v for k, v in kept.items() if v not in (None, [], {})}
+
+
+def _code(code: dict) -> dict:
+    return {k: code[k] for k in ("code", "system") if isinstance(code.get(k), str)}
+
+
+def _party(party: dict) -> dict:
+    """A professional or organisation by identifier and role; never a name."""
+    kept = {k: party[k] for k in ("id", "id_system") if isinstance(party.get(k), str)}
+    if isinstance(party.get("role"), dict):
+        kept["role"] = _code(party["role"])
+    if isinstance(party.get("organisation"), dict):
+        kept["organisation"] = _party(party["organisation"])
+    return kept
+
+
 def encode_deidentified(envelope: Envelope, plain: dict | None = None) -> bytes:
-    """For destinations with ``strip: [patient]``: the envelope without the patient. The
-    payload, attachments and detached signature document are left out too, because they
-    carry the document itself, which names the patient. ``plain`` as for ``encode``."""
+    """For destinations with ``strip: [patient]``: the envelope's allow-listed fields
+    (``deidentified``), without payload, attachments nor signature document, which carry the
+    document itself, which names the patient. ``plain`` as for ``encode``."""
     plain = plain if plain is not None else envelope.to_dict()
-    stripped = {name: value for name, value in plain.items() if name != "patient"}
-    if "signature" in stripped:
-        stripped["signature"] = {k: v for k, v in stripped["signature"].items() if k != "signature"}
-    body = {"format": DEIDENTIFIED_FORMAT, "envelope": stripped}
+    body = {"format": DEIDENTIFIED_FORMAT, "envelope": deidentified(plain)}
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 

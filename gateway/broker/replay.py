@@ -4,6 +4,16 @@ Takes at most the messages present when it starts (so what it re-publishes, or w
 again and comes back, is never taken twice in one run). A message is acked in the parking
 queue only once its re-publication is confirmed; messages that do not match the filters, or
 whose destination cannot be told or does not take them, are put back untouched.
+
+A queue cannot be searched without taking its messages, so every message looked at counts as
+a delivery for a quorum queue's delivery limit. How the others go back matters by version
+(RabbitMQ's quorum queue guide, "When is delivery count incremented?"): from 4.3 an explicit
+``basic.nack`` with requeue does not count toward the limit while a channel or connection that
+closes with them unacked does (and ``basic.reject`` does); before 4.3 every return counts,
+either way (3.10.8: a nack and a channel close each added one to x-delivery-count). So they are
+nacked, explicitly, in one frame before the channel closes; the channel closing is only the
+fallback after a failure. What makes scans harmless everywhere is the parking queue having no
+delivery limit (broker.topology).
 """
 
 from __future__ import annotations
@@ -107,8 +117,8 @@ def replay(
                 continue
             channel.basic_ack(method.delivery_tag)
             result.replayed.append((doc, target))
-        for tag in held:
-            channel.basic_nack(tag, requeue=True)
+        if held:  # every delivery still unacked on this channel is a held one: one frame
+            channel.basic_nack(held[-1], multiple=True, requeue=True)
     except pika.exceptions.ChannelClosedByBroker as exc:
         raise BrokerUnavailable(f"RabbitMQ refused: {exc.reply_text}") from None
     except (pika.exceptions.AMQPError, OSError) as exc:

@@ -1,32 +1,32 @@
 """Tracking events: what happened to one inbound message, as metadata only. Pure.
 
 Each step of a message's life (received, validated, signed, routed, accepted, rejected,
-unavailable, filed, parked, replayed) becomes one Event keyed by the trace id. Events never
-carry the payload nor the patient's identity: they are built from the submission's transport
-facts, the envelope's non-clinical fields and the validation findings — and every free text
-among them goes through ``mask_ins`` because a finding message or an HL7 control id is
-written by the sender, who may have pasted an identifier into it.
+unavailable, filed, retrying, parked, given-up, replayed) becomes one Event keyed by the trace
+id. Events never carry the payload nor the patient's identity: they are built from the
+submission's transport facts, the envelope's non-clinical fields and the validation findings —
+and every free text among them goes through ``mask_ins`` (INS-shaped runs masked) because a
+finding message or an HL7 control id is written by the sender, who may have pasted an
+identifier into it.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from gateway.adapters import detect
 from gateway.adapters.hl7v2.parser import parse_header
+from gateway.broker.failure import mask_ins
 from gateway.outcome import Accepted, Receipt, ReceiptStatus, Rejected
 from gateway.submission import Submission
-
-# A NIR/NIA-shaped run of 13 to 15 characters (with the Corsican 2A/2B): masked wherever it
-# appears in text shown to operators. Over-masking (a 14-digit timestamp) is the safe error.
-_INS_LIKE = re.compile(r"(?<![0-9A-Za-z])[0-9]{5}(?:[0-9]{2}|2[AaBb])[0-9]{6,8}(?![0-9A-Za-z])")
 
 RECEIVED, VALIDATED, SIGNED, ROUTED = "received", "validated", "signed", "routed"
 ACCEPTED, REJECTED, UNAVAILABLE = "accepted", "rejected", "unavailable"
 FILED, PARKED, REPLAYED = "filed", "parked", "replayed"
+# Timeline only (the status stays): a consumer failed it and sent it to a retry queue, or
+# rejected it with no parking to send it to (the queue's own dead-lettering decides).
+RETRYING, GIVEN_UP = "retrying", "given-up"
 
 # Which statuses an event may replace in the message summary. Events of one message can be
 # recorded out of order across threads (a consumer may file before the service records the
@@ -41,11 +41,6 @@ STATUS_REPLACES: dict[str, frozenset[str] | None] = {
     FILED: None,  # any
 }
 STATUSES = (RECEIVED, ACCEPTED, REJECTED, UNAVAILABLE, FILED, PARKED, REPLAYED)
-
-
-def mask_ins(text: str) -> str:
-    """``text`` with every INS-shaped run replaced by asterisks but its last two characters."""
-    return _INS_LIKE.sub(lambda m: "*" * (len(m.group()) - 2) + m.group()[-2:], text)
 
 
 def utc_now() -> datetime:
@@ -157,6 +152,23 @@ def filed(trace_id: str, destination: str, document_id: str | None) -> Event:
 def parked(trace_id: str, destination: str, reason: str) -> Event:
     return Event(
         trace_id, PARKED, detail={"destination": destination, "reason": mask_ins(reason)[:300]}
+    )
+
+
+def retrying(
+    trace_id: str, destination: str, attempt: int, delay_ms: int | None, reason: str
+) -> Event:
+    """Failed ``attempt`` times; back on ``destination`` after ``delay_ms`` (a retry queue)."""
+    detail = {"destination": destination, "attempt": attempt, "reason": mask_ins(reason)[:300]}
+    if delay_ms is not None:
+        detail["delay_ms"] = delay_ms
+    return Event(trace_id, RETRYING, detail=detail)
+
+
+def given_up(trace_id: str, destination: str, reason: str) -> Event:
+    """Rejected by ``destination``'s consumer with no parking to copy it to."""
+    return Event(
+        trace_id, GIVEN_UP, detail={"destination": destination, "reason": mask_ins(reason)[:300]}
     )
 
 

@@ -111,9 +111,15 @@ def test_metrics_and_readiness(start_gateway):
             v for (n, ls), v in samples.items() if n == name and set(labels.items()) <= set(ls)
         )
 
-    # "parked" is tracked as the handler's outcome; the consumer moves the message to the
-    # parking queue just after, so the queue's depth is awaited, not assumed.
-    assert wait_for(lambda: scrape() and value("passerelle_queue_messages", queue=parking) == 1)
+    # "parked" is counted once the consumer's copy in the parking queue is confirmed: both are
+    # awaited (the scrape may come between the confirm and the count).
+    assert wait_for(
+        lambda: (
+            scrape()
+            and value("passerelle_queue_messages", queue=parking) == 1
+            and value("passerelle_consumer_messages_total", outcome="parked") == 1
+        )
+    )
 
     cda = {"transport": "http", "kind": "cda"}
     assert value("passerelle_messages_received_total", **cda) == 3
