@@ -25,6 +25,7 @@ from gateway.signing import Signer
 from gateway.signing.inbound import InboundSignatures
 from gateway.submission import Submission
 from gateway.validators.cda import CdaValidator
+from gateway.validators.envelope_limits import beyond_limits
 
 
 @dataclass(frozen=True)
@@ -55,10 +56,11 @@ def ingest(submission: Submission, tools: Tools) -> Outcome:
     if isinstance(document, Rejected):
         return document
     accepted = accept(document, submission, tools)
-    if not document.related:
-        return accepted
     related = tuple(accept(d, submission, tools) for d in document.related)
-    return dataclasses.replace(accepted, related=related)
+    too_long = [f for a in (accepted, *related) for f in beyond_limits(a.envelope)]
+    if too_long:  # accepted whole or refused whole, like every document of a message
+        return Rejected(Report.of(too_long), RejectionKind.INVALID)
+    return dataclasses.replace(accepted, related=related) if related else accepted
 
 
 def accept(document: Document, submission: Submission, tools: Tools) -> Accepted:

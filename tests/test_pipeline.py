@@ -89,3 +89,32 @@ def test_unsupported_message_type_is_an_ar_rejection(tools):
 def test_unknown_format_is_unreadable(tools):
     out = submit(b"%PDF-1.7 not a document we take", tools)
     assert isinstance(out, Rejected) and out.kind is RejectionKind.UNREADABLE
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "rule"),
+    [
+        # an id no AMQP message id can carry (255 bytes), which PostgreSQL would refuse too
+        (
+            b'<id root="1.2.250.1.999.1.1.20261101.4711"/>',
+            b'<id root="1.2.250.1.999.1.1" extension="%s"/>' % (b"X" * 300),
+            "envelope.too-long.document_id",
+        ),
+        # a set id longer than the record store's column (256)
+        (
+            b'<setId root="1.2.250.1.999.1.2.20261101.4711"/>',
+            b'<setId root="1.2.250.1.999.1.2" extension="%s"/>' % (b"S" * 300),
+            "envelope.too-long.set_id",
+        ),
+    ],
+)
+def test_an_identifier_longer_than_the_gateway_can_carry_is_refused_at_once(
+    tools, before, after, rule
+):
+    raw = cda()
+    assert before in raw
+    out = submit(raw.replace(before, after, 1), tools)
+    assert isinstance(out, Rejected) and out.kind is RejectionKind.INVALID
+    assert rule in [f.rule for f in out.report.errors]
+    finding = next(f for f in out.report.errors if f.rule == rule)
+    assert finding.location.startswith("/ClinicalDocument/") and finding.fix
