@@ -146,6 +146,9 @@ class Message:
         return [unescape(p, self.delimiters, self.charset) for p in parts]
 
 
+_BOM = b"\xef\xbb\xbf"
+
+
 def unescape(text: str, d: Delimiters, charset: str = "utf-8") -> str:
     """``text`` with HL7 escape sequences resolved; hex escapes (\\Xhh\\) are bytes in the
     message's character set (MSH-18: UTF-8 in the CI-SIS profile), not Latin-1."""
@@ -204,7 +207,8 @@ def parse(raw: bytes) -> tuple[Message | None, list[Finding]]:
     """Tokenize one ER7 message; None with an error finding when no MSH can be read."""
     findings: list[Finding] = []
     start = raw.find(b"MSH")
-    if start < 0 or raw[:start].strip(b"\x0b\x1c\r\n\t "):
+    # before MSH only framing and blanks, and a UTF-8 byte order mark some editors write
+    if start < 0 or raw[:start].strip(b"\x0b\x1c\r\n\t ").removeprefix(_BOM):
         return None, [
             error(
                 "hl7.msh",

@@ -89,3 +89,11 @@ def test_every_repetition_of_a_field_is_read():
     raw = b"MSH|^~\\&|A|B|C|D|1||ORU^R01|1|P|2.5\rOBX|1|FT|X^Y^LN||one~two\\R\\three~\r"
     msg, _ = parse(raw)
     assert msg.field_values(msg.first("OBX"), 5) == ["one", "two~three", ""]
+
+
+def test_a_utf8_byte_order_mark_before_msh_is_read_past():
+    """Some editors and Windows senders write one; MSH-18 still says how the text is read."""
+    msg, findings = parse(b"\xef\xbb\xbf" + oru())
+    assert findings == []
+    assert msg.control_id == "LAB-000001" and msg.value("PID-5.2") == "Hélène"
+    assert parse(b"\xef\xbb\xbfX" + oru())[0] is None  # anything else before MSH still refused
