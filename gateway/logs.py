@@ -11,6 +11,8 @@ import json
 import logging
 import sys
 import time
+import traceback
+from pathlib import Path
 
 ALLOWED_FIELDS = frozenset(
     {
@@ -93,3 +95,12 @@ def log(event: str, level: int = logging.INFO, **fields: object) -> None:
     if len(safe) != len([v for v in fields.values() if v is not None]):
         safe["dropped_fields"] = sorted(set(fields) - ALLOWED_FIELDS)
     _logger.log(level, event, extra={"fields": safe})
+
+
+def frames(exc: BaseException) -> list[str]:
+    """The last frames of a failure as ``file:line function``: enough to find the bug, and no
+    exception message, which may quote the document (patient data never goes to logs)."""
+    return [
+        f"{Path(f.filename).name}:{f.lineno} {f.name}"
+        for f in traceback.extract_tb(exc.__traceback__)[-4:]
+    ]

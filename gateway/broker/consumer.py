@@ -48,7 +48,7 @@ from gateway.broker.failure import describe, permanent
 from gateway.broker.message import moved
 from gateway.broker.names import Names
 from gateway.errors import StoreUnavailable
-from gateway.logs import log
+from gateway.logs import frames, log
 
 RECONNECT_DELAYS_S = (0.2, 0.5, 1.0, 2.0, 5.0)
 # How long the first delivery of a batch waits for others. pika reads 4 KB per socket read,
@@ -225,6 +225,16 @@ class Consumer:
                     component=self._name,
                     error=type(exc).__name__,
                     url=redact(self._url),
+                )
+            except Exception as exc:
+                # Anything else (a channel setting the broker cannot take, a bug) would end the
+                # thread silently while the gateway goes on accepting: say it, start again.
+                log(
+                    "consumer.failed",
+                    level=40,
+                    component=self._name,
+                    error=type(exc).__name__,
+                    where=frames(exc),
                 )
             finally:
                 self.consuming.clear()

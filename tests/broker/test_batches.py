@@ -3,6 +3,7 @@ delivery of a batch is settled by its own outcome (ack, requeue, retry, park).""
 
 from __future__ import annotations
 
+import logging
 import threading
 
 import pytest
@@ -106,3 +107,22 @@ def test_a_batch_handler_that_raises_settles_every_delivery_of_the_batch(broker_
     assert parked == {"d0", "d1", "d2"}
     assert sum(calls) == 3
     assert depth(broker_ns.url, broker_ns.names.queue("work")) == 0
+
+
+def test_a_consumer_that_fails_to_start_says_so_and_tries_again(broker_ns, table, caplog):
+    """Past AMQP's 16-bit prefetch, basic_qos raises struct.error, not a broker error: the
+    consumer thread ended silently while the gateway went on accepting documents."""
+    caplog.set_level(logging.ERROR, logger="gateway")
+    consumer = Consumer(
+        broker_ns.url, broker_ns.names.queue("work"), Recorder(), prefetch=70000, name="t-fail"
+    )
+    consumer.start()
+    try:
+        assert wait_for(
+            lambda: any(r.getMessage() == "consumer.failed" for r in caplog.records), timeout=10
+        )
+        assert consumer._thread.is_alive() and not consumer.consuming.is_set()
+    finally:
+        consumer.stop()
+    failed = next(r for r in caplog.records if r.getMessage() == "consumer.failed")
+    assert failed.fields["error"] == "error" and failed.fields["where"]  # struct.error
