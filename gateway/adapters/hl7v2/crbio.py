@@ -591,6 +591,8 @@ def _section(body, msg, group: OrderGroup, k: int, lines) -> list[Finding]:
 
 def _wrapped(line: str, indent: str) -> list[str]:
     """A line of the PDF copy, wrapped so that nothing is cut at the page's width."""
+    if len(indent) + len(line) <= _PDF_WIDTH and line.isprintable() and line[-1:] != " ":
+        return [indent + line]  # what textwrap gives a line that fits, ~20x sooner
     return textwrap.wrap(line, _PDF_WIDTH, initial_indent=indent, subsequent_indent=indent + "  ",
                          break_long_words=True) or [indent]  # fmt: skip
 
