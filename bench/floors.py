@@ -109,6 +109,7 @@ class _Publishing:
     def __init__(self, tools: Tools) -> None:
         self.names = Names(f"pbench-{uuid.uuid4().hex[:10]}")
         self.routing = tools.routing
+        self.seal_key = tools.seal_key
         self.publisher = Publisher(AMQP_URL, topology.plan(tools.routing, self.names))
 
     def __enter__(self) -> _Publishing:
@@ -126,7 +127,7 @@ class _Publishing:
             OutboundMessage(
                 self.names.exchange,
                 dest,
-                encode(document, self.routing.format_of(dest)),
+                encode(document, self.routing.format_of(dest), seal_key=self.seal_key),
                 env.document_id,
                 env.trace_id,
                 headers=headers(env),

@@ -69,12 +69,13 @@ def load_checks(settings: Settings) -> Checks:
 
 
 def load_tools(settings: Settings) -> Tools:
-    """Routing table, signing key and validators: loaded once, shared read-only."""
+    """Routing table, signing and seal keys, validators: loaded once, shared read-only."""
     return Tools(
         signer=XadesSigner(signing.load_key(settings)),
         routing=loader.load(settings.routing_file),
         checks=load_checks(settings),
         inbound=signing.load_inbound(settings),
+        seal_key=signing.load_envelope_key(settings),
     )
 
 
@@ -211,7 +212,7 @@ def start(settings: Settings, loop: asyncio.AbstractEventLoop | None = None) -> 
             raise
         metrics.gather(services.filing.metric_families)
     else:
-        worker = RecordWorker(store, verifier, notifier=services.notifier)
+        worker = RecordWorker(store, verifier, notifier=services.notifier, seal_key=tools.seal_key)
         services.consumers = start_record_consumers(
             settings, names, tools.routing, worker, tracker, metrics
         )
@@ -272,6 +273,7 @@ def start_filing(settings: Settings) -> FilingParts:
     routing = loader.load(settings.routing_file)
     names = Names(settings.amqp_prefix)
     verifier = signing.load_verifier(settings)
+    seal_key = signing.load_envelope_key(settings)
     store = RecordStore.open(settings.database_url)
     publisher = notifier = None
     try:
@@ -287,7 +289,7 @@ def start_filing(settings: Settings) -> FilingParts:
     tracker = BufferedTracker(TrackingStore(store.engine), on_drop=metrics.tracking_dropped.inc)
     filing = FilingParts(metrics, store, tracker, [], publisher)
     try:
-        worker = RecordWorker(store, verifier, notifier=notifier)
+        worker = RecordWorker(store, verifier, notifier=notifier, seal_key=seal_key)
         filing.consumers = start_record_consumers(
             settings, names, routing, worker, tracker, metrics
         )

@@ -62,6 +62,9 @@ class Settings:
     verify_certs: tuple[Path, ...] = ()  # more accepted keys' certificates (keys_dir/previous too)
     trust_store: Path | None = None  # PEM CA bundle for sender signatures
     signed_senders: frozenset[str] = frozenset()  # senders that must sign ("*": all)
+    # The envelope seal key (gateway/signing/seal.py), shared by intake and record consumers.
+    # None: keys_dir/envelope.key, created when absent; set: that file, which must exist.
+    envelope_key_file: Path | None = None
     routing_reload_s: float = 2.0  # how often routing.yaml is checked for changes
     token_secret: str | None = None  # records API tokens; else var/token.secret (api/identity)
     pipeline_workers: int = 0  # worker processes for the pipeline; 0: threads (gateway.workers)
@@ -125,6 +128,14 @@ class Settings:
             raise ConfigError("GATEWAY_TLS_CERT and GATEWAY_TLS_KEY go together")
         if self.tls_client_ca is not None and self.tls_cert is None:
             raise ConfigError("GATEWAY_TLS_CLIENT_CA needs GATEWAY_TLS_CERT and GATEWAY_TLS_KEY")
+        if self.envelope_key_file is not None and self.envelope_key_file in (
+            self.signing_key,
+            self.signing_cert,
+            self.signing_p12,
+        ):
+            raise ConfigError(
+                "GATEWAY_ENVELOPE_KEY_FILE: a file of its own, not the signing key or certificate"
+            )
         return self
 
 
@@ -158,6 +169,7 @@ def _signing(env: Mapping[str, str], root: Path, keys_dir: Path) -> dict:
         "verify_certs": tuple(_path(p, root) for p in paths if p),
         "trust_store": optional("GATEWAY_TRUST_STORE"),
         "signed_senders": frozenset(s.strip() for s in senders.split(",") if s.strip()),
+        "envelope_key_file": optional("GATEWAY_ENVELOPE_KEY_FILE"),
     }
 
 

@@ -45,6 +45,8 @@ class Tools:
     routing: RoutingTable
     checks: Checks = field(default_factory=Checks)
     inbound: InboundSignatures | None = None  # sender signatures and who must sign
+    # Seals the envelope of every document message published (gateway.service, signing/seal)
+    seal_key: bytes | None = field(default=None, repr=False)
 
 
 def ingest(submission: Submission, tools: Tools) -> Outcome:

@@ -10,9 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-import traceback
 from concurrent.futures import Executor
-from pathlib import Path
 
 from gateway.broker.loop_publisher import LoopPublisher
 from gateway.broker.message import (
@@ -28,7 +26,7 @@ from gateway.broker.names import Names
 from gateway.broker.publisher import OutboundMessage, Publisher
 from gateway.errors import BrokerUnavailable
 from gateway.findings import Finding, Report, error
-from gateway.logs import log
+from gateway.logs import frames, log
 from gateway.metrics import Metrics
 from gateway.outcome import Accepted, Outcome, Receipt, ReceiptStatus, Rejected, RejectionKind
 from gateway.pipeline import Tools, ingest
@@ -81,7 +79,7 @@ class IngestService:
                 level=40,
                 trace_id=submission.trace_id,
                 error=type(exc).__name__,
-                where=_where(exc),
+                where=frames(exc),
             )
             receipt = Receipt(
                 ReceiptStatus.UNAVAILABLE,
@@ -206,7 +204,7 @@ class IngestService:
             else:
                 fmt = tools.routing.format_of(name)
                 if fmt not in bodies:
-                    bodies[fmt] = encode(document, fmt, plain)
+                    bodies[fmt] = encode(document, fmt, plain, tools.seal_key)
                 body, content_type = bodies[fmt], CONTENT_TYPES[fmt]
             messages.append(
                 OutboundMessage(
@@ -282,10 +280,3 @@ def _warn_unbound_signers(tools: Tools, senders: SenderRegistry | None) -> None:
             reason="senders that must sign name no signing_subject; their signed documents are "
             f"refused: {', '.join(unbound)}",
         )
-
-
-def _where(exc: BaseException) -> list[str]:
-    """The last frames of a failure as ``file:line function``: enough to find the bug, and no
-    exception message, which may quote the document (patient data never goes to logs)."""
-    frames = traceback.extract_tb(exc.__traceback__)[-4:]
-    return [f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in frames]

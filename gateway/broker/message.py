@@ -4,20 +4,24 @@
 
     {"format": "passerelle.document/1",
      "envelope": {...},                       the Envelope, JSON form
+     "seal": "<hex>",                         HMAC of the envelope (gateway.signing.seal)
      "payload": "<base64>",                   the document bytes, as signed and hashed
      "attachments": [{"role", "content_type", "data": "<base64>"}]}
 
 ``passerelle.document/2``, the same parts framed: one line of JSON naming each part's size,
 then the parts' bytes as they are, payload first (no base64 to encode, decode and scan):
 
-    {"format": "passerelle.document/2", "envelope": {...}, "payload": {"size": N},
-     "attachments": [{"role", "content_type", "size": M}]}<newline><N bytes><M bytes>...
+    {"format": "passerelle.document/2", "envelope": {...}, "seal": "<hex>",
+     "payload": {"size": N}, "attachments": [{"role", "content_type", "size": M}]}
+    <newline><N bytes><M bytes>...
 
 ``passerelle.document/3``, the /2 line as it is, then the parts' bytes as one zstd frame
 (sizes on the line are the parts' own): a converted lab report is a tenth of its /2 size, so
 the broker writes, and rolls its quorum WAL over, that much less.
 
 A destination says which one it takes (routing.yaml ``format``); ``decode`` reads all three.
+The seal is in the body, not in AMQP headers: moving a message to retry, parking or replay
+rebuilds its headers (``moved``) and keeps its body byte for byte.
 
 AMQP properties: message_id = document id (idempotency key), correlation_id = trace id,
 persistent delivery, type "document". Headers repeat a few routing facts that carry no patient
@@ -35,6 +39,7 @@ import zstandard
 
 from gateway.envelope import Envelope
 from gateway.outcome import Attachment, Rejected
+from gateway.signing import seal as envelope_seal
 from gateway.submission import Submission
 
 FORMAT = "passerelle.document/1"
@@ -68,38 +73,75 @@ class DocumentMessage:
     attachments: tuple[Attachment, ...] = ()
 
 
-def encode(message: DocumentMessage, fmt: str = FORMAT, plain: dict | None = None) -> bytes:
+@dataclass(frozen=True, slots=True)
+class ReceivedMessage:
+    """A decoded document message with what its seal is checked against: the envelope's JSON
+    form as carried (``envelope_json`` gives its bytes) and the seal (None: it had none)."""
+
+    message: DocumentMessage
+    envelope_plain: dict
+    seal: str | None
+
+    def envelope_json(self) -> bytes:
+        """The envelope's bytes as the encoder sealed them. Not a slice of the body: the compact
+        JSON of the value the body's parser returned, which is the very value filed. For the
+        JSON the encoder writes, this is the bytes it wrote: ``json.loads`` keeps key order,
+        strings, integers, booleans and nulls, and floats round-trip by repr, so ``_json`` of
+        what it returns is ``_json`` of what was encoded. A slice would have to agree with
+        ``json.loads`` on which member is "the" envelope (it keeps the last of duplicate keys)."""
+        return _json(self.envelope_plain)
+
+    def sealed_with(self, key: bytes) -> bool:
+        return envelope_seal.sealed(key, self.envelope_json(), self.seal)
+
+
+def encode(
+    message: DocumentMessage,
+    fmt: str = FORMAT,
+    plain: dict | None = None,
+    seal_key: bytes | None = None,
+) -> bytes:
     """``message`` in the format ``fmt`` (one of ``FORMATS``). ``plain``: its envelope's JSON
-    form (``Envelope.to_dict()``) when the caller has it already."""
-    plain = plain if plain is not None else message.envelope.to_dict()
-    if fmt == FRAMED_FORMAT:
-        return _framed(message, plain)
-    if fmt == COMPRESSED_FORMAT:
-        return _framed(message, plain, compressed=True)
-    if fmt != FORMAT:
+    form (``Envelope.to_dict()``) when the caller has it already. ``seal_key``: the envelope
+    seal key (gateway.signing.seal); without it the body has no seal, which record consumers
+    refuse."""
+    if fmt not in FORMATS:
         raise ValueError(f"unknown message format {fmt!r}")
-    return _json_object(message, plain)
+    plain = plain if plain is not None else message.envelope.to_dict()
+    envelope_json = _json(plain)  # once per body; the seal is of these very bytes
+    seal = b""
+    if seal_key is not None:
+        seal = b'"seal":"%s",' % envelope_seal.seal(seal_key, envelope_json).encode("ascii")
+    if fmt == FORMAT:
+        return _json_object(message, envelope_json, seal)
+    return _framed(message, envelope_json, seal, compressed=fmt == COMPRESSED_FORMAT)
 
 
-def _framed(message: DocumentMessage, plain: dict, compressed: bool = False) -> bytes:
+def _framed(
+    message: DocumentMessage, envelope_json: bytes, seal: bytes, compressed: bool = False
+) -> bytes:
     """The first line cannot end early: compact JSON escapes every newline inside strings,
-    and no byte of a multi-byte UTF-8 character is a newline."""
-    head = {
-        "format": COMPRESSED_FORMAT if compressed else FRAMED_FORMAT,
-        "envelope": plain,
-        "payload": {"size": len(message.payload)},
-        "attachments": [
-            {"role": a.role, "content_type": a.content_type, "size": len(a.data)}
-            for a in message.attachments
-        ],
-    }
+    and no byte of a multi-byte UTF-8 character is a newline. It is what ``json.dumps`` of
+    the whole line (compact, non-ASCII kept) gives, the envelope's JSON spliced in."""
+    attachments = b",".join(
+        b'{"role":%s,"content_type":%s,"size":%d}'
+        % (_json(a.role), _json(a.content_type), len(a.data))
+        for a in message.attachments
+    )
+    head = b'{"format":"%s","envelope":%s,%s"payload":{"size":%d},"attachments":[%s]}' % (
+        (COMPRESSED_FORMAT if compressed else FRAMED_FORMAT).encode("ascii"),
+        envelope_json,
+        seal,
+        len(message.payload),
+        attachments,
+    )
     parts = [message.payload, *(a.data for a in message.attachments)]
     if compressed:  # one frame, its content size in its header (decode checks it first)
         parts = [zstandard.ZstdCompressor(level=_ZSTD_LEVEL).compress(b"".join(parts))]
-    return b"".join([_json(head), b"\n", *parts])
+    return b"".join([head, b"\n", *parts])
 
 
-def _json_object(message: DocumentMessage, plain: dict) -> bytes:
+def _json_object(message: DocumentMessage, envelope_json: bytes, seal: bytes) -> bytes:
     """The /1 JSON, byte for byte what ``json.dumps`` of the whole object
     (compact separators, non-ASCII kept) gives. The base64 strings need no JSON escaping, so
     they are spliced in as bytes: the JSON encoder would otherwise scan every character of a
@@ -109,9 +151,10 @@ def _json_object(message: DocumentMessage, plain: dict) -> bytes:
         % (_json(a.role), _json(a.content_type), base64.b64encode(a.data))
         for a in message.attachments
     )
-    return b'{"format":%s,"envelope":%s,"payload":"%s","attachments":[%s]}' % (
+    return b'{"format":%s,"envelope":%s,%s"payload":"%s","attachments":[%s]}' % (
         _json(FORMAT),
-        _json(plain),
+        envelope_json,
+        seal,
         base64.b64encode(message.payload),
         attachments,
     )
@@ -122,7 +165,12 @@ def _json(value) -> bytes:
 
 
 def decode(body: bytes) -> DocumentMessage:
-    """A document message of either format; MalformedMessage when it is neither."""
+    """A document message of any format; MalformedMessage when it is none."""
+    return decode_sealed(body).message
+
+
+def decode_sealed(body: bytes) -> ReceivedMessage:
+    """``decode``, with the envelope as carried and the seal, for the consumer to check."""
     try:
         head, newline, parts = body.partition(b"\n")
         if newline:  # /2; or /1 written with line breaks, which the first line alone is not
@@ -134,11 +182,11 @@ def decode(body: bytes) -> DocumentMessage:
                 sizes = _declared_sizes(data)
                 if data["format"] == COMPRESSED_FORMAT:
                     parts = _decompressed(parts, sum(sizes))
-                return _unframed(data, parts, sizes)
+                return _received(data, _unframed(data, parts, sizes))
         data = json.loads(body)
         if data.get("format") != FORMAT:
             raise MalformedMessage(f"unknown message format {data.get('format')!r}")
-        return DocumentMessage(
+        message = DocumentMessage(
             envelope=Envelope.from_dict(data["envelope"]),
             payload=base64.b64decode(data["payload"], validate=True),
             attachments=tuple(
@@ -146,11 +194,19 @@ def decode(body: bytes) -> DocumentMessage:
                 for a in data.get("attachments", [])
             ),
         )
+        return _received(data, message)
     except MalformedMessage:
         raise
     except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
         # RecursionError: JSON nested deeper than the interpreter's stack
         raise MalformedMessage(f"not a document message: {type(exc).__name__}") from None
+
+
+def _received(data: dict, message: DocumentMessage) -> ReceivedMessage:
+    seal = data.get("seal")
+    if seal is not None and not isinstance(seal, str):
+        raise MalformedMessage("the seal is not a string")
+    return ReceivedMessage(message, data["envelope"], seal)
 
 
 def _declared_sizes(head: dict) -> list[int]:

@@ -1,5 +1,6 @@
-"""`gateway keys init|rotate`: create the development signing key; rotate it, keeping the
-retired certificate (keys_dir/previous) so that what it signed still verifies."""
+"""`gateway keys init|rotate`: create the development signing key and the envelope seal key;
+rotate the signing key, keeping the retired certificate (keys_dir/previous) so that what it
+signed still verifies."""
 
 from __future__ import annotations
 
@@ -8,7 +9,14 @@ from pathlib import Path
 from gateway.cli._common import command
 from gateway.config import Settings
 from gateway.errors import KeystoreError
-from gateway.signing.keystore import KEY_FILE, init_dev_key, retire
+from gateway.signing.keystore import (
+    ENVELOPE_KEY_FILE,
+    KEY_FILE,
+    init_dev_key,
+    init_envelope_key,
+    retire,
+)
+from gateway.signing.setup import envelope_key_path
 
 
 def register(sub) -> None:
@@ -17,7 +25,8 @@ def register(sub) -> None:
     p = command(
         keys_sub,
         "init",
-        "create a development signing key and self-signed certificate",
+        "create a development signing key and self-signed certificate, and the envelope "
+        "seal key when there is none (GATEWAY_ENVELOPE_KEY_FILE, else keys_dir/envelope.key)",
         "  gateway keys init --if-missing\n  gateway keys init --algorithm ecdsa --dir /tmp/keys",
     )
     _key_options(p)
@@ -42,18 +51,36 @@ def _key_options(parser) -> None:
 def run_init(args) -> int:
     from gateway.cli import EXIT_USAGE, fail
 
-    directory = Path(args.dir) if args.dir else Settings.from_env().keys_dir
-    if (directory / KEY_FILE).exists():
-        if args.if_missing:
-            return 0
-        if not args.force:
-            return fail(f"{directory / KEY_FILE} exists (use --force to replace it)", EXIT_USAGE)
+    if args.dir:
+        directory = Path(args.dir)
+        envelope = directory / ENVELOPE_KEY_FILE
+    else:
+        settings = Settings.from_env()
+        directory, envelope = settings.keys_dir, envelope_key_path(settings)
     try:
+        if (directory / KEY_FILE).exists():
+            if args.if_missing:
+                _init_envelope_key(envelope)
+                return 0
+            if not args.force:
+                return fail(
+                    f"{directory / KEY_FILE} exists (use --force to replace it)", EXIT_USAGE
+                )
         path = init_dev_key(directory, args.algorithm)
+        print(f"created development signing key {path} ({args.algorithm}); never commit it")
+        _init_envelope_key(envelope)
     except KeystoreError as exc:
         return fail(str(exc), EXIT_USAGE)
-    print(f"created development signing key {path} ({args.algorithm}); never commit it")
     return 0
+
+
+def _init_envelope_key(path: Path) -> None:
+    """Made when absent, never replaced: a new key would strand every message in flight."""
+    if init_envelope_key(path):
+        print(
+            f"created envelope seal key {path}: every record consumer needs this same file "
+            "(docs/signing.md); never commit it"
+        )
 
 
 def run_rotate(args) -> int:

@@ -1,7 +1,7 @@
 """The patient-record consumer's handler: messages → checks → filing → commit (then ack).
 
-A batch of deliveries is checked one by one (decoding, hash, signature: what fails is
-poison), then the good ones are filed in one transaction, each inside its own savepoint
+A batch of deliveries is checked one by one (decoding, envelope seal, hash, signature: what
+fails is poison), then the good ones are filed in one transaction, each inside its own savepoint
 (records/store.py), and the notification outbox is relayed once for the batch.
 """
 
@@ -12,7 +12,7 @@ import threading
 from collections.abc import Sequence
 
 from gateway.broker.consumer import Batched, Delivery, Poison
-from gateway.broker.message import DocumentMessage, MalformedMessage, decode
+from gateway.broker.message import DocumentMessage, MalformedMessage, decode_sealed
 from gateway.errors import StoreUnavailable
 from gateway.logs import log
 from gateway.records.notify import Notifier, relay
@@ -40,10 +40,12 @@ class RecordWorker:
         store: RecordStore,
         verifier: Verifier | None = None,
         notifier: Notifier | None = None,
+        seal_key: bytes | None = None,
     ) -> None:
         self._store = store
         self._verifier = verifier
         self._notifier = notifier
+        self._seal_key = seal_key  # set: envelopes without the gateway's seal are refused
         # Consumer threads share this worker: one relays the outbox at a time, or two could
         # read the same pending notification and both send it.
         self._relaying = threading.Lock()
@@ -96,11 +98,24 @@ class RecordWorker:
         return outcomes
 
     def _checked(self, delivery: Delivery) -> tuple[DocumentMessage, str]:
-        """The decoded message and its signature status; Poison when it must not be filed."""
+        """The decoded message and its signature status; Poison when it must not be filed.
+
+        The envelope is what is filed by (patient, masking, action, replaces …) and the
+        signature covers the payload only: the seal says the envelope is the gateway's, and
+        the hash check then ties the payload to it."""
         try:
-            message = decode(delivery.body)
+            received = decode_sealed(delivery.body)
         except MalformedMessage as exc:
             raise Poison(str(exc)) from None
+        if self._seal_key is not None:
+            if received.seal is None:
+                raise Poison("the envelope has no seal: not published by a current gateway")
+            if not received.sealed_with(self._seal_key):
+                raise Poison(
+                    "the envelope seal does not match: altered in transit, or sealed with "
+                    "another envelope key"
+                )
+        message = received.message
         env = message.envelope
         if hashlib.sha256(message.payload).hexdigest() != env.sha256:
             raise Poison("payload hash does not match the envelope: altered in transit")

@@ -1,9 +1,12 @@
-"""Signing keys: load them once (PEM or PKCS#12), name them, rotate them.
+"""Signing keys: load them once (PEM or PKCS#12), name them, rotate them; the envelope seal key.
 
 A development key is a self-signed certificate made on the machine that uses it
 (`gateway keys init`); it lives under the data directory and is never committed. Rotation
 keeps the certificates of earlier keys (``previous/``) so that what they signed still
 verifies: each signature names its key id, and a verifier picks the certificate by that id.
+
+The envelope seal key (gateway.signing.seal) is a secret shared by the gateway's intake and
+its record consumers: 32 random bytes, written as 64 hex digits in ``envelope.key``.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import os
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,10 +25,13 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
 
 from gateway.errors import KeystoreError
+from gateway.signing.seal import KEY_BYTES
 
 KEY_FILE = "signing.key"
 CERT_FILE = "signing.pem"
 PREVIOUS_DIR = "previous"  # certificates of retired keys, still accepted by verifiers
+ENVELOPE_KEY_FILE = "envelope.key"
+_MAX_ENVELOPE_KEY_FILE_BYTES = 1024  # 64 hex digits and a newline; more is not a key file
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 
@@ -180,3 +187,60 @@ def init_dev_key(directory: Path, algorithm: str = "rsa", days: int = 730) -> Pa
         )
     (directory / CERT_FILE).write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     return key_path
+
+
+def read_envelope_key(path: Path) -> bytes:
+    """The envelope seal key in ``path``: 64 hex digits (surrounding whitespace ignored).
+    FileNotFoundError when absent; KeystoreError, naming the file but never its content, when
+    it is not a key."""
+    try:
+        with path.open("rb") as fh:
+            text = fh.read(_MAX_ENVELOPE_KEY_FILE_BYTES + 1)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise KeystoreError(f"cannot read envelope seal key {path}: {exc.strerror}") from None
+    try:
+        key = bytes.fromhex(text.strip().decode("ascii"))
+    except ValueError:  # UnicodeDecodeError is one
+        key = b""
+    if len(text) > _MAX_ENVELOPE_KEY_FILE_BYTES or len(key) != KEY_BYTES:
+        raise KeystoreError(
+            f"{path}: not an envelope seal key ({KEY_BYTES * 2} hex digits expected; "
+            "create one with `gateway keys init`)"
+        )
+    return key
+
+
+def init_envelope_key(path: Path) -> bool:
+    """Create the envelope seal key ``path`` (mode 0600) unless it exists; True if this call
+    created it. Atomic: written to a temporary file in the same directory, then linked into
+    place, which fails if another process made one first (theirs is kept, and used by both:
+    never two keys, never a half-written one)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+    try:
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_hex(KEY_BYTES) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            return False
+        _sync_directory(path.parent)
+        return True
+    except OSError as exc:
+        raise KeystoreError(f"cannot create envelope seal key {path}: {exc.strerror}") from None
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def _sync_directory(directory: Path) -> None:
+    """The new name made durable (a crash must not leave sealed messages behind a lost key)."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -12,6 +12,7 @@ import pytest
 
 from gateway.adapters.hl7v2.mllp import FrameDecoder, frame
 from gateway.adapters.hl7v2.parser import parse
+from gateway.signing import seal
 from tests.conftest import FIXTURES
 from tests.waiting import wait_for
 
@@ -95,9 +96,15 @@ def test_redelivered_and_resent_documents_are_filed_once(start_gateway, pg_url, 
     # And the broker delivers one more copy (as after a consumer crash before its ack).
     stored = wait_for(lambda: gw.services.store.documents_for_patient(CDA_INS))
     row = gw.services.store.document(stored[0]["document_id"])
+    envelope = json.loads(row["envelope"])
     message = {
         "format": "passerelle.document/1",
-        "envelope": json.loads(row["envelope"]),
+        "envelope": envelope,
+        # the copy a gateway published carries the seal of its envelope (docs/signing.md)
+        "seal": seal.seal(
+            gw.services.tools.seal_key,
+            json.dumps(envelope, ensure_ascii=False, separators=(",", ":")).encode(),
+        ),
         "payload": base64.b64encode(row["payload"]).decode(),
         "attachments": [],
     }
@@ -124,3 +131,9 @@ def test_redelivered_and_resent_documents_are_filed_once(start_gateway, pg_url, 
     time.sleep(0.5)
     wait_for(drained)
     assert len(gw.services.store.documents_for_patient(CDA_INS)) == 1
+    parking = broker_ns.names.queue("parking")
+    c = pika.BlockingConnection(pika.URLParameters(broker_ns.url))
+    try:  # filed once, not refused: nothing was parked
+        assert c.channel().queue_declare(parking, passive=True).method.message_count == 0
+    finally:
+        c.close()

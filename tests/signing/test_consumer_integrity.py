@@ -1,22 +1,24 @@
-"""Through real RabbitMQ into PostgreSQL: the record consumer checks hash and signature before
-filing; a message altered in transit is parked (dead-lettered), never stored."""
+"""Through real RabbitMQ into PostgreSQL: the record consumer checks envelope seal, hash and
+signature before filing; a message altered in transit is parked (dead-lettered), never stored."""
 
 from __future__ import annotations
 
 import base64
 import dataclasses
 import hashlib
+import json
 import time
 
 import pika
 import pytest
 
-from gateway.broker.message import DocumentMessage, encode
-from gateway.envelope import Envelope
+from gateway.broker.message import COMPRESSED_FORMAT, DocumentMessage, encode
+from gateway.envelope import Code, Envelope
 from gateway.outcome import Accepted
 from gateway.pipeline import ingest
 from gateway.signing import setup
 from gateway.submission import Submission
+from tests.records.builders import CONFIDENTIALITY, OTHER_INS
 
 pytestmark = [pytest.mark.broker, pytest.mark.postgres]
 
@@ -62,14 +64,17 @@ def test_message_altered_in_transit_is_parked_and_never_stored(start_gateway, pg
     accepted = ingest(Submission(raw=cda, transport="test", sender="test"), services.tools)
     assert isinstance(accepted, Accepted) and accepted.envelope.signature is not None
     env, payload = accepted.envelope, accepted.payload
-    genuine = encode(DocumentMessage(env, payload))
+    key = services.tools.seal_key
+    genuine = encode(DocumentMessage(env, payload), seal_key=key)
 
     altered = payload.replace(b"mmol", b"mmoL", 1)
     rehashed = dataclasses.replace(env, sha256=hashlib.sha256(altered).hexdigest())
+    stripped = dataclasses.replace(env, signature=None)
+    # Sealed with the gateway's key, as by someone who holds it: the signature still catches it.
     tampered = [
         one_byte_changed_in_the_payload(genuine, payload),  # caught by the hash
-        encode(DocumentMessage(rehashed, altered)),  # hash forged too: caught by the signature
-        encode(DocumentMessage(dataclasses.replace(env, signature=None), payload)),  # stripped
+        encode(DocumentMessage(rehashed, altered), seal_key=key),  # hash forged: the signature
+        encode(DocumentMessage(stripped, payload), seal_key=key),  # signature stripped
     ]
     publish(
         services.settings.amqp_url, services.names.exchange, [*tampered, genuine], env.document_id
@@ -88,3 +93,42 @@ def test_message_altered_in_transit_is_parked_and_never_stored(start_gateway, pg
     result = setup.load_verifier(services.settings).verify(stored, row["payload"])
     assert result.valid, result
     assert result.key_id == stored.signature.key_id
+
+
+def with_seal_of(body: bytes, genuine: bytes) -> bytes:
+    """``body`` (a /3 message) carrying the seal of ``genuine``: what someone without the key
+    can do, having read a genuine message."""
+    head, _, parts = body.partition(b"\n")
+    data = json.loads(head)
+    data["seal"] = json.loads(genuine.partition(b"\n")[0])["seal"]
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode() + b"\n" + parts
+
+
+def test_an_envelope_edited_in_transit_is_parked_and_filed_under_no_one(start_gateway, pg_url, cda):
+    """The reviewer's case: a genuinely signed CDA whose envelope names another patient and is
+    masked. The signature (over the payload) still verifies; the seal does not."""
+    gw = start_gateway(database_url=pg_url)
+    services = gw.services
+    accepted = ingest(Submission(raw=cda, transport="test", sender="test"), services.tools)
+    assert isinstance(accepted, Accepted)
+    env, payload = accepted.envelope, accepted.payload
+    genuine = encode(
+        DocumentMessage(env, payload), COMPRESSED_FORMAT, seal_key=services.tools.seal_key
+    )
+    other = dataclasses.replace(
+        env,
+        patient=dataclasses.replace(env.patient, ins=OTHER_INS, family_name="AUTRE"),
+        confidentiality=(*env.confidentiality, Code("MASQUE_PS", CONFIDENTIALITY)),
+    )
+    assert setup.load_verifier(services.settings).verify(other, payload).valid  # signature ok
+    edited = with_seal_of(encode(DocumentMessage(other, payload), COMPRESSED_FORMAT), genuine)
+    unsealed = encode(DocumentMessage(other, payload), COMPRESSED_FORMAT)  # as before seals
+    publish(
+        services.settings.amqp_url, services.names.exchange, [edited, unsealed], env.document_id
+    )
+
+    parked = drain(services.settings.amqp_url, services.names.queue("parking"), 2)
+    assert sorted(parked) == sorted([edited, unsealed])
+    assert services.store.document(env.document_id) is None
+    assert services.store.documents_for_patient(OTHER_INS) == []
+    assert services.store.documents_for_patient(env.patient.ins) == []
