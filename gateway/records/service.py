@@ -7,6 +7,7 @@ says whether a record the caller may not open holds anything.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Any
@@ -35,6 +36,25 @@ def facts(row: dict[str, Any]) -> DocumentFacts:
         invisible_representatives=bool(row["invisible_representatives"]),
         released=row["released_at"] is not None,
     )
+
+
+def as_seen(row: dict[str, Any], visible: list[Any]) -> dict[str, Any]:
+    """``row`` (a version the caller may see) as seen by a caller who may see only the
+    versions ``visible`` of its set (document ids or rows, newest first): a successor they may
+    not see is not named, and when they may see no newer version, theirs is the current one.
+    Otherwise "superseded by d^2" tells a patient of a version not yet announced to them, or a
+    professional of one the patient masked."""
+    if row["status"] != "superseded":
+        return row
+    ids = [v if isinstance(v, str) else v["document_id"] for v in visible]
+    if row["document_id"] not in ids:
+        return row
+    newer = ids[: ids.index(row["document_id"])]
+    if not newer:
+        return {**row, "status": "current", "superseded_by": None}
+    if row.get("superseded_by", newer[-1]) in newer:
+        return row
+    return {**row, "superseded_by": newer[-1]}  # the nearest newer one they may see
 
 
 def _today() -> date:
@@ -80,11 +100,22 @@ class RecordService:
         patient = self.store.patient(ins)
         today = self._today()
         event = self._check(caller, Action.LIST, access.record_access(caller, patient, today), ins)
+        # with history: a version whose newer ones the caller may not see is, for them, current
         rows = [
             r
-            for r in self.store.query(ins, query)
+            for r in self.store.query(ins, dataclasses.replace(query, include_history=True))
             if access.document_access(caller, patient, facts(r), today)
         ]
+        shown = {r["document_id"] for r in rows}
+        unseen_successor = {
+            r["set_id"]
+            for r in rows
+            if r["status"] == "superseded" and r["set_id"] and r["superseded_by"] not in shown
+        }
+        seen = {s: self._visible_versions(caller, patient, s, today) for s in unseen_successor}
+        rows = [as_seen(r, seen[r["set_id"]]) if r["set_id"] in seen else r for r in rows]
+        if not query.include_history:
+            rows = [r for r in rows if r["status"] == "current"]
         self.store.audit(event)
         return rows
 
@@ -96,13 +127,19 @@ class RecordService:
         event = self._check(caller, Action.READ, decision, patient.ins, document_id)
         versions = []
         if row["set_id"]:
-            versions = [
-                v
-                for v in self.store.versions(row["set_id"])
-                if access.document_access(caller, patient, facts(v), today)
-            ]
+            versions = self._visible_versions(caller, patient, row["set_id"], today)
+            ids = [v["document_id"] for v in versions]
+            row, versions = as_seen(row, ids), [as_seen(v, ids) for v in versions]
         self.store.audit(event)
         return row, versions
+
+    def _visible_versions(self, caller: Caller, patient, set_id: str, today: date) -> list[dict]:
+        """The versions of ``set_id`` the caller may see, newest first."""
+        return [
+            v
+            for v in self.store.versions(set_id)
+            if access.document_access(caller, patient, facts(v), today)
+        ]
 
     def audit_trail(
         self,

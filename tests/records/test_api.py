@@ -253,6 +253,25 @@ def test_a_documents_history_lists_only_the_versions_the_caller_may_see(client):
     assert [(v["id"], v["status"]) for v in theirs] == [("h^2", "current"), ("h^1", "superseded")]
 
 
+def test_a_version_the_patient_may_not_see_yet_is_not_told_by_the_one_before(client):
+    """v2 not yet announced to the patient: for them v1 is still the current version, in the
+    list and when read, and nothing names v2; a professional who may see v2 sees the truth."""
+    client.store.file(message("n^1", set_id="n", version=1))
+    client.store.file(message("n^2", set_id="n", version=2, codes=("INVISIBLE_PATIENT",)))
+    client.put(f"/patients/{INS}/access/{GRANTED}", json={"decision": "grant"}, headers=PATIENT)
+    url = f"/patients/{INS}/documents"
+    assert ids(client.get(url, headers=PATIENT)) == ["n^1"]
+    seen = client.get(doc_url("n^1"), headers=PATIENT).json()
+    assert (seen["status"], seen["superseded_by"]) == ("current", None)
+    assert [(v["id"], v["status"]) for v in seen["versions"]] == [("n^1", "current")]
+    history = client.get(url, params={"history": True}, headers=PATIENT).json()["documents"]
+    assert [(d["id"], d["status"]) for d in history] == [("n^1", "current")]
+    assert "n^2" not in client.get(doc_url("n^1"), headers=PATIENT).text
+    theirs = client.get(doc_url("n^1"), headers=pro(GRANTED)).json()
+    assert (theirs["status"], theirs["superseded_by"]) == ("superseded", "n^2")
+    assert ids(client.get(url, headers=pro(GRANTED))) == ["n^2"]
+
+
 def test_a_mask_hides_every_version_of_the_document_from_professionals(client):
     s = client.store
     s.file(message("d^1", version=1))
