@@ -19,16 +19,17 @@ import base64
 import hashlib
 import hmac
 import json
-import os
 import secrets
 import time
 from pathlib import Path
 
+from gateway import secret_file
 from gateway.errors import ConfigError
 from gateway.records.access import Caller, CallerKind
 
 SECRET_FILE = "token.secret"  # noqa: S105 (a file name, not a secret)
 MAX_TOKEN_CHARS = 4096
+MIN_SECRET_CHARS = 32
 DEFAULT_TTL_S = 8 * 3600
 
 
@@ -39,22 +40,24 @@ class InvalidToken(ValueError):
 def load_secret(data_dir: Path, configured: str | None = None) -> bytes:
     """The configured secret, or the one in ``data_dir`` (created on first use)."""
     if configured:
-        if len(configured) < 32:
-            raise ConfigError("GATEWAY_TOKEN_SECRET: use at least 32 characters")
+        if len(configured) < MIN_SECRET_CHARS:
+            raise ConfigError(f"GATEWAY_TOKEN_SECRET: use at least {MIN_SECRET_CHARS} characters")
         return configured.encode()
     path = data_dir / SECRET_FILE
     try:
-        return path.read_bytes().strip()
-    except FileNotFoundError:
-        pass
-    data_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another process created it first: use theirs
-        return path.read_bytes().strip()
-    with os.fdopen(fd, "w") as fh:
-        fh.write(secrets.token_hex(32))
-    return path.read_bytes().strip()
+        if not path.exists():  # created whole or not at all: a racing process never reads it empty
+            secret_file.create_once(path, secrets.token_hex(32) + "\n")
+        secret = path.read_bytes().strip()
+    except OSError as exc:
+        raise ConfigError(
+            f"{path}: cannot read or create the token secret ({exc.strerror})"
+        ) from None
+    if len(secret) < MIN_SECRET_CHARS:  # an empty file would let anyone mint any token
+        raise ConfigError(
+            f"{path}: the token secret is shorter than {MIN_SECRET_CHARS} characters; delete "
+            "the file to have a new one made, or set GATEWAY_TOKEN_SECRET"
+        )
+    return secret
 
 
 def _b64(data: bytes) -> str:
@@ -83,6 +86,8 @@ def mint(
 def verify(secret: bytes, token: str, now: float | None = None) -> Caller:
     if len(token) > MAX_TOKEN_CHARS:
         raise InvalidToken("token too long")
+    if not token.isascii():  # a v1 token is base64url and dots; the MAC is over its ASCII
+        raise InvalidToken("not a v1 token")
     version, _, rest = token.partition(".")
     body, _, mac = rest.partition(".")
     if version != "v1" or not body or not mac:

@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
 
+from gateway import secret_file
 from gateway.errors import KeystoreError
 from gateway.signing.seal import KEY_BYTES
 
@@ -214,33 +215,8 @@ def read_envelope_key(path: Path) -> bytes:
 
 def init_envelope_key(path: Path) -> bool:
     """Create the envelope seal key ``path`` (mode 0600) unless it exists; True if this call
-    created it. Atomic: written to a temporary file in the same directory, then linked into
-    place, which fails if another process made one first (theirs is kept, and used by both:
-    never two keys, never a half-written one)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+    created it. Atomic (gateway.secret_file): never two keys, never a half-written one."""
     try:
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(secrets.token_hex(KEY_BYTES) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        try:
-            os.link(temporary, path)
-        except FileExistsError:
-            return False
-        _sync_directory(path.parent)
-        return True
+        return secret_file.create_once(path, secrets.token_hex(KEY_BYTES) + "\n")
     except OSError as exc:
         raise KeystoreError(f"cannot create envelope seal key {path}: {exc.strerror}") from None
-    finally:
-        temporary.unlink(missing_ok=True)
-
-
-def _sync_directory(directory: Path) -> None:
-    """The new name made durable (a crash must not leave sealed messages behind a lost key)."""
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
