@@ -52,7 +52,7 @@ def test_wrong_nir_key_rejects_with_the_rule(tools):
     assert [f.rule for f in out.report.errors] == ["ins.nir-key"]
 
 
-def test_raw_lab_result_message_gets_a_stable_id_from_sender_and_msh10(tools):
+def test_raw_lab_result_message_gets_a_stable_id_from_its_report(tools):
     first = submit(oru(), tools)
     again = submit(oru(), tools)
     assert isinstance(first, Accepted)

@@ -3,16 +3,20 @@
 Header from MSH/PID/PV1/ORC/OBR, one section per order (OBR) with a narrative table, one lab
 observation per OBX (LOINC code, UCUM unit, interpretation, reference range).
 
-Deterministic on purpose: a resend of the same message (lost ACK) yields the same bytes, so
-the record store files it once. Versions without state: all reports of one order share a
-setId (sender + filler order number), and versionNumber = 1 + 3 × (seconds from specimen
-collection, OBR-7, to the report, OBR-22 else MSH-7) + the report's status rank (0
-preliminary, 1 final, 2 correction). Both times are HL7 DTM of any precision, with or without
-an offset (none: French local time). Later reports get higher versions; within one second
-(or one minute, at minute precision) a final still outranks a preliminary and a correction a
-final. A report whose versions cannot be ordered this way (times missing or unreadable,
-report time coarser than the minute, report before collection) is refused (AE), rather than
-given a version the record store would refuse as a conflict after the sender was told AA.
+Deterministic on purpose: a resend of the same report yields the same bytes under the same
+id, so the record store files it once. Nothing of the message's transport enters the document:
+not MSH-10 (a resend may get a new one), not MSH-7 (a resend may be built again). Versions
+without state: all reports of one order share a setId (sender + filler order number),
+versionNumber = 1 + 3 × (seconds from specimen collection, OBR-7, to the report, OBR-22) + the
+report's status rank (0 preliminary, 1 final, 2 correction), and the document id is derived
+from the setId and the version (``report_id``). Both times are HL7 DTM to the minute at least,
+with or without an offset (none: French local time), and are compared as UTC instants. Later
+reports get higher versions; within one second (or one minute, at minute precision) a final
+still outranks a preliminary and a correction a final. A report whose versions cannot be
+ordered this way (OBR-7 or OBR-22 missing, unreadable or coarser than the minute, a report
+time without an offset in the hour the clocks repeat in autumn, report before collection) is
+refused (AE), rather than given a version the record store would refuse as a conflict, or
+file behind an earlier report, after the sender was told AA.
 
 One patient per message: an ORU^R01 whose PATIENT_RESULT group repeats is refused by the
 intake before conversion. OBX-11 decides what a result is: W (posted in error) and D
@@ -31,7 +35,8 @@ import re
 import textwrap
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from gateway.adapters.hl7v2 import pdf_copy, xmlwriter
@@ -117,9 +122,23 @@ def ts(value: str) -> str:
     return digits + offset
 
 
-def dtm(value: str) -> tuple[datetime, int] | None:
+class Moment(NamedTuple):
+    """An HL7 DTM read as an instant: ``at`` in UTC, so that two moments subtract as elapsed
+    time whatever their offsets (Python subtracts datetimes sharing a tzinfo as wall-clock
+    time, wrong across a change of summer time); ``digits``, the date-time digits given (its
+    precision); ``ambiguous``, a French local time (no offset) of the hour the clocks repeat
+    when summer time ends, read as its first occurrence."""
+
+    at: datetime
+    digits: int
+    ambiguous: bool = False
+
+
+def dtm(value: str) -> Moment | None:
     """HL7 DTM/TS of any precision (YYYY to YYYYMMDDHHMMSS.SSSS, optional +/-ZZZZ offset) as
-    an aware datetime and the number of date-time digits given; no offset: French local time.
+    a ``Moment``; no offset: French local time, read deterministically where it is not one
+    instant (fold 0): in the repeated autumn hour, the first occurrence (summer time); in the
+    hour skipped in spring, the offset before the change (as a clock not yet moved forward).
     None when it is not a DTM."""
     m = _DTM.fullmatch(value.strip())
     if m is None:
@@ -137,10 +156,13 @@ def dtm(value: str) -> tuple[datetime, int] | None:
         minutes = sign * (int(offset[1:3]) * 60 + int(offset[3:5]))
         if abs(minutes) >= 24 * 60:
             return None
-        zone: timezone | ZoneInfo = timezone(timedelta(minutes=minutes))
-    else:
-        zone = LOCAL_ZONE
-    return moment.replace(tzinfo=zone), len(whole)
+        at = moment.replace(tzinfo=timezone(timedelta(minutes=minutes)))
+        return Moment(at.astimezone(UTC), len(whole))
+    local = moment.replace(tzinfo=LOCAL_ZONE, fold=0)
+    at = local.astimezone(UTC)
+    two_instants = local.utcoffset() != local.replace(fold=1).utcoffset()
+    skipped = at.astimezone(LOCAL_ZONE).replace(tzinfo=None) != moment
+    return Moment(at, len(whole), two_instants and not skipped)
 
 
 def report_status(groups: list[OrderGroup]) -> str:
@@ -153,49 +175,116 @@ def report_status(groups: list[OrderGroup]) -> str:
 
 
 def version_number(collected: str, reported: str, status: str = "F") -> int | None:
-    """1 + 3 × seconds from collection to report + rank of the status (P 0, F 1, C 2); None
-    when the two times cannot order the report's versions (see ``_version``)."""
+    """1 + 3 × seconds elapsed (UTC) from collection to report + rank of the status (P 0, F 1,
+    C 2); None when the two times cannot order the report's versions (see ``_version``)."""
     start, end = dtm(collected), dtm(reported)
-    if start is None or end is None or end[1] < _MINUTE or end[0] < start[0]:
+    if start is None or end is None or min(start.digits, end.digits) < _MINUTE:
         return None
-    seconds = int((end[0] - start[0]).total_seconds())
+    if end.ambiguous or end.at < start.at:
+        return None
+    seconds = int((end.at - start.at).total_seconds())
     version = 1 + 3 * seconds + {"F": 1, "C": 2}.get(status, 0)
     return version if version <= _MAX_VERSION else None
 
 
-def _version(
-    collected: str, reported: str, status: str, reported_at: str
-) -> tuple[int, list[Finding]]:
+_TIME_FORMAT = "YYYYMMDDHHMM[SS][+ZZZZ]"
+
+
+def _version(collected: str, reported: str, status: str) -> tuple[int, list[Finding]]:
     """The versionNumber, or 1 with an error saying precisely why the report's versions
-    cannot be ordered (the record store would refuse a later report as a conflict)."""
+    cannot be ordered: the record store would file a later report behind an earlier one, or
+    refuse it as a conflict, after the sender was told AA."""
     version = version_number(collected, reported, status)
     if version is not None:
         return version, []
-    start, end = dtm(collected), dtm(reported)
-    if start is None:
-        what = f"specimen collection time OBR-7 {collected!r} is missing or not a DTM"
-        where = "OBR-7"
-    elif end is None:
-        what, where = f"report time {reported!r} is missing or not a DTM", reported_at
-    elif end[1] < _MINUTE:
-        what, where = f"report time {reported!r} is not precise to the minute", reported_at
-    elif end[0] < start[0]:
-        what, where = f"report time {reported!r} is before collection {collected!r}", reported_at
-    else:
-        what, where = "collection and report are too far apart", reported_at
+    what, where, fix = _unordered(collected, reported)
     return 1, [
         error(
             "crbio.version",
             f"the report's versions cannot be ordered: {what}. Versions of one order are "
-            "numbered from the time between specimen collection and report, and a later report "
-            "with the same number would be refused by the record",
+            "numbered from the time elapsed between specimen collection (OBR-7) and report "
+            "(OBR-22), so that a later report supersedes an earlier one in the record",
             location=where,
             layer=LAYER,
             hl7_code=101 if "missing" in what else 102,
-            fix="send OBR-7 (collection) and OBR-22 (report, YYYYMMDDHHMM[SS][+ZZZZ]) in every "
-            "report of the order",
+            fix=fix,
         )
     ]
+
+
+def _unordered(collected: str, reported: str) -> tuple[str, str, str]:
+    """What is wrong with OBR-7 / OBR-22, where, and what the sender should do."""
+    start, end = dtm(collected), dtm(reported)
+    if start is None or start.digits < _MINUTE:
+        return (
+            f"specimen collection time OBR-7 {_flaw(collected, start)}",
+            "OBR-7",
+            f"send OBR-7, the specimen collection time, to the minute at least ({_TIME_FORMAT}), "
+            "the same in every report of the order",
+        )
+    if end is None or end.digits < _MINUTE:
+        return (
+            f"report time OBR-22 {_flaw(reported, end)} (MSH-7, the time the message was "
+            "built, is not used: a message sent again is often built again)",
+            "OBR-22",
+            f"send OBR-22, the time this report was produced, to the minute at least "
+            f"({_TIME_FORMAT}), the same when the report is sent again",
+        )
+    if end.ambiguous:
+        return (
+            f"report time OBR-22 {reported!r} has no offset and falls in the hour French clocks "
+            "repeat when summer time ends: two reports in that hour cannot be told apart",
+            "OBR-22",
+            "send OBR-22 with its offset: +0200 for the first occurrence of the hour, +0100 "
+            "for the second",
+        )
+    if end.at < start.at:
+        return (
+            f"report time OBR-22 {reported!r} is before collection OBR-7 {collected!r}",
+            "OBR-22",
+            "send the time the report was produced in OBR-22 and the specimen collection "
+            "time in OBR-7, with their offsets if they are not French local time",
+        )
+    return (
+        "collection and report are too far apart",
+        "OBR-22",
+        "check OBR-7 (collection) and OBR-22 (report) of the order",
+    )
+
+
+def _flaw(value: str, moment: Moment | None) -> str:
+    if not value.strip():
+        return "is missing"
+    return f"{value!r} is " + ("not a DTM" if moment is None else "not precise to the minute")
+
+
+def report_id(msg: Message, sender: str) -> str:
+    """The id of the CR-BIO ``msg`` converts to: from its setId and versionNumber, what
+    identifies the report clinically, never from the message's transport (MSH-10, MSH-7), so
+    that the same report sent again is the same document (a duplicate for the record)."""
+    obr = _first_obr(msg)
+    groups, _ = _order_groups(msg)
+    version, _ = _version(msg.value("OBR-7", obr), msg.value("OBR-22", obr), report_status(groups))
+    return _document_id(_set_id(msg, sender, obr), version)
+
+
+def _first_obr(msg: Message) -> Segment:
+    obrs = msg.all("OBR")
+    return obrs[0] if obrs else Segment("OBR", ["OBR"])
+
+
+def _order_number(msg: Message, obr: Segment) -> str:
+    return msg.value("OBR-3.1", obr) or msg.value("ORC-3.1") or msg.value("OBR-2.1", obr)
+
+
+def _set_id(msg: Message, sender: str, obr: Segment) -> str:
+    """All reports of one order: sender, sending application and facility, order number."""
+    order = _order_number(msg, obr)
+    return _oid(sender, msg.value("MSH-3.1"), msg.value("MSH-4.1"), order)
+
+
+def _document_id(set_id: str, version: int) -> str:
+    return _oid("report", set_id, str(version))
 
 
 def _el(parent: Node, tag: str, text: str | None = None, **attrs: str) -> Node:
@@ -260,9 +349,10 @@ class Laboratory:
 
 
 def convert(
-    msg: Message, sender: str, document_id: str, lab: Laboratory | None = None
+    msg: Message, sender: str, document_id: str | None = None, lab: Laboratory | None = None
 ) -> tuple[bytes, list[Finding]]:
-    """The CR-BIO CDA for ``msg`` and the findings of the conversion (errors: no CDA)."""
+    """The CR-BIO CDA for ``msg`` and the findings of the conversion (errors: no CDA).
+    ``document_id``: None for the report's own (``report_id``)."""
     try:
         return _convert(msg, sender, document_id, lab or Laboratory())
     except xmlwriter.InvalidXmlText as exc:
@@ -270,16 +360,14 @@ def convert(
 
 
 def _convert(
-    msg: Message, sender: str, document_id: str, lab: Laboratory
+    msg: Message, sender: str, document_id: str | None, lab: Laboratory
 ) -> tuple[bytes, list[Finding]]:
     findings: list[Finding] = []
-    obrs = msg.all("OBR")
-    obr = obrs[0] if obrs else Segment("OBR", ["OBR"])
+    obr = _first_obr(msg)
     pid = msg.first("PID") or Segment("PID", ["PID"])
-    reported = msg.value("OBR-22", obr) or msg.value("MSH-7.1")
+    reported = msg.value("OBR-22", obr)  # never MSH-7: a resend may build the message again
     collected = msg.value("OBR-7", obr)
-    order = msg.value("OBR-3.1", obr) or msg.value("ORC-3.1") or msg.value("OBR-2.1", obr)
-    if not order:
+    if not _order_number(msg, obr):
         findings.append(
             error(
                 "crbio.order-number",
@@ -293,10 +381,10 @@ def _convert(
     groups, unplaced = _order_groups(msg)
     findings += unplaced
     status = report_status(groups)
-    version, problems = _version(
-        collected, reported, status, "OBR-22" if msg.value("OBR-22", obr) else "MSH-7"
-    )
+    version, problems = _version(collected, reported, status)
     findings += problems
+    set_id = _set_id(msg, sender, obr)
+    document_id = document_id or _document_id(set_id, version)
     biologist = _responsible(msg, obr, groups) or lab.director
     if biologist is None:
         findings.append(
@@ -324,7 +412,7 @@ def _convert(
     _fixed(root, "confidentialityCode", code="N", displayName="Normal",
         codeSystem="2.16.840.1.113883.5.25")  # fmt: skip
     _fixed(root, "languageCode", code="fr-FR")
-    _leaf(root, "setId", root=_oid(sender, msg.value("MSH-3.1"), msg.value("MSH-4.1"), order))
+    _leaf(root, "setId", root=set_id)
     _leaf(root, "versionNumber", value=str(version))
     _record_target(root, msg, pid)
     _author(root, msg, biologist, org, when)

@@ -16,7 +16,6 @@ rather than converted or filed under its first patient.
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from gateway.adapters.cda import intake as cda_intake
@@ -32,16 +31,14 @@ from gateway.validators.cda import CdaValidator
 
 CONTENT_TYPE = "application/hl7-v2+er7"
 LAYER = "hl7v2"
-_ID_NAMESPACE = uuid.UUID("6f0c5a7e-3c1b-4b9e-9d4e-5a1f2c3b4d5e")
 
 
 def message_document_id(sender: str, msg: Message) -> str:
-    """A stable OID (2.25 arc) for a message: same sender, application and MSH-10 → same id."""
-    return stable_oid(sender, msg.msh.field(3), msg.msh.field(4), msg.control_id)
-
-
-def stable_oid(*parts: str) -> str:
-    return f"2.25.{uuid.uuid5(_ID_NAMESPACE, '|'.join(parts)).int}"
+    """The id of the CR-BIO a raw ORU^R01 converts to: from what identifies the report (sender,
+    application, facility, order number, version), never from MSH-10 or MSH-7, so that the same
+    report sent again (a lost ACK, a new MSH-10) is a duplicate for the record store, not a
+    conflict parked after its AA."""
+    return crbio.report_id(msg, sender)
 
 
 def read(
@@ -248,7 +245,7 @@ def _converted(
     """A raw ORU^R01 → CR-BIO CDA, validated like any CDA; the message travels beside it."""
     if not Report.of(findings).valid:
         return Rejected(Report.of(findings), RejectionKind.INVALID, "hl7v2")
-    cda_bytes, conversion = crbio.convert(msg, sender, message_document_id(sender, msg), lab)
+    cda_bytes, conversion = crbio.convert(msg, sender, lab=lab)  # the report's own id
     findings += conversion
     if not Report.of(findings).valid:
         return Rejected(Report.of(findings), RejectionKind.INVALID, "hl7v2")

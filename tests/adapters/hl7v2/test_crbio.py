@@ -14,8 +14,10 @@ from lxml import etree
 from gateway.adapters.hl7v2 import crbio
 from gateway.document import Document
 from gateway.records.filing import Placement, placement
+from gateway.records.store import Filing
 from tests.adapters.hl7v2.test_intake import PID, errors, read
 from tests.conftest import FIXTURES
+from tests.records.builders import message
 
 NS = {"h": "urn:hl7-org:v3"}
 XSI = "{http://www.w3.org/2001/XMLSchema-instance}type"
@@ -163,25 +165,42 @@ def test_a_hex_escape_is_read_in_the_message_character_set():
 
 
 def test_dtm_of_any_precision_and_offset():
-    assert crbio.dtm("202611010931+0100") == (datetime(2026, 11, 1, 8, 31, tzinfo=UTC), 12)
-    assert crbio.dtm("20261101093105.25-0230")[0] == datetime(
+    assert crbio.dtm("202611010931+0100")[:2] == (datetime(2026, 11, 1, 8, 31, tzinfo=UTC), 12)
+    assert crbio.dtm("20261101093105.25-0230").at == datetime(
         2026, 11, 1, 12, 1, 5, 250000, tzinfo=UTC
     )
-    assert crbio.dtm("20260715")[0] == datetime(2026, 7, 14, 22, 0, tzinfo=UTC)  # Paris, summer
-    assert crbio.dtm("2026")[1] == 4
+    assert crbio.dtm("20260715").at == datetime(2026, 7, 14, 22, 0, tzinfo=UTC)  # Paris, summer
+    assert crbio.dtm("2026").digits == 4
     assert crbio.dtm("20261301") is None and crbio.dtm("2026110") is None
     assert crbio.dtm("20261101+2500") is None
+
+
+def test_local_times_where_the_clocks_change_are_read_one_way():
+    # autumn: 02:30 happens twice; without an offset, the first (summer time), and said so
+    repeated = crbio.dtm("202610250230")
+    assert repeated.at == datetime(2026, 10, 25, 0, 30, tzinfo=UTC) and repeated.ambiguous
+    assert not crbio.dtm("202610250230+0100").ambiguous
+    # spring: 02:30 never happens; read with the offset before the change (+0100)
+    skipped = crbio.dtm("202603290230")
+    assert skipped.at == datetime(2026, 3, 29, 1, 30, tzinfo=UTC) and not skipped.ambiguous
+    assert crbio.ts("202603290230") == "202603290230+0100"  # the instant the CDA says too
 
 
 def version(doc) -> int:
     return doc.fields["version"]
 
 
-def prelim_then_final(msh7_p: str, msh7_f: str, obr22_p: str = "", obr22_f: str = ""):
-    p = accepted(oru(POTASSIUM.format("P"), msh7=msh7_p, obr22=obr22_p, control="P1"))[0]
-    f = accepted(oru(POTASSIUM.format("F"), msh7=msh7_f, obr22=obr22_f, control="F1"))[0]
+def prelim_then_final(p_time: str, f_time: str, obr7: str = "20261101071500"):
+    p = accepted(oru(POTASSIUM.format("P"), obr7=obr7, obr22=p_time, control="P1"))[0]
+    f = accepted(oru(POTASSIUM.format("F"), obr7=obr7, obr22=f_time, control="F1"))[0]
     assert p.fields["set_id"] == f.fields["set_id"]
     return p, f
+
+
+def assert_final_supersedes(p, f) -> None:
+    assert 1 < version(p) < version(f)
+    assert placement(version(f), None, p.fields["document_id"], version(p)) is Placement.CURRENT
+    assert placement(version(p), None, f.fields["document_id"], version(f)) is Placement.HISTORY
 
 
 @pytest.mark.parametrize(
@@ -193,10 +212,29 @@ def prelim_then_final(msh7_p: str, msh7_f: str, obr22_p: str = "", obr22_f: str 
     ],
 )
 def test_a_final_report_always_supersedes_the_preliminary(p_time, f_time):
-    p, f = prelim_then_final(p_time, f_time)
-    assert 1 < version(p) < version(f)
-    assert placement(version(f), None, p.fields["document_id"], version(p)) is Placement.CURRENT
-    assert placement(version(p), None, f.fields["document_id"], version(f)) is Placement.HISTORY
+    assert_final_supersedes(*prelim_then_final(p_time, f_time))
+
+
+@pytest.mark.parametrize(
+    ("collected", "p_time", "f_time"),
+    [
+        # spring, 29 March 2026: 01:30 (+0100) → 03:50 (+0200) is 1 h 20 elapsed, not 2 h 20;
+        # the final at 04:10+0200 (1 h 40) comes after it
+        ("202603290130", "202603290350", "202603290410+0200"),
+        # autumn, 25 October 2026: 03:40 (+0100, no offset) is 4 h 10 after 00:30 (+0200),
+        # after a preliminary sent at 03:20+0100 (3 h 50), though 3 h 10 apart on the clock
+        ("202610250030", "202610250320+0100", "202610250340"),
+        # in the repeated hour, with offsets: the final 20 minutes after the preliminary
+        ("202610250030", "202610250250+0200", "202610250210+0100"),
+    ],
+)
+def test_versions_count_elapsed_time_across_a_change_of_summer_time(collected, p_time, f_time):
+    assert_final_supersedes(*prelim_then_final(p_time, f_time, obr7=collected))
+
+
+def test_spring_forward_counts_one_hour_not_two():
+    doc = accepted(oru(GLUCOSE, obr7="202603290130", obr22="202603290330"))[0]
+    assert version(doc) == 1 + 3 * 3600 + 1
 
 
 def test_offsets_count_real_time_between_collection_and_report():
@@ -209,12 +247,73 @@ def test_offsets_count_real_time_between_collection_and_report():
     ("obr7", "obr22", "where"),
     [
         ("", "20261101093000", "crbio.version@OBR-7"),  # no collection time
+        ("20261101", "202611010930", "crbio.version@OBR-7"),  # collected "that day"
+        ("2026110107", "202611010930", "crbio.version@OBR-7"),  # to the hour
         ("20261101071500", "20261101", "crbio.version@OBR-22"),  # a day: cannot order
         ("20261101101500", "20261101093000", "crbio.version@OBR-22"),  # before collection
+        ("20261101071500", "", "crbio.version@OBR-22"),  # no report time: MSH-7 is not used
+        # no offset in the hour repeated in autumn: 02:50 then 02:10 may be 20 minutes later
+        ("202610250030", "202610250210", "crbio.version@OBR-22"),
     ],
 )
 def test_a_report_whose_versions_cannot_be_ordered_is_refused(obr7, obr22, where):
-    assert errors(read(oru(GLUCOSE, obr7=obr7, obr22=obr22))) == [where]
+    result = read(oru(GLUCOSE, obr7=obr7, obr22=obr22))
+    assert errors(result) == [where]
+    [finding] = result.report.errors
+    assert where.split("@")[1] in finding.fix  # the sender is told which field to send
+
+
+def test_a_preliminary_collected_on_a_day_cannot_outrank_the_final():
+    # OBR-7 "20261101" counted from midnight gave the preliminary v108001 and the later final,
+    # collected at 08:00, v43202: the preliminary stayed current
+    assert errors(read(oru(POTASSIUM.format("P"), obr7="20261101", obr22="202611011000"))) == [
+        "crbio.version@OBR-7"
+    ]
+    final = oru(POTASSIUM.format("F"), obr7="202611010800", obr22="202611011200")
+    assert version(accepted(final)[0]) == 1 + 3 * 4 * 3600 + 1
+
+
+# --- a report sent again -----------------------------------------------------------------
+
+
+def filed(store, doc) -> Filing:
+    """The converted document filed in the record store, as the record consumer files it."""
+    return store.file(
+        message(
+            doc.fields["document_id"],
+            doc.payload,
+            set_id=doc.fields["set_id"],
+            version=doc.fields["version"],
+        )
+    )
+
+
+@pytest.mark.parametrize(
+    "again",
+    [
+        {"control": "C2"},  # a new MSH-10 (a sender that numbers every sending)
+        {"msh7": "20261101094500"},  # the message built again, MSH-7 regenerated
+        {"control": "C2", "msh7": "20261101094500"},
+    ],
+)
+def test_a_report_sent_again_is_a_duplicate_never_a_conflict(store, again):
+    first = accepted(oru(GLUCOSE))[0]
+    resent = accepted(oru(GLUCOSE, **again))[0]
+    assert resent.fields["document_id"] == first.fields["document_id"]
+    assert resent.payload == first.payload
+    assert filed(store, first) is Filing.STORED
+    assert filed(store, resent) is Filing.DUPLICATE
+
+
+def test_a_later_report_of_the_order_is_filed_as_its_new_version(store):
+    p, f = prelim_then_final("202611010800", "202611010930")
+    assert p.fields["document_id"] != f.fields["document_id"]
+    assert filed(store, p) is Filing.STORED
+    assert filed(store, f) is Filing.STORED
+    assert filed(store, p) is Filing.DUPLICATE  # the preliminary resent late changes nothing
+    preliminary = store.document(p.fields["document_id"])
+    assert preliminary["status"] == "superseded"
+    assert preliminary["superseded_by"] == f.fields["document_id"]
 
 
 def test_a_result_made_final_without_its_value_is_refused_not_filed_empty():
