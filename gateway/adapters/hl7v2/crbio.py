@@ -35,16 +35,13 @@ import re
 import textwrap
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, timezone
-from typing import NamedTuple
-from zoneinfo import ZoneInfo
 
-from gateway.adapters.hl7v2 import pdf_copy, xmlwriter
+from gateway.adapters.hl7v2 import pdf_copy, report_time, xmlwriter
 from gateway.adapters.hl7v2.parser import Message, Segment
 from gateway.adapters.hl7v2.xmlwriter import Node, leaf, start, sub
 from gateway.findings import Finding, error, warning
 
-LAYER = "crbio"
+LAYER = report_time.LAYER  # the conversion's findings, times and versions included
 V3 = "urn:hl7-org:v3"
 XSI = "http://www.w3.org/2001/XMLSchema-instance"
 LAB = "urn:oid:1.3.6.1.4.1.19376.1.3.2"
@@ -77,7 +74,6 @@ COMMENT_TEMPLATES = (  # FR-Commentaire-ER (CCD comment, IHE PCC comments, CI-SI
     "1.3.6.1.4.1.19376.1.5.3.1.4.2",
     "1.2.250.1.213.1.1.3.32",
 )
-LOCAL_ZONE = ZoneInfo("Europe/Paris")  # HL7 times without an offset are French local time
 _NS = uuid.UUID("0b7d7a52-61e8-4a36-8c4c-4d5b0e7a2f10")
 _OBSERVATION_START = (
     '<entryRelationship typeCode="COMP"><observation classCode="OBS" moodCode="EVN">'
@@ -95,74 +91,11 @@ _TEXT_TYPES = frozenset({"", "ST", "TX", "FT"})
 # OBX-2 value types a CR-BIO observation can hold; anything else (ED, RP, …) is refused
 _VALUE_TYPES = _TEXT_TYPES | {"NM", "SN", "CE", "CWE", "CNE", "DT", "TM", "TS", "DTM"}
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
-_DTM = re.compile(
-    r"(\d{4}(?:\d{2}(?:\d{2}(?:\d{2}(?:\d{2}(?:\d{2}(?:\.\d{1,4})?)?)?)?)?)?)([+-]\d{4})?"
-)
-_MINUTE = 12  # digits of YYYYMMDDHHMM: the least precision that orders a report's versions
 _PDF_WIDTH = 100  # characters a line of the PDF copy shows
-_MAX_VERSION = 2**31 - 1  # an INT column in the record store
 
 
 def _oid(*parts: str) -> str:
     return f"2.25.{uuid.uuid5(_NS, '|'.join(parts)).int}"
-
-
-@functools.lru_cache(maxsize=1024)  # a message repeats the same few times in every OBX
-def ts(value: str) -> str:
-    """HL7 TS → CDA TS; date-times without an offset get the French local offset."""
-    value = value.strip()
-    if len(value) <= 8 or "+" in value or "-" in value[8:]:
-        return value
-    digits = value.split(".")[0]
-    try:
-        moment = datetime.strptime(digits.ljust(14, "0")[:14], "%Y%m%d%H%M%S")
-    except ValueError:
-        return value
-    offset = moment.replace(tzinfo=LOCAL_ZONE).strftime("%z")
-    return digits + offset
-
-
-class Moment(NamedTuple):
-    """An HL7 DTM read as an instant: ``at`` in UTC, so that two moments subtract as elapsed
-    time whatever their offsets (Python subtracts datetimes sharing a tzinfo as wall-clock
-    time, wrong across a change of summer time); ``digits``, the date-time digits given (its
-    precision); ``ambiguous``, a French local time (no offset) of the hour the clocks repeat
-    when summer time ends, read as its first occurrence."""
-
-    at: datetime
-    digits: int
-    ambiguous: bool = False
-
-
-def dtm(value: str) -> Moment | None:
-    """HL7 DTM/TS of any precision (YYYY to YYYYMMDDHHMMSS.SSSS, optional +/-ZZZZ offset) as
-    a ``Moment``; no offset: French local time, read deterministically where it is not one
-    instant (fold 0): in the repeated autumn hour, the first occurrence (summer time); in the
-    hour skipped in spring, the offset before the change (as a clock not yet moved forward).
-    None when it is not a DTM."""
-    m = _DTM.fullmatch(value.strip())
-    if m is None:
-        return None
-    digits, offset = m.group(1), m.group(2)
-    whole = digits.split(".")[0]
-    try:
-        moment = datetime.strptime(whole + "0101000000"[len(whole) - 4 :], "%Y%m%d%H%M%S")
-    except ValueError:
-        return None
-    if "." in digits:
-        moment += timedelta(seconds=float("0." + digits.split(".")[1]))
-    if offset:
-        sign = -1 if offset[0] == "-" else 1
-        minutes = sign * (int(offset[1:3]) * 60 + int(offset[3:5]))
-        if abs(minutes) >= 24 * 60:
-            return None
-        at = moment.replace(tzinfo=timezone(timedelta(minutes=minutes)))
-        return Moment(at.astimezone(UTC), len(whole))
-    local = moment.replace(tzinfo=LOCAL_ZONE, fold=0)
-    at = local.astimezone(UTC)
-    two_instants = local.utcoffset() != local.replace(fold=1).utcoffset()
-    skipped = at.astimezone(LOCAL_ZONE).replace(tzinfo=None) != moment
-    return Moment(at, len(whole), two_instants and not skipped)
 
 
 def report_status(groups: list[OrderGroup]) -> str:
@@ -174,97 +107,15 @@ def report_status(groups: list[OrderGroup]) -> str:
     return "C" if "C" in statuses else "F"
 
 
-def version_number(collected: str, reported: str, status: str = "F") -> int | None:
-    """1 + 3 × seconds elapsed (UTC) from collection to report + rank of the status (P 0, F 1,
-    C 2); None when the two times cannot order the report's versions (see ``_version``)."""
-    start, end = dtm(collected), dtm(reported)
-    if start is None or end is None or min(start.digits, end.digits) < _MINUTE:
-        return None
-    if end.ambiguous or end.at < start.at:
-        return None
-    seconds = int((end.at - start.at).total_seconds())
-    version = 1 + 3 * seconds + {"F": 1, "C": 2}.get(status, 0)
-    return version if version <= _MAX_VERSION else None
-
-
-_TIME_FORMAT = "YYYYMMDDHHMM[SS][+ZZZZ]"
-
-
-def _version(collected: str, reported: str, status: str) -> tuple[int, list[Finding]]:
-    """The versionNumber, or 1 with an error saying precisely why the report's versions
-    cannot be ordered: the record store would file a later report behind an earlier one, or
-    refuse it as a conflict, after the sender was told AA."""
-    version = version_number(collected, reported, status)
-    if version is not None:
-        return version, []
-    what, where, fix = _unordered(collected, reported)
-    return 1, [
-        error(
-            "crbio.version",
-            f"the report's versions cannot be ordered: {what}. Versions of one order are "
-            "numbered from the time elapsed between specimen collection (OBR-7) and report "
-            "(OBR-22), so that a later report supersedes an earlier one in the record",
-            location=where,
-            layer=LAYER,
-            hl7_code=101 if "missing" in what else 102,
-            fix=fix,
-        )
-    ]
-
-
-def _unordered(collected: str, reported: str) -> tuple[str, str, str]:
-    """What is wrong with OBR-7 / OBR-22, where, and what the sender should do."""
-    start, end = dtm(collected), dtm(reported)
-    if start is None or start.digits < _MINUTE:
-        return (
-            f"specimen collection time OBR-7 {_flaw(collected, start)}",
-            "OBR-7",
-            f"send OBR-7, the specimen collection time, to the minute at least ({_TIME_FORMAT}), "
-            "the same in every report of the order",
-        )
-    if end is None or end.digits < _MINUTE:
-        return (
-            f"report time OBR-22 {_flaw(reported, end)} (MSH-7, the time the message was "
-            "built, is not used: a message sent again is often built again)",
-            "OBR-22",
-            f"send OBR-22, the time this report was produced, to the minute at least "
-            f"({_TIME_FORMAT}), the same when the report is sent again",
-        )
-    if end.ambiguous:
-        return (
-            f"report time OBR-22 {reported!r} has no offset and falls in the hour French clocks "
-            "repeat when summer time ends: two reports in that hour cannot be told apart",
-            "OBR-22",
-            "send OBR-22 with its offset: +0200 for the first occurrence of the hour, +0100 "
-            "for the second",
-        )
-    if end.at < start.at:
-        return (
-            f"report time OBR-22 {reported!r} is before collection OBR-7 {collected!r}",
-            "OBR-22",
-            "send the time the report was produced in OBR-22 and the specimen collection "
-            "time in OBR-7, with their offsets if they are not French local time",
-        )
-    return (
-        "collection and report are too far apart",
-        "OBR-22",
-        "check OBR-7 (collection) and OBR-22 (report) of the order",
-    )
-
-
-def _flaw(value: str, moment: Moment | None) -> str:
-    if not value.strip():
-        return "is missing"
-    return f"{value!r} is " + ("not a DTM" if moment is None else "not precise to the minute")
-
-
 def report_id(msg: Message, sender: str) -> str:
     """The id of the CR-BIO ``msg`` converts to: from its setId and versionNumber, what
     identifies the report clinically, never from the message's transport (MSH-10, MSH-7), so
     that the same report sent again is the same document (a duplicate for the record)."""
     obr = _first_obr(msg)
     groups, _ = _order_groups(msg)
-    version, _ = _version(msg.value("OBR-7", obr), msg.value("OBR-22", obr), report_status(groups))
+    version, _ = report_time.version(
+        msg.value("OBR-7", obr), msg.value("OBR-22", obr), report_status(groups)
+    )
     return _document_id(_set_id(msg, sender, obr), version)
 
 
@@ -381,7 +232,7 @@ def _convert(
     groups, unplaced = _order_groups(msg)
     findings += unplaced
     status = report_status(groups)
-    version, problems = _version(collected, reported, status)
+    version, problems = report_time.version(collected, reported, status)
     findings += problems
     set_id = _set_id(msg, sender, obr)
     document_id = document_id or _document_id(set_id, version)
@@ -397,7 +248,7 @@ def _convert(
             )
         )
     org = _org_id(msg, lab)
-    when = ts(reported)
+    when = report_time.ts(reported)
 
     root = Node("ClinicalDocument", {"xmlns": V3, "xmlns:lab": LAB, "xmlns:xsi": XSI})
     _fixed(root, "realmCode", code="FR")
@@ -424,14 +275,14 @@ def _convert(
     service = _el(_el(root, "documentationOf"), "serviceEvent")
     _leaf(service, "code", **_battery(msg, obr))
     span = _el(service, "effectiveTime")
-    _leaf(span, "low", value=ts(collected or reported))
+    _leaf(span, "low", value=report_time.ts(collected or reported))
     _leaf(span, "high", value=when)
     performer = _el(service, "performer", typeCode="PRF")
     _fixed(performer, "templateId", root=PERFORMER_TEMPLATE)
     _leaf(_el(performer, "time"), "high", value=when)
     _entity(performer, "assignedEntity", msg, biologist, org, setting=True)
     encounter = _el(_el(root, "componentOf"), "encompassingEncounter")
-    _leaf(encounter, "effectiveTime", value=ts(collected or reported))
+    _leaf(encounter, "effectiveTime", value=report_time.ts(collected or reported))
     _entity(_el(encounter, "responsibleParty"), "assignedEntity", msg, biologist, org)
     facility = _el(_el(encounter, "location"), "healthCareFacility")
     _fixed(facility, "code", code="SA29", codeSystem="1.2.250.1.71.4.2.4",
@@ -804,7 +655,7 @@ def _observation(act, tbody, msg: Message, result: Result, lines) -> list[Findin
     ]
     [when] = msg.component_values(obx, 14, 1)
     if when:  # a time that is blank once stripped gives an empty element, as it always has
-        moment = ts(when)
+        moment = report_time.ts(when)
         parts.append(f'<effectiveTime value="{xmlwriter.attr(moment)}"/>' if moment else
                      "<effectiveTime/>")  # fmt: skip
     escaped_unit = xmlwriter.attr(unit or "1")

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import pytest
 from lxml import etree
 
-from gateway.adapters.hl7v2 import crbio
+from gateway.adapters.hl7v2 import report_time
 from gateway.document import Document
 from gateway.records.filing import Placement, placement
 from gateway.records.store import Filing
@@ -165,25 +165,30 @@ def test_a_hex_escape_is_read_in_the_message_character_set():
 
 
 def test_dtm_of_any_precision_and_offset():
-    assert crbio.dtm("202611010931+0100")[:2] == (datetime(2026, 11, 1, 8, 31, tzinfo=UTC), 12)
-    assert crbio.dtm("20261101093105.25-0230").at == datetime(
+    assert report_time.dtm("202611010931+0100")[:2] == (
+        datetime(2026, 11, 1, 8, 31, tzinfo=UTC),
+        12,
+    )
+    assert report_time.dtm("20261101093105.25-0230").at == datetime(
         2026, 11, 1, 12, 1, 5, 250000, tzinfo=UTC
     )
-    assert crbio.dtm("20260715").at == datetime(2026, 7, 14, 22, 0, tzinfo=UTC)  # Paris, summer
-    assert crbio.dtm("2026").digits == 4
-    assert crbio.dtm("20261301") is None and crbio.dtm("2026110") is None
-    assert crbio.dtm("20261101+2500") is None
+    assert report_time.dtm("20260715").at == datetime(
+        2026, 7, 14, 22, 0, tzinfo=UTC
+    )  # Paris, summer
+    assert report_time.dtm("2026").digits == 4
+    assert report_time.dtm("20261301") is None and report_time.dtm("2026110") is None
+    assert report_time.dtm("20261101+2500") is None
 
 
 def test_local_times_where_the_clocks_change_are_read_one_way():
     # autumn: 02:30 happens twice; without an offset, the first (summer time), and said so
-    repeated = crbio.dtm("202610250230")
+    repeated = report_time.dtm("202610250230")
     assert repeated.at == datetime(2026, 10, 25, 0, 30, tzinfo=UTC) and repeated.ambiguous
-    assert not crbio.dtm("202610250230+0100").ambiguous
+    assert not report_time.dtm("202610250230+0100").ambiguous
     # spring: 02:30 never happens; read with the offset before the change (+0100)
-    skipped = crbio.dtm("202603290230")
+    skipped = report_time.dtm("202603290230")
     assert skipped.at == datetime(2026, 3, 29, 1, 30, tzinfo=UTC) and not skipped.ambiguous
-    assert crbio.ts("202603290230") == "202603290230+0100"  # the instant the CDA says too
+    assert report_time.ts("202603290230") == "202603290230+0100"  # the instant the CDA says too
 
 
 def version(doc) -> int:

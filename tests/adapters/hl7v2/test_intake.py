@@ -7,7 +7,7 @@ import base64
 from lxml import etree
 
 from gateway.adapters.cda.parser import CdaLimits
-from gateway.adapters.hl7v2 import crbio, intake
+from gateway.adapters.hl7v2 import intake, report_time
 from gateway.document import Document
 from gateway.outcome import Rejected
 from gateway.validators.cda import CdaValidator
@@ -151,10 +151,10 @@ def test_observation_without_loinc_is_refused():
 
 
 def test_local_times_get_the_french_offset():
-    assert crbio.ts("20260115093000") == "20260115093000+0100"
-    assert crbio.ts("20260715093000") == "20260715093000+0200"
-    assert crbio.ts("20260715093000+0000") == "20260715093000+0000"
-    assert crbio.ts("19841205") == "19841205"
+    assert report_time.ts("20260115093000") == "20260115093000+0100"
+    assert report_time.ts("20260715093000") == "20260715093000+0200"
+    assert report_time.ts("20260715093000+0000") == "20260715093000+0000"
+    assert report_time.ts("19841205") == "19841205"
 
 
 def test_conversion_writes_what_lxml_would_write_even_for_values_needing_escapes():
