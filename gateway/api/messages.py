@@ -98,6 +98,9 @@ def message(message_id: str, request: Request) -> dict:
 
 @router.post("/messages/{message_id}/replay", summary="Send a parked message back to its queue")
 def replay(message_id: str, request: Request, who: Operator) -> JSONResponse:
+    """Every parked copy of the message (one per document and destination) goes back; the
+    answer says how many and where (``copies``, ``destinations``), and why any that could not
+    go is still parked (``not_replayed``: the message then stays parked)."""
     services = request.app.state.services
     found = services.tracking.message(message_id)
     if found is None:
@@ -114,11 +117,28 @@ def replay(message_id: str, request: Request, who: Operator) -> JSONResponse:
         return JSONResponse(
             {"status": result.status.value, "reason": result.detail}, status_code=409
         )
-    services.tracker.record(
-        events.replayed(message_id, result.destination, result.at, operator=who.id)
+    steps = [
+        events.replayed(message_id, destination, result.at, operator=who.id)
+        for destination in result.destinations
+    ]
+    if result.left:
+        steps.append(events.left_parked(message_id, result.left))
+    services.tracker.record(steps)
+    still = {"reason": f"{len(result.left)} still parked"} if result.left else {}
+    log(
+        "message.replayed",
+        trace_id=message_id,
+        destinations=",".join(result.destinations),
+        count=result.copies,
+        operator=who.id,
+        **still,
     )
-    log("message.replayed", trace_id=message_id, routing_key=result.destination, operator=who.id)
-    return JSONResponse(
-        {"status": "replayed", "message_id": message_id, "destination": result.destination},
-        status_code=202,
-    )
+    answer = {
+        "status": "replayed",
+        "message_id": message_id,
+        "copies": result.copies,
+        "destinations": list(result.destinations),
+    }
+    if result.left:
+        answer["not_replayed"] = list(result.left)
+    return JSONResponse(answer, status_code=202)

@@ -23,14 +23,29 @@ import re
 from sqlalchemy.exc import DataError, StatementError
 
 MAX_TEXT = 500
-# An INS (NIR/NIA: 13 digits + 2-digit key, Corsican 2A/2B) wherever it appears. The same
-# shape tracking masks (tracking.events); over-masking a 15-digit number is the safe error.
-_INS_LIKE = re.compile(r"(?<![0-9A-Za-z])[0-9]{5}(?:[0-9]{2}|2[AaBb])[0-9]{6,8}(?![0-9A-Za-z])")
+# An INS as written: the 15 characters of a NIR/NIA (13 digits + 2-digit key; the department
+# may be Corsica's 2A/2B), wherever it appears — glued to letters (``INS184127505612355``,
+# ``P184127505612355``) or split by single spaces (``1 84 12 75 056 123 55``) — but not inside
+# a longer run of digits. Shorter runs are left alone: 13- and 14-digit control ids
+# (timestamps) are common and tracking must still tell them apart; the INS a message carries
+# always has its key. The same shape tracking masks (tracking.events); over-masking an
+# ordinary 15-character id is the safe error.
+_GAP = "[ \u00a0]?"  # at most one space (or no-break space) between two characters
+_INS_LIKE = re.compile(
+    "(?<![0-9])"
+    + _GAP.join(["[0-9]"] * 5)
+    + _GAP
+    + f"(?:[0-9]{_GAP}[0-9]|2{_GAP}[AaBb])"
+    + _GAP
+    + _GAP.join(["[0-9]"] * 8)
+    + "(?![0-9])"
+)
 DATA_EXCEPTION_CLASS = "22"  # SQLSTATE class: the value itself is refused
 
 
 def mask_ins(text: str) -> str:
-    """``text`` with every INS-shaped run replaced by asterisks but its last two characters."""
+    """``text`` with every INS-shaped run replaced by asterisks but its last two characters
+    (spaces inside the run included: the masked form does not tell how it was written)."""
     return _INS_LIKE.sub(lambda m: "*" * (len(m.group()) - 2) + m.group()[-2:], text)
 
 

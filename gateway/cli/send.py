@@ -2,7 +2,9 @@
 
 Each file is sent on its own (MLLP: one connection, one frame per file, the ACK read back;
 HTTP: POST /documents or /hl7v2 by content). Exit 0 when all were accepted, 1 when any was
-rejected, 3 when the gateway could not take one (unreachable, AR for unavailability, 503).
+rejected, 3 when the gateway could not take one (unreachable, AR for unavailability, 503) or
+its answer could not be read (a proxy's error page: whether it took the file is unknown). A
+file that fails that way does not stop the others: every file is tried, then the summary.
 
 Output: one line per file (``PATH: STATUS DETAIL``) then a summary table; on a terminal a
 progress bar replaces the per-file lines. The message id each answer carries (HTTP
@@ -11,6 +13,7 @@ progress bar replaces the per-file lines. The message id each answer carries (HT
 
 from __future__ import annotations
 
+import http.client
 import json
 import socket
 import urllib.error
@@ -85,20 +88,37 @@ def send_http(base: str, raw: bytes, timeout: float) -> Answer:
     request.add_header("Content-Type", "application/xml" if path == "/documents" else "text/plain")
     try:
         with urllib.request.urlopen(request, timeout=timeout) as resp:  # noqa: S310 - http(s) only
-            body = json.loads(resp.read())
+            status, body = resp.status, _json_object(resp.read())
     except urllib.error.HTTPError as exc:
-        body = json.loads(exc.read() or b"{}")
-        message_id = body.get("message_id", "")
-        if exc.code == 422:
-            rules = [
-                f"{f['rule']}: {f['message']}"
-                for f in body.get("findings", [])
-                if f.get("severity") == "error"
-            ]
-            return Answer("rejected", "; ".join(rules), message_id)
-        detail = f"HTTP {exc.code} {body.get('reason', '')}".strip()
-        return Answer("unavailable", detail, message_id)
-    return Answer("accepted", body.get("id", ""), body.get("message_id", ""))
+        return _from_error(exc.code, _json_object(exc.read()))
+    if body is None or "message_id" not in body:
+        # A proxy's page, not the gateway's answer: whether the gateway took it is unknown.
+        return Answer("unavailable", f"HTTP {status}: not a gateway answer")
+    return Answer("accepted", str(body.get("id", "")), str(body.get("message_id", "")))
+
+
+def _from_error(code: int, body: dict | None) -> Answer:
+    """A refusal: the gateway's own (JSON, 422 with its findings) or anything in between
+    (a proxy's 502 page: no body we can read)."""
+    if body is None:
+        return Answer("unavailable", f"HTTP {code}: not a gateway answer")
+    message_id = str(body.get("message_id", ""))
+    if code == 422:
+        findings = [f for f in body.get("findings") or [] if isinstance(f, dict)]
+        rules = [
+            f"{f.get('rule')}: {f.get('message')}" for f in findings if f.get("severity") == "error"
+        ]
+        return Answer("rejected", "; ".join(rules), message_id)
+    return Answer("unavailable", f"HTTP {code} {body.get('reason', '')}".strip(), message_id)
+
+
+def _json_object(data: bytes) -> dict | None:
+    """The JSON object ``data`` holds, else None (an HTML error page, an empty body …)."""
+    try:
+        body = json.loads(data)
+    except ValueError:  # JSONDecodeError and UnicodeDecodeError alike
+        return None
+    return body if isinstance(body, dict) else None
 
 
 def run(args) -> int:
@@ -121,7 +141,7 @@ def run(args) -> int:
                 answer = send_mllp(target.hostname, target.port or 2575, raw, args.timeout)
             else:
                 answer = send_http(args.to, raw, args.timeout)
-        except OSError as exc:
+        except (OSError, http.client.HTTPException) as exc:  # refused, reset, cut short …
             answer = Answer("unavailable", f"{type(exc).__name__}: {exc}")
         answers.append((given, answer))
         if progress.enabled:

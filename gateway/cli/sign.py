@@ -2,7 +2,8 @@
 
 Writes FILE.xades.xml (the IHE DSG-style XAdES-BES signature over FILE's exact bytes) with
 the configured key (GATEWAY_SIGNING_KEY/CERT, GATEWAY_SIGNING_P12, or var/keys). Exit 0 all
-signed, 2 usage or key error (the message names the file).
+signed, 2 usage or key error (the message names the file). A directory gives its files but
+the signatures already in it (``*.xades.xml``): signing it again re-signs its documents.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ def run(args) -> int:
     from gateway.signing.setup import load_key
     from gateway.signing.xades import XadesSigner
 
-    files = expand(args.paths)
+    files = expand(args.paths, skip_suffix=SUFFIX)
     missing = [given for given, path in files if not path.is_file()]
     if missing:
         return fail(f"no such file: {', '.join(missing)}", EXIT_USAGE)

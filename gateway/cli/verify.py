@@ -4,7 +4,8 @@ By default the signature must be the gateway's: its key id must name the current
 retired one (var/keys/previous) or one in GATEWAY_VERIFY_CERTS. With --trust-store (or
 GATEWAY_TRUST_STORE and --sender) it is checked as a sender's signature: the certificate it
 carries must chain to a CA of the bundle. Exit 0 all valid, 1 any invalid (the rule id says
-why: signature.digest, signature.expired …), 2 usage or key/trust store error.
+why: signature.digest, signature.expired …), 2 usage or key/trust store error. A directory
+gives its documents, each checked against the ``.xades.xml`` beside it.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from gateway.cli._common import command, expand
-from gateway.cli.sign import signature_path
+from gateway.cli.sign import SUFFIX, signature_path
 from gateway.config import Settings
 from gateway.errors import ConfigError, KeystoreError
 from gateway.signing.rules import SignatureFault
@@ -45,7 +46,7 @@ def register(sub) -> None:
 def run(args) -> int:
     from gateway.cli import EXIT_INVALID, EXIT_OK, EXIT_USAGE, fail
 
-    files = expand(args.paths)
+    files = expand(args.paths, skip_suffix=SUFFIX)
     if args.signature and len(files) != 1:
         return fail("--signature takes exactly one FILE", EXIT_USAGE)
     pairs = [

@@ -69,6 +69,15 @@ def _masked(value: Any) -> Any:
     return value
 
 
+def masked_control_id(msh_10: str) -> str:
+    """MSH-10 as tracking keeps it, INS-shaped runs masked. A search by control id goes
+    through the same function (TrackingStore.search), so a sender finds its message by the
+    value it sent: an ordinary id is kept as is; a 15-character NIR-shaped one is kept masked
+    and also matches the other messages with the same masked form (narrow by sender or date).
+    """
+    return mask_ins(msh_10)[:64]
+
+
 def received(submission: Submission) -> Event:
     summary: dict[str, Any] = {
         "transport": submission.transport,
@@ -82,7 +91,7 @@ def received(submission: Submission) -> Event:
     if kind == "hl7v2":
         header = parse_header(submission.raw[:4096])
         if header is not None:
-            summary["control_id"] = mask_ins(header.msh.field(10))[:64]
+            summary["control_id"] = masked_control_id(header.msh.field(10))
             summary["message_type"] = "^".join(p for p in header.message_type if p)[:32]
     return Event(submission.trace_id, RECEIVED, submission.received_at, summary)
 
@@ -180,6 +189,13 @@ def replayed(
     if operator:
         detail["operator"] = operator
     return Event(trace_id, REPLAYED, at or utc_now(), detail=detail)
+
+
+def left_parked(trace_id: str, reasons: list[str] | tuple[str, ...]) -> Event:
+    """A replay sent some copies back but could not send these (``reasons``): the message is
+    still parked, and its replay button stays."""
+    reason = mask_ins("; ".join(reasons))[:300]
+    return Event(trace_id, PARKED, detail={"reason": f"not replayed: {reason}"})
 
 
 def _finding(data: dict[str, Any]) -> dict[str, Any]:

@@ -2,7 +2,13 @@
 
 ``Replayer`` is the port the HTTP API calls; ``ParkingReplayer`` adapts the general tool
 behind `gateway replay --from parking` (gateway.broker.replay) to one message: filter on the
-trace id (AMQP correlation id), at most one, back to the destination it was parked from.
+trace id (AMQP correlation id), every copy, each back to the destination it was parked from.
+
+One submission may park several copies under one trace id: a document routed to two
+destinations that both refused it, an ORU^R01 carrying two CDAs. Replaying only one would
+show the message as replayed while another copy stays parked, out of sight. All of them go
+(at most ``MAX_COPIES``: a trace id has one copy per document and destination); copies that
+cannot go are reported beside the ones that went.
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ from gateway.broker.names import Names
 from gateway.errors import BrokerUnavailable
 from gateway.routing.table import RoutingTable
 
+MAX_COPIES = 100  # far above documents x destinations of one submission
+
 
 class ReplayStatus(enum.StrEnum):
     REPLAYED = "replayed"
@@ -27,9 +35,14 @@ class ReplayStatus(enum.StrEnum):
 @dataclass(frozen=True, slots=True)
 class ReplayResult:
     status: ReplayStatus
-    destination: str | None = None
+    destinations: tuple[str, ...] = ()  # one per copy sent back, in the order they went
     detail: str = ""
-    at: datetime | None = None  # just before it was republished: it may be handled at once
+    at: datetime | None = None  # just before the first was republished: it may be handled at once
+    left: tuple[str, ...] = ()  # why each copy that could not go is still parked
+
+    @property
+    def copies(self) -> int:
+        return len(self.destinations)
 
 
 class Replayer(Protocol):
@@ -50,15 +63,15 @@ class ParkingReplayer:
             self._names,
             self._queue,
             filters=[broker_replay.Filter("trace_id", trace_id)],
-            limit=1,
+            limit=MAX_COPIES,
             queue_to_destination=self._by_queue.get,
         )
+        left = tuple(why for _document_id, why in result.failed)
         if result.replayed:
-            [(_document_id, destination)] = result.replayed
-            return ReplayResult(ReplayStatus.REPLAYED, destination, at=at)
-        if result.failed:
-            [(_document_id, why)] = result.failed
-            if "no destination" in why:
-                return ReplayResult(ReplayStatus.NO_ORIGIN, detail=why)
-            raise BrokerUnavailable(why)
+            destinations = tuple(destination for _document_id, destination in result.replayed)
+            return ReplayResult(ReplayStatus.REPLAYED, destinations, at=at, left=left)
+        if left:
+            if all("no destination" in why for why in left):
+                return ReplayResult(ReplayStatus.NO_ORIGIN, detail="; ".join(left), left=left)
+            raise BrokerUnavailable("; ".join(left))
         return ReplayResult(ReplayStatus.NOT_FOUND, detail="not in the parking queue")

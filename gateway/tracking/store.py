@@ -19,7 +19,14 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.errors import StoreUnavailable
 from gateway.records.in_lists import chunks
-from gateway.tracking.events import FILED, PARKED, RECEIVED, STATUS_REPLACES, Event
+from gateway.tracking.events import (
+    FILED,
+    PARKED,
+    RECEIVED,
+    STATUS_REPLACES,
+    Event,
+    masked_control_id,
+)
 from gateway.tracking.schema import tracked_events, tracked_messages
 
 MAX_LIST = 500
@@ -263,7 +270,8 @@ class TrackingStore:
         control_id: str | None = None,
         limit: int = 100,
     ) -> list[dict[str, Any]]:
-        """Most recent first. ``sender`` matches a substring; the others match exactly."""
+        """Most recent first. ``sender`` matches a substring; the others match exactly, the
+        control id as it was stored (masked the same way: ``masked_control_id``)."""
         c = tracked_messages.c
         query = sa.select(tracked_messages).order_by(c.received_at.desc(), c.trace_id)
         if status:
@@ -274,7 +282,7 @@ class TrackingStore:
         if type_code:
             query = query.where(c.type_code == type_code)
         if control_id:
-            query = query.where(c.control_id == control_id)
+            query = query.where(c.control_id == masked_control_id(control_id))
         if since:
             query = query.where(c.received_at >= since)
         if until:

@@ -8,9 +8,10 @@ import urllib.parse
 import urllib.request
 
 import pytest
+from starlette.requests import Request
 
 from gateway.api.identity import mint
-from gateway.api.operator import COOKIE
+from gateway.api.operator import COOKIE, same_origin
 from gateway.records.access import Caller, CallerKind
 from tests.tracking.scenario import http, operator_token
 
@@ -22,9 +23,17 @@ class NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
-def raw(method: str, url: str, body: bytes | None = None, cookie: str | None = None):
+def raw(
+    method: str,
+    url: str,
+    body: bytes | None = None,
+    cookie: str | None = None,
+    headers: dict[str, str] | None = None,
+):
     """(status, headers, text) without following redirects."""
-    headers = {"Cookie": f"{COOKIE}={cookie}"} if cookie else {}
+    headers = dict(headers or {})
+    if cookie:
+        headers["Cookie"] = f"{COOKIE}={cookie}"
     if body is not None:
         headers["Content-Type"] = "application/x-www-form-urlencoded"
     req = urllib.request.Request(url, data=body, method=method, headers=headers)
@@ -84,3 +93,49 @@ def test_the_browser_signs_in_with_a_token_kept_in_a_strict_httponly_cookie(star
 
     status, headers, _ = raw("POST", base + "/ui/logout", cookie=op)
     assert status == 303 and f'{COOKIE}=""' in headers["Set-Cookie"]
+
+
+def test_a_signed_in_browser_replays_only_from_the_gateways_own_pages(start_gateway):
+    """SameSite=Strict lets a same-site page (another port of the host) post with the cookie:
+    a cookie-authenticated replay must also say it comes from the gateway's origin."""
+    gw = start_gateway()
+    base = gw.http_url
+    here = "http://" + urllib.parse.urlsplit(base).netloc
+    replay = base + "/messages/" + "0" * 32 + "/replay"  # no such message: 404 once let in
+    op = operator_token(gw)
+    refused = [
+        {"Origin": "http://127.0.0.1:9999"},  # the reviewer's same-site form post
+        {"Origin": "null"},
+        {"Origin": here, "Sec-Fetch-Site": "same-site"},  # fetch metadata decides
+        {"Sec-Fetch-Site": "cross-site"},
+        {},  # a cookie and nothing to tell where the request comes from
+    ]
+    for headers in refused:
+        status, _, text = raw("POST", replay, b"", cookie=op, headers=headers)
+        assert status == 403 and "own pages" in text, headers
+    for headers in ({"Origin": here}, {"Sec-Fetch-Site": "same-origin"}):
+        assert raw("POST", replay, b"", cookie=op, headers=headers)[0] == 404, headers
+    # a bearer token is not sent by a browser on its own: no origin asked for
+    bearer = {"Authorization": f"Bearer {op}", "Origin": "http://127.0.0.1:9999"}
+    assert raw("POST", replay, b"", headers=bearer)[0] == 404
+    assert http("POST", replay, token=op)[0] == 404
+    # reading is unchanged
+    assert raw("GET", base + "/ui/counters", cookie=op, headers=refused[0])[0] == 200
+
+
+@pytest.mark.parametrize(
+    ("origin", "host", "same"),
+    [
+        ("https://gw.example", "gw.example:443", True),  # default ports, written or not
+        ("http://gw.example:80", "GW.example", True),
+        ("https://gw.example", "gw.example:8443", False),
+        ("http://gw.example.evil", "gw.example", False),
+    ],
+)
+def test_the_origin_is_compared_with_the_host_the_request_was_sent_to(origin, host, same):
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "headers": [(b"origin", origin.encode()), (b"host", host.encode())],
+    }
+    assert same_origin(Request(scope)) is same

@@ -69,3 +69,39 @@ def test_an_answer_that_is_not_a_well_formed_frame_is_unavailable_not_a_crash():
         thread.join(5)
         server.close()
     assert answer.status == "unavailable"
+
+
+@pytest.fixture
+def proxy_502():
+    """An HTTP proxy whose gateway is down: an HTML 502 page for every POST."""
+    import http.server
+
+    class BadGateway(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            page = b"<html><body><h1>502 Bad Gateway</h1></body></html>"
+            self.send_response(502)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            self.wfile.write(page)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), BadGateway)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_proxys_error_page_is_unavailable_and_every_file_is_still_tried(proxy_502):
+    cda = str(FIXTURES / "cda/crbio_glycemia.xml")
+    oru = str(FIXTURES / "hl7v2/oru_r01_lab_results.hl7")
+    res = send(cda, oru, "--to", proxy_502)
+    assert res.returncode == 3, res.stdout + res.stderr
+    assert "Traceback" not in res.stderr
+    assert f"{cda}: unavailable HTTP 502: not a gateway answer" in res.stdout
+    assert f"{oru}: unavailable HTTP 502: not a gateway answer" in res.stdout
+    assert "unavailable  2" in res.stdout.splitlines()  # the summary table

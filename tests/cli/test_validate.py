@@ -1,6 +1,7 @@
 """`gateway validate`: the JSON-lines contract and exit codes other tools rely on."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -89,3 +90,29 @@ def test_usage_errors_exit_2():
 def test_pack_that_is_not_a_pack_is_a_usage_error(tmp_path):
     res = run("validate", "--pack", str(tmp_path), str(FIXTURES / "cda/crbio_glycemia.xml"))
     assert res.returncode == 2 and "not a CI-SIS conformance pack" in res.stderr
+
+
+@pytest.mark.parametrize("form", [[], ["--json"]])
+def test_a_reader_that_goes_away_early_gets_141_not_success(tmp_path, form):
+    """`gateway validate outbox/ | head -1`: the run stops at the closed pipe, before judging
+    every file, so it neither claims success (0) nor a verdict it never reached: 141, as the
+    shell reports for a C tool killed by SIGPIPE — and no traceback."""
+    outbox = tmp_path / "outbox"
+    outbox.mkdir()
+    for n in range(3):
+        (outbox / f"bad{n}.xml").write_bytes(bad_ins_cda(tmp_path).read_bytes())
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the first line
+    try:
+        res = subprocess.run(
+            [*GATEWAY, "validate", *form, str(outbox)],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+            timeout=60,
+        )
+    finally:
+        os.close(write_end)
+    assert res.returncode == 141
+    assert "Traceback" not in res.stderr and "Exception ignored" not in res.stderr

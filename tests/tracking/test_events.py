@@ -1,5 +1,7 @@
 """Tracking events: metadata only, INS masked, statuses that only move forward."""
 
+import pytest
+
 from gateway.findings import error
 from gateway.outcome import Receipt, ReceiptStatus, RejectionKind
 from gateway.submission import Submission
@@ -13,7 +15,40 @@ def test_mask_ins_hides_nir_shaped_runs_but_keeps_other_numbers():
     assert (
         events.mask_ins("OID 1.2.250.1.213.1.4.8, 42 items") == "OID 1.2.250.1.213.1.4.8, 42 items"
     )
-    assert events.mask_ins("ABC184127505612355") == "ABC184127505612355"  # part of a word
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("P184127505612355", "P*************55"),  # glued to letters
+        ("INS184127505612355", "INS*************55"),
+        ("184127505612355abc", "*************55abc"),
+        ("NIR 1 84 12 75 056 123 55 ok", "NIR *******************55 ok"),  # as printed
+        ("2 85 05 2B 123 456 78", "*******************78"),  # Corsica, spaced
+        ("patient 184127505612355 42 items", "patient *************55 42 items"),
+    ],
+)
+def test_mask_ins_catches_an_ins_however_it_is_written(text, masked):
+    assert events.mask_ins(text) == masked
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "20261101093500",  # a 14-digit timestamp: a common MSH-10
+        "2026110109350",  # 13 digits
+        "1184127505612355",  # 16 digits: not an INS
+        "tel 01 23 45 67 89 01 23 45 67 89",
+        "LAB-000001",
+    ],
+)
+def test_mask_ins_leaves_ordinary_ids_alone(text):
+    assert events.mask_ins(text) == text
+
+
+def test_the_control_id_is_kept_as_sent_unless_it_is_nir_shaped():
+    assert events.masked_control_id("20261101093500") == "20261101093500"
+    assert events.masked_control_id("MSG184127505612355") == "MSG*************55"
 
 
 def test_received_reads_hl7_header_without_patient_data():

@@ -75,7 +75,12 @@ def test_replay_sends_a_parked_message_back_through_the_broker(start_gateway):
     assert http("POST", replay.format("0" * 32), token=op)[0] == 404
     status, body = http("POST", replay.format(ids.parked), token=op)
     assert status == 202, body
-    assert body == {"status": "replayed", "message_id": ids.parked, "destination": "patient-record"}
+    assert body == {
+        "status": "replayed",
+        "message_id": ids.parked,
+        "copies": 1,
+        "destinations": ["patient-record"],
+    }
 
     # Back on patient-record, refused again (same conflict), parked again.
     def parked_twice():

@@ -85,6 +85,21 @@ def test_timelines_search_and_counts(tracking):
     _exercise(tracking)
 
 
+def test_a_sender_finds_its_message_by_the_control_id_it_sent(tracking):
+    """Tracking keeps MSH-10 masked where it is INS-shaped; the search masks the value it is
+    given the same way, so the sender's own control id finds the message either way."""
+    timestamp, nir_shaped = "20261101093500", "MSG184127505612355"
+    tracking.write(
+        [
+            _received("a" * 32, "mllp:a", T0, control_id=events.masked_control_id(timestamp)),
+            _received("b" * 32, "mllp:b", T0, control_id=events.masked_control_id(nir_shaped)),
+        ]
+    )
+    assert [m["trace_id"] for m in tracking.search(control_id=timestamp)] == ["a" * 32]
+    [found] = tracking.search(control_id=nir_shaped)
+    assert found["trace_id"] == "b" * 32 and found["control_id"] == "MSG*************55"
+
+
 def test_buffered_tracker_writes_in_the_background_and_counts_drops(tmp_path):
     records = RecordStore.open(f"sqlite:///{tmp_path / 'r.sqlite3'}")
     dropped: list[int] = []

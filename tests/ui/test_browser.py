@@ -129,3 +129,56 @@ def test_operator_finds_a_rejection_and_replays_a_parked_message(start_gateway, 
     for page in (source, browser.page_source):
         for text in PATIENT_TEXT:
             assert text not in page
+
+
+@pytest.fixture
+def other_site_page():
+    """Serves, on another port of the same host (same site, another origin), a page whose
+    form posts itself to the URL ``set_target`` gave."""
+    import http.server
+    import threading
+
+    target: dict[str, str] = {}
+
+    class Page(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            page = (
+                f"<form id='f' method='post' action='{target['url']}'></form>"
+                "<script>document.getElementById('f').submit()</script>"
+            ).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            self.wfile.write(page)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}/", lambda url: target.update(url=url)
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_page_of_another_origin_cannot_replay_with_the_operators_cookie(
+    start_gateway, browser, other_site_page
+):
+    """SameSite=Strict still sends the cookie from another port of the same host: the
+    replay refuses a cookie-authenticated request that does not come from /ui itself."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    gw = start_gateway()
+    browser.get(gw.http_url + "/ui")
+    browser.add_cookie(
+        {"name": COOKIE, "value": operator_token(gw), "httpOnly": True, "sameSite": "Strict"}
+    )
+    page, aim = other_site_page
+    aim(gw.http_url + "/messages/" + "0" * 32 + "/replay")  # let in, it would be a 404
+    browser.get(page)
+    body = WebDriverWait(browser, 10).until(
+        lambda d: "/replay" in d.current_url and d.find_element(By.TAG_NAME, "body").text
+    )
+    assert "own pages" in body, body

@@ -19,6 +19,16 @@
     }
   }
 
+  // Every parked copy goes back (one per document and destination): say how many and where.
+  function replayedText(body) {
+    const where = body.destinations.join(", ");
+    let text =
+      body.copies === 1 ? "replayed to " + where : `replayed ${body.copies} copies to ${where}`;
+    const left = body.not_replayed || [];
+    if (left.length) text += `; ${left.length} still parked: ${left.join("; ")}`;
+    return text;
+  }
+
   async function replay(button) {
     const out = document.getElementById("replay-result");
     button.disabled = true;
@@ -29,9 +39,10 @@
       });
       const body = await res.json();
       out.textContent = res.ok
-        ? "replayed to " + body.destination
+        ? replayedText(body)
         : "not replayed: " + (body.reason || body.detail || res.status);
-      if (!res.ok) button.disabled = false;
+      // copies left in parking can be tried again once their cause is fixed
+      if (!res.ok || (body.not_replayed || []).length) button.disabled = false;
     } catch (_err) {
       out.textContent = "not replayed: the gateway did not answer";
       button.disabled = false;
