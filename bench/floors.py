@@ -127,7 +127,12 @@ class _Publishing:
             OutboundMessage(
                 self.names.exchange,
                 dest,
-                encode(document, self.routing.format_of(dest), seal_key=self.seal_key),
+                encode(
+                    document,
+                    self.routing.format_of(dest),
+                    seal_key=self.seal_key,
+                    routed=accepted.destinations,
+                ),
                 env.document_id,
                 env.trace_id,
                 headers=headers(env),

@@ -4,14 +4,15 @@
 
     {"format": "passerelle.document/1",
      "envelope": {...},                       the Envelope, JSON form
-     "seal": "<hex>",                         HMAC of the envelope (gateway.signing.seal)
+     "seal": "<hex>",                         HMAC of routed + envelope (gateway.signing.seal)
+     "routed": ["patient-record", ...],       where the gateway routed the document
      "payload": "<base64>",                   the document bytes, as signed and hashed
      "attachments": [{"role", "content_type", "data": "<base64>"}]}
 
 ``passerelle.document/2``, the same parts framed: one line of JSON naming each part's size,
 then the parts' bytes as they are, payload first (no base64 to encode, decode and scan):
 
-    {"format": "passerelle.document/2", "envelope": {...}, "seal": "<hex>",
+    {"format": "passerelle.document/2", "envelope": {...}, "seal": "<hex>", "routed": [...],
      "payload": {"size": N}, "attachments": [{"role", "content_type", "size": M}]}
     <newline><N bytes><M bytes>...
 
@@ -20,8 +21,10 @@ then the parts' bytes as they are, payload first (no base64 to encode, decode an
 the broker writes, and rolls its quorum WAL over, that much less.
 
 A destination says which one it takes (routing.yaml ``format``); ``decode`` reads all three.
-The seal is in the body, not in AMQP headers: moving a message to retry, parking or replay
-rebuilds its headers (``moved``) and keeps its body byte for byte.
+The seal and the destinations it covers are in the body, not in AMQP headers: moving a message
+to retry, parking or replay rebuilds its headers (``moved``) and keeps its body byte for byte.
+Every destination of one format gets the same body: ``routed`` is the whole routing decision,
+not the destination a copy was published to.
 
 AMQP properties: message_id = document id (idempotency key), correlation_id = trace id,
 persistent delivery, type "document". Headers repeat a few routing facts that carry no patient
@@ -31,7 +34,9 @@ data (source kind, type code, sender) so operators can filter without decoding b
 from __future__ import annotations
 
 import base64
+import functools
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pika
@@ -76,11 +81,14 @@ class DocumentMessage:
 @dataclass(frozen=True, slots=True)
 class ReceivedMessage:
     """A decoded document message with what its seal is checked against: the envelope's JSON
-    form as carried (``envelope_json`` gives its bytes) and the seal (None: it had none)."""
+    form as carried (``envelope_json`` gives its bytes), the destinations the message says the
+    gateway routed it to (None: it names none) and the seal (None: it had none). ``routed`` is
+    only the gateway's word once ``sealed_with`` said so."""
 
     message: DocumentMessage
     envelope_plain: dict
     seal: str | None
+    routed: tuple[str, ...] | None = None
 
     def envelope_json(self) -> bytes:
         """The envelope's bytes as the encoder sealed them. Not a slice of the body: the compact
@@ -92,7 +100,7 @@ class ReceivedMessage:
         return _json(self.envelope_plain)
 
     def sealed_with(self, key: bytes) -> bool:
-        return envelope_seal.sealed(key, self.envelope_json(), self.seal)
+        return envelope_seal.sealed(key, self.routed, self.envelope_json(), self.seal)
 
 
 def encode(
@@ -100,18 +108,23 @@ def encode(
     fmt: str = FORMAT,
     plain: dict | None = None,
     seal_key: bytes | None = None,
+    routed: Sequence[str] = (),
 ) -> bytes:
     """``message`` in the format ``fmt`` (one of ``FORMATS``). ``plain``: its envelope's JSON
     form (``Envelope.to_dict()``) when the caller has it already. ``seal_key``: the envelope
     seal key (gateway.signing.seal); without it the body has no seal, which record consumers
-    refuse."""
+    refuse. ``routed``: every destination the gateway routed the document to, sealed with the
+    envelope and carried beside the seal (with a seal only); a record consumer refuses a body
+    whose list names none of the destinations it files for."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown message format {fmt!r}")
     plain = plain if plain is not None else message.envelope.to_dict()
     envelope_json = _json(plain)  # once per body; the seal is of these very bytes
     seal = b""
     if seal_key is not None:
-        seal = b'"seal":"%s",' % envelope_seal.seal(seal_key, envelope_json).encode("ascii")
+        routed = tuple(routed)
+        mac = envelope_seal.seal(seal_key, routed, envelope_json)
+        seal = b'"seal":"%s","routed":%s,' % (mac.encode("ascii"), _routed_json(routed))
     if fmt == FORMAT:
         return _json_object(message, envelope_json, seal)
     return _framed(message, envelope_json, seal, compressed=fmt == COMPRESSED_FORMAT)
@@ -164,6 +177,11 @@ def _json(value) -> bytes:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
+@functools.lru_cache(maxsize=128)  # the same few routing decisions, document after document
+def _routed_json(routed: tuple[str, ...]) -> bytes:
+    return _json(list(routed))
+
+
 def decode(body: bytes) -> DocumentMessage:
     """A document message of any format; MalformedMessage when it is none."""
     return decode_sealed(body).message
@@ -206,7 +224,12 @@ def _received(data: dict, message: DocumentMessage) -> ReceivedMessage:
     seal = data.get("seal")
     if seal is not None and not isinstance(seal, str):
         raise MalformedMessage("the seal is not a string")
-    return ReceivedMessage(message, data["envelope"], seal)
+    routed = data.get("routed")
+    if routed is not None:
+        if not isinstance(routed, list) or not all(isinstance(d, str) for d in routed):
+            raise MalformedMessage("the routed destinations are not a list of names")
+        routed = tuple(routed)
+    return ReceivedMessage(message, data["envelope"], seal, routed)
 
 
 def _declared_sizes(head: dict) -> list[int]:

@@ -14,9 +14,7 @@ def register(sub) -> None:
         "re-publish parked messages to their destination once the cause is fixed",
         "  gateway replay --from parking --dry-run\n"
         "  gateway replay --from parking --filter destination=patient-record\n"
-        "  gateway replay --from parking --filter 'failure~StoreUnavailable' --limit 100\n"
-        "  gateway replay --from parking --filter document_id=1.2.250.1.999.1.1.4711 "
-        "--to patient-record",
+        "  gateway replay --from parking --filter 'failure~StoreUnavailable' --limit 100",
     )
     p.add_argument(
         "--from",
@@ -36,7 +34,9 @@ def register(sub) -> None:
     p.add_argument(
         "--to",
         metavar="DESTINATION",
-        help="send there instead of the destination recorded in the message",
+        help="send there instead of the destination recorded in the message; a record "
+        "consumer still refuses a document the gateway did not route to the record (its "
+        "envelope seal names the routing): to re-route a document, send it again",
     )
     p.add_argument("--limit", type=int, help="replay at most N messages")
     p.add_argument("--dry-run", action="store_true", help="list what would be replayed")

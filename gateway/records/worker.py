@@ -1,15 +1,16 @@
 """The patient-record consumer's handler: messages → checks → filing → commit (then ack).
 
-A batch of deliveries is checked one by one (decoding, envelope seal, hash, signature: what
-fails is poison), then the good ones are filed in one transaction, each inside its own savepoint
-(records/store.py), and the notification outbox is relayed once for the batch.
+A batch of deliveries is checked one by one (decoding, envelope seal, routing to the record,
+hash, signature: what fails is poison), then the good ones are filed in one transaction, each
+inside its own savepoint (records/store.py), and the notification outbox is relayed once for
+the batch.
 """
 
 from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from gateway.broker.consumer import Batched, Delivery, Poison
 from gateway.broker.message import DocumentMessage, MalformedMessage, decode_sealed
@@ -33,7 +34,11 @@ BATCH_SIZE = 32  # deliveries filed per transaction at most (with a backlog)
 
 class RecordWorker:
     """Files deliveries: ``batched`` for the consumer, or one per call. Reports a delivery as
-    done only once the database committed it."""
+    done only once the database committed it.
+
+    ``seal_key`` set: a message is filed only with the gateway's seal, and only if the
+    destinations it sealed name one of ``files_for`` (the destinations whose queues the record
+    consumers take: bootstrap.record_destinations); with none, nothing sealed is filed."""
 
     def __init__(
         self,
@@ -41,11 +46,13 @@ class RecordWorker:
         verifier: Verifier | None = None,
         notifier: Notifier | None = None,
         seal_key: bytes | None = None,
+        files_for: Collection[str] = (),
     ) -> None:
         self._store = store
         self._verifier = verifier
         self._notifier = notifier
         self._seal_key = seal_key  # set: envelopes without the gateway's seal are refused
+        self._files_for = frozenset(files_for)
         # Consumer threads share this worker: one relays the outbox at a time, or two could
         # read the same pending notification and both send it.
         self._relaying = threading.Lock()
@@ -102,7 +109,9 @@ class RecordWorker:
 
         The envelope is what is filed by (patient, masking, action, replaces …) and the
         signature covers the payload only: the seal says the envelope is the gateway's, and
-        the hash check then ties the payload to it."""
+        the hash check then ties the payload to it. One body goes to every destination of its
+        format, so the seal also covers where the gateway routed the document: a body copied
+        from another queue (patient-mailbox, parking) into this one is not filed."""
         try:
             received = decode_sealed(delivery.body)
         except MalformedMessage as exc:
@@ -110,11 +119,19 @@ class RecordWorker:
         if self._seal_key is not None:
             if received.seal is None:
                 raise Poison("the envelope has no seal: not published by a current gateway")
+            if received.routed is None:
+                raise Poison(
+                    "the envelope seal names no routing: sealed by a gateway before "
+                    "envelope-seal/2, or altered in transit"
+                )
             if not received.sealed_with(self._seal_key):
                 raise Poison(
                     "the envelope seal does not match: altered in transit, or sealed with "
                     "another envelope key"
                 )
+            if self._files_for.isdisjoint(received.routed):
+                routed = ", ".join(received.routed) or "nowhere"
+                raise Poison(f"not routed to the record: the gateway routed it to {routed}")
         message = received.message
         env = message.envelope
         if hashlib.sha256(message.payload).hexdigest() != env.sha256:

@@ -100,11 +100,14 @@ def test_redelivered_and_resent_documents_are_filed_once(start_gateway, pg_url, 
     message = {
         "format": "passerelle.document/1",
         "envelope": envelope,
-        # the copy a gateway published carries the seal of its envelope (docs/signing.md)
+        # the copy a gateway published carries the seal of its envelope and of where it
+        # routed it (docs/signing.md)
         "seal": seal.seal(
             gw.services.tools.seal_key,
+            ["patient-record"],
             json.dumps(envelope, ensure_ascii=False, separators=(",", ":")).encode(),
         ),
+        "routed": ["patient-record"],
         "payload": base64.b64encode(row["payload"]).decode(),
         "attachments": [],
     }

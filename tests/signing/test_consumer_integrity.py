@@ -18,7 +18,11 @@ from gateway.outcome import Accepted
 from gateway.pipeline import ingest
 from gateway.signing import setup
 from gateway.submission import Submission
+from tests.broker.helpers import get_one, post
+from tests.conftest import FIXTURES
 from tests.records.builders import CONFIDENTIALITY, OTHER_INS
+
+CDA_INS = "184127505612355"  # the patient of cda/crbio_glycemia.xml
 
 pytestmark = [pytest.mark.broker, pytest.mark.postgres]
 
@@ -65,7 +69,7 @@ def test_message_altered_in_transit_is_parked_and_never_stored(start_gateway, pg
     assert isinstance(accepted, Accepted) and accepted.envelope.signature is not None
     env, payload = accepted.envelope, accepted.payload
     key = services.tools.seal_key
-    genuine = encode(DocumentMessage(env, payload), seal_key=key)
+    genuine = encode(DocumentMessage(env, payload), seal_key=key, routed=accepted.destinations)
 
     altered = payload.replace(b"mmol", b"mmoL", 1)
     rehashed = dataclasses.replace(env, sha256=hashlib.sha256(altered).hexdigest())
@@ -73,8 +77,10 @@ def test_message_altered_in_transit_is_parked_and_never_stored(start_gateway, pg
     # Sealed with the gateway's key, as by someone who holds it: the signature still catches it.
     tampered = [
         one_byte_changed_in_the_payload(genuine, payload),  # caught by the hash
-        encode(DocumentMessage(rehashed, altered), seal_key=key),  # hash forged: the signature
-        encode(DocumentMessage(stripped, payload), seal_key=key),  # signature stripped
+        # hash forged: the signature catches it
+        encode(DocumentMessage(rehashed, altered), seal_key=key, routed=accepted.destinations),
+        # signature stripped
+        encode(DocumentMessage(stripped, payload), seal_key=key, routed=accepted.destinations),
     ]
     publish(
         services.settings.amqp_url, services.names.exchange, [*tampered, genuine], env.document_id
@@ -96,11 +102,12 @@ def test_message_altered_in_transit_is_parked_and_never_stored(start_gateway, pg
 
 
 def with_seal_of(body: bytes, genuine: bytes) -> bytes:
-    """``body`` (a /3 message) carrying the seal of ``genuine``: what someone without the key
-    can do, having read a genuine message."""
+    """``body`` (a /3 message) carrying the seal of ``genuine`` and the destinations it covers:
+    what someone without the key can do, having read a genuine message."""
     head, _, parts = body.partition(b"\n")
     data = json.loads(head)
-    data["seal"] = json.loads(genuine.partition(b"\n")[0])["seal"]
+    sealed = json.loads(genuine.partition(b"\n")[0])
+    data["seal"], data["routed"] = sealed["seal"], sealed["routed"]
     return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode() + b"\n" + parts
 
 
@@ -113,7 +120,10 @@ def test_an_envelope_edited_in_transit_is_parked_and_filed_under_no_one(start_ga
     assert isinstance(accepted, Accepted)
     env, payload = accepted.envelope, accepted.payload
     genuine = encode(
-        DocumentMessage(env, payload), COMPRESSED_FORMAT, seal_key=services.tools.seal_key
+        DocumentMessage(env, payload),
+        COMPRESSED_FORMAT,
+        seal_key=services.tools.seal_key,
+        routed=accepted.destinations,
     )
     other = dataclasses.replace(
         env,
@@ -132,3 +142,42 @@ def test_an_envelope_edited_in_transit_is_parked_and_filed_under_no_one(start_ga
     assert services.store.document(env.document_id) is None
     assert services.store.documents_for_patient(OTHER_INS) == []
     assert services.store.documents_for_patient(env.patient.ins) == []
+
+
+ROUTED_AWAY = """\
+version: 1
+destinations:
+  patient-record: {type: quorum, consumer: patient-record, dead_letter: parking,
+                   format: passerelle.document/3}
+  patient-mailbox: {type: quorum, dead_letter: parking}
+  parking: {type: quorum}
+default: {to: [patient-mailbox, parking]}
+parking: parking
+"""
+
+
+def test_a_body_taken_from_another_queue_is_parked_not_filed(
+    start_gateway, pg_url, broker_ns, tmp_path
+):
+    """The reviewer's case end to end: the gateway keeps a document out of the record (routed
+    to the patient's mailbox and to parking); a genuine, sealed copy taken from either queue
+    and published to the patient-record queue is parked, never filed."""
+    routing = tmp_path / "routing.yaml"
+    routing.write_text(ROUTED_AWAY)
+    gw = start_gateway(database_url=pg_url, GATEWAY_ROUTING_FILE=str(routing))
+    cda = (FIXTURES / "cda/crbio_glycemia.xml").read_bytes()
+    status, receipt = post(gw.http_url + "/documents", cda)
+    assert status == 202 and receipt["destinations"] == ["patient-mailbox", "parking"], receipt
+    url, q = broker_ns.url, broker_ns.names.queue
+    copies = [get_one(url, q("patient-mailbox"))[1], get_one(url, q("parking"))[1]]
+    document_id = receipt["id"]
+    for body in copies:
+        publish(url, broker_ns.names.exchange, [body], document_id)
+
+    parked = [get_one(url, q("parking"), timeout=15) for _ in copies]
+    assert sorted(body for _, body in parked) == sorted(copies)  # as they were
+    for props, _ in parked:
+        failure = props.headers["x-passerelle-failure"]
+        assert "not routed to the record" in failure and "patient-mailbox" in failure
+    assert gw.services.store.document(document_id) is None
+    assert gw.services.store.documents_for_patient(CDA_INS) == []

@@ -1,6 +1,7 @@
-"""Against the real RabbitMQ: the seal travels in the body, so a sealed message moved to the
-retry queues, parked (its headers rebuilt each time) and replayed is still filed, and as
-verified; an unsealed one on the same path is still refused."""
+"""Against the real RabbitMQ: the seal and the destinations it covers travel in the body, so a
+sealed message moved to the retry queues, parked (its headers rebuilt each time) and replayed to
+its recorded destination is still filed, and as verified; an unsealed one on the same path is
+still refused."""
 
 from __future__ import annotations
 
@@ -61,11 +62,15 @@ def test_a_sealed_message_is_filed_after_retries_parking_and_replay(
     accepted = ingest(Submission(raw=cda, transport="test", sender="test"), tools)
     assert isinstance(accepted, Accepted)
     env = accepted.envelope
-    sealed = encode(DocumentMessage(env, accepted.payload), fmt, seal_key=key)
+    assert accepted.destinations == ("work",)
+    message = DocumentMessage(env, accepted.payload)
+    sealed = encode(message, fmt, seal_key=key, routed=accepted.destinations)
 
     table = declared(broker_ns, work_routing((100, 200)))
     store = RecordStore.open(f"sqlite:///{tmp_path / 'records.sqlite3'}")
-    handler = DownThenFiling(RecordWorker(store, setup.load_verifier(settings), seal_key=key))
+    handler = DownThenFiling(
+        RecordWorker(store, setup.load_verifier(settings), seal_key=key, files_for=("work",))
+    )
     consumer = Consumer(
         broker_ns.url,
         broker_ns.names.queue("work"),
@@ -94,7 +99,7 @@ def test_a_sealed_message_is_filed_after_retries_parking_and_replay(
     assert row["signature_status"] == "verified"
 
     # The same path without a seal: retried, parked, replayed, and refused after all that.
-    unsealed = encode(DocumentMessage(env, accepted.payload), fmt)
+    unsealed = encode(message, fmt)
     handler.up.clear()
     handler.failures.clear()
     consumer = Consumer(
