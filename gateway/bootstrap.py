@@ -188,6 +188,7 @@ def start(settings: Settings, loop: asyncio.AbstractEventLoop | None = None) -> 
             metrics,
             workers=workers,
             senders=senders,
+            pipeline_timeout_s=settings.request_timeout_s,
         ),
         executor=executor,
         token_secret=token_secret,
@@ -212,7 +213,13 @@ def start(settings: Settings, loop: asyncio.AbstractEventLoop | None = None) -> 
             raise
         metrics.gather(services.filing.metric_families)
     else:
-        worker = RecordWorker(store, verifier, notifier=services.notifier, seal_key=tools.seal_key)
+        worker = RecordWorker(
+            store,
+            verifier,
+            notifier=services.notifier,
+            seal_key=tools.seal_key,
+            files_for=record_destinations(tools.routing),
+        )
         services.consumers = start_record_consumers(
             settings, names, tools.routing, worker, tracker, metrics
         )
@@ -223,6 +230,14 @@ def start(settings: Settings, loop: asyncio.AbstractEventLoop | None = None) -> 
     )
     services.reloader.start()
     return services
+
+
+def record_destinations(routing: RoutingTable) -> tuple[str, ...]:
+    """The destinations the record consumers take (``consumer: patient-record``): what the
+    record worker files for, and so what a sealed message must have been routed to."""
+    return tuple(
+        d.name for d in routing.destinations.values() if d.consumer == PATIENT_RECORD_CONSUMER
+    )
 
 
 def start_record_consumers(
@@ -239,9 +254,8 @@ def start_record_consumers(
     safe under concurrency (the set row is locked, the document id checked again under the
     lock), as it must be with several gateway instances anyway."""
     consumers = []
-    for dest in routing.destinations.values():
-        if dest.consumer != PATIENT_RECORD_CONSUMER:
-            continue
+    for name in record_destinations(routing):
+        dest = routing.destinations[name]
         for n in range(1, settings.record_consumers + 1):
             consumer = Consumer(
                 settings.amqp_url,
@@ -289,7 +303,13 @@ def start_filing(settings: Settings) -> FilingParts:
     tracker = BufferedTracker(TrackingStore(store.engine), on_drop=metrics.tracking_dropped.inc)
     filing = FilingParts(metrics, store, tracker, [], publisher)
     try:
-        worker = RecordWorker(store, verifier, notifier=notifier, seal_key=seal_key)
+        worker = RecordWorker(
+            store,
+            verifier,
+            notifier=notifier,
+            seal_key=seal_key,
+            files_for=record_destinations(routing),
+        )
         filing.consumers = start_record_consumers(
             settings, names, routing, worker, tracker, metrics
         )

@@ -67,7 +67,7 @@ class Runtime:
                 access_log=False,
                 lifespan="off",
                 timeout_keep_alive=30,
-                http=peers.protocol(),
+                http=peers.protocol(s.request_timeout_s),
                 **_uvicorn_tls(s),
             )
             server = self._server = uvicorn.Server(config)

@@ -37,6 +37,8 @@ from gateway.tracking import events
 from gateway.tracking.tracker import NullTracker, Tracker
 from gateway.workers import PipelineWorkers
 
+PIPELINE_TIMEOUT_S = 30.0  # the pipeline's deadline in threads (the default request timeout)
+
 
 class IngestService:
     def __init__(
@@ -50,6 +52,7 @@ class IngestService:
         metrics: Metrics | None = None,
         workers: PipelineWorkers | None = None,
         senders: SenderRegistry | None = None,
+        pipeline_timeout_s: float | None = None,
     ) -> None:
         self.tools = tools  # replaced whole on reload (routing.yaml, keys); never mutated
         self._publisher = publisher
@@ -60,6 +63,12 @@ class IngestService:
         self.metrics = metrics or Metrics()
         self._workers = workers  # when set, the pipeline runs there, on every core
         self._senders = senders  # None: authentication off, nothing to authorise against
+        # The pipeline's deadline (waiting for a worker included): past it, "unavailable",
+        # and its result, should it come, is dropped. Default: the workers' job timeout
+        # (GATEWAY_REQUEST_TIMEOUT), else PIPELINE_TIMEOUT_S.
+        if pipeline_timeout_s is None:
+            pipeline_timeout_s = workers.job_timeout_s if workers else PIPELINE_TIMEOUT_S
+        self._pipeline_timeout = pipeline_timeout_s
         _warn_unbound_signers(tools, senders)
 
     async def accept(self, submission: Submission) -> Receipt:
@@ -69,10 +78,15 @@ class IngestService:
         self._tracker.record(events.received(submission))
         outcome = None
         try:
-            if self._workers is not None:  # other cores; routed here, with the live table
-                outcome = await self._workers.ingest(submission, tools.routing)
-            else:
-                outcome = await loop.run_in_executor(self._executor, ingest, submission, tools)
+            async with asyncio.timeout(self._pipeline_timeout) as deadline:
+                if self._workers is not None:  # other cores; routed here, with the live table
+                    outcome = await self._workers.ingest(submission, tools.routing)
+                else:
+                    outcome = await loop.run_in_executor(self._executor, ingest, submission, tools)
+            if deadline.expired():  # (asyncio.timeout raises then; a late result never counts)
+                raise TimeoutError
+        except TimeoutError:  # stuck, or no worker free: the sender retries; nothing published
+            return self._overdue(submission, started)
         except Exception as exc:  # a bug, not the sender's fault: do not take responsibility
             log(
                 "ingest.failed",
@@ -113,6 +127,21 @@ class IngestService:
             duration_ms=round((time.perf_counter() - started) * 1000, 2),
         )
         self._observe(submission, outcome, receipt, started)
+        return receipt
+
+    def _overdue(self, submission: Submission, started: float) -> Receipt:
+        """The receipt for a pipeline past its deadline: unavailable, retry later."""
+        reason = f"not processed within {self._pipeline_timeout}s; retry later"
+        log(
+            "ingest.overdue",
+            level=30,
+            trace_id=submission.trace_id,
+            transport=submission.transport,
+            sender=submission.sender,
+            reason=reason,
+        )
+        receipt = Receipt(ReceiptStatus.UNAVAILABLE, submission.trace_id, reason=reason)
+        self._observe(submission, None, receipt, started)
         return receipt
 
     def _authorised(self, accepted: Accepted, submission: Submission, tools: Tools) -> Outcome:
@@ -204,7 +233,11 @@ class IngestService:
             else:
                 fmt = tools.routing.format_of(name)
                 if fmt not in bodies:
-                    bodies[fmt] = encode(document, fmt, plain, tools.seal_key)
+                    # sealed with the whole routing decision: one body for every destination
+                    # of this format, and a record consumer files only what was routed to it
+                    bodies[fmt] = encode(
+                        document, fmt, plain, tools.seal_key, routed=accepted.destinations
+                    )
                 body, content_type = bodies[fmt], CONTENT_TYPES[fmt]
             messages.append(
                 OutboundMessage(

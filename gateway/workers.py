@@ -20,7 +20,10 @@ there (gateway.routing.reload) while the workers keep the table they loaded at s
 
 A worker that dies (crash, OOM kill) fails the submissions it had in flight with WorkerDied
 (the service answers "unavailable, retry") and is replaced by a new process; meanwhile the
-others take the work, or it waits for the replacement.
+others take the work, or it waits for the replacement. A worker that holds a job past the job
+timeout (GATEWAY_REQUEST_TIMEOUT, counted from when the job could start: the worker's previous
+answer) is taken for stuck, killed, and treated the same way; a submission also waits for a
+free worker no longer than that. An answer the parent cannot load fails its own job only.
 """
 
 from __future__ import annotations
@@ -46,11 +49,13 @@ from gateway.routing.table import RoutingTable
 from gateway.submission import Submission
 
 START_TIMEOUT_S = 120.0
+JOB_TIMEOUT_S = 30.0  # without settings; else GATEWAY_REQUEST_TIMEOUT
 IN_FLIGHT = 2  # jobs sent to one worker at a time: one running, the next already there
 RESTART_PAUSE_MAX_S = 30.0  # between attempts to replace a dead worker whose start fails
 # Each frame: its length, then a pickle. Pickles are only ever read from the other end of a
 # socket pair this process made with its own child (never from the network): trusted.
 _HEADER = struct.Struct("!I")
+_ANSWER = struct.Struct("!IQ")  # a worker's answer: its length and its job, then the pickle
 _READ_CHUNK = 256 * 1024
 # Socket buffers big enough for most frames at once (a 130 KB CDA, an 800 KB ORU carrying
 # documents): a send that the socket takes whole needs no waiting (``_send``). The kernel
@@ -60,7 +65,17 @@ _tools: Tools | None = None  # in a worker process: built once by _load
 
 
 class WorkerDied(RuntimeError):
-    """The worker process running a submission ended before answering."""
+    """The worker process running a submission ended before answering (or was killed: stuck
+    past the job timeout)."""
+
+
+class WorkersBusy(TimeoutError):
+    """No pipeline worker was free within the job timeout."""
+
+
+class UnreadableAnswer(RuntimeError):
+    """The worker's answer to a job could not be loaded back (a bug: one that does not
+    unpickle); that job fails, the worker goes on."""
 
 
 def _load(settings: Settings) -> None:
@@ -132,14 +147,27 @@ def _read_frame(sock: socket.socket) -> bytes | None:
     return header and _read_exactly(sock, _HEADER.unpack(header)[0])
 
 
+def _answer_frame(job: int, ok: bool, value: object) -> bytes:
+    body = pickle.dumps((ok, value), protocol=pickle.HIGHEST_PROTOCOL)
+    return _ANSWER.pack(len(body), job) + body
+
+
 def _answer(job: int, submission: Submission) -> bytes:
     try:
-        return _frame((job, True, _ingest(submission)))
+        return _answer_frame(job, True, _ingest(submission))
     except Exception as exc:  # a bug in the pipeline: the parent logs it and answers "retry"
-        try:
-            return _frame((job, False, exc))
-        except Exception:  # an exception that does not pickle
-            return _frame((job, False, RuntimeError(f"{type(exc).__name__}: {exc}")))
+        return _answer_frame(job, False, _portable(exc))
+
+
+def _portable(exc: Exception) -> Exception:
+    """``exc`` if the parent can load it back, else a RuntimeError naming its class. Some
+    exceptions pickle but do not unpickle (an __init__ whose arguments are not its ``args``:
+    SignatureFault, InvalidXmlText); others do not pickle at all."""
+    try:
+        pickle.loads(pickle.dumps(exc, protocol=pickle.HIGHEST_PROTOCOL))  # noqa: S301 (ours)
+    except Exception:
+        return RuntimeError(f"{type(exc).__module__}.{type(exc).__qualname__} (not portable)")
+    return exc
 
 
 def _serve(sock: socket.socket, settings: Settings) -> None:
@@ -167,6 +195,8 @@ class _Worker:
         self.pending: dict[int, asyncio.Future] = {}
         self.buffer = bytearray()
         self.sending = asyncio.Lock()  # one frame at a time on the socket
+        self.backlog = 0  # frames waiting to be sent in turn (_send)
+        self.overdue: asyncio.TimerHandle | None = None  # the running job's deadline
         self.alive = True
 
 
@@ -212,9 +242,14 @@ class PipelineWorkers:
     (the gateway has one); a call from another loop hops to it, and a loop that stopped
     running hands the workers to the next that calls."""
 
-    def __init__(self, settings: Settings, processes: int) -> None:
+    def __init__(
+        self, settings: Settings, processes: int, job_timeout_s: float | None = None
+    ) -> None:
         self.settings = settings
         self.processes = processes
+        if job_timeout_s is None:
+            job_timeout_s = settings.request_timeout_s if settings else JOB_TIMEOUT_S
+        self.job_timeout_s = job_timeout_s
         self._workers: list[_Worker] = []  # changed in the home loop (or before it exists)
         self._jobs = itertools.count()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -267,6 +302,7 @@ class PipelineWorkers:
                 if not worker.alive:  # its replacement is starting
                     continue
                 worker.sending = asyncio.Lock()  # a lock belongs to the loop that waits on it
+                worker.backlog, worker.overdue = 0, None  # the old loop's, gone with it
                 loop.add_reader(worker.sock, self._readable, worker, loop)
             self._freed = asyncio.Event()  # a worker took an answer back or came (in ``loop``)
             self._loop = loop  # an old loop that runs again ignores its readers (_readable)
@@ -274,10 +310,12 @@ class PipelineWorkers:
 
     async def _run(self, submission: Submission) -> Outcome | _Echoed:
         loop = asyncio.get_running_loop()
-        worker = await self._least_busy()
+        worker = await self._least_busy(loop.time() + self.job_timeout_s)
         job = next(self._jobs)
         answer = loop.create_future()
         worker.pending[job] = answer
+        if worker.overdue is None:  # it was idle: this job starts now
+            worker.overdue = loop.call_later(self.job_timeout_s, self._overdue, worker)
         try:
             await self._send(worker, _frame((job, submission)))
         except OSError:
@@ -286,8 +324,10 @@ class PipelineWorkers:
 
     async def _send(self, worker: _Worker, frame: bytes) -> None:
         """``frame`` whole, after any other frame being sent, even if the caller is cancelled
-        (half a frame would garble the stream). Usually the socket takes it at once."""
-        if not worker.sending.locked():
+        (half a frame would garble the stream). Usually the socket takes it at once. The
+        backlog is counted at once: a frame's rest is queued before its task takes the lock,
+        and no other frame may be written directly meanwhile."""
+        if not worker.backlog:
             try:
                 sent = worker.sock.send(frame)
             except (BlockingIOError, InterruptedError):
@@ -295,29 +335,40 @@ class PipelineWorkers:
             if sent == len(frame):
                 return
             frame = frame[sent:]
+        worker.backlog += 1
         await asyncio.shield(asyncio.ensure_future(self._send_in_turn(worker, frame)))
 
     async def _send_in_turn(self, worker: _Worker, frame: bytes) -> None:
-        async with worker.sending:
-            await asyncio.get_running_loop().sock_sendall(worker.sock, frame)
+        try:
+            async with worker.sending:
+                await asyncio.get_running_loop().sock_sendall(worker.sock, frame)
+        finally:
+            worker.backlog -= 1
 
-    async def _least_busy(self) -> _Worker:
+    async def _least_busy(self, deadline: float) -> _Worker:
         """The live worker with the fewest jobs, once it has fewer than IN_FLIGHT. Until then
         callers wait here, not in a worker's socket, so a job goes to whichever worker frees
-        first: a long one (a conformance-pack run, an 800 KB message) holds up no others."""
-        deadline = time.monotonic() + START_TIMEOUT_S
+        first: a long one (a conformance-pack run, an 800 KB message) holds up no others.
+        At ``deadline`` (loop time) the caller stops waiting: WorkersBusy, or WorkerDied when
+        none is running (a replacement still starting)."""
+        loop = asyncio.get_running_loop()
         while True:
             live = [w for w in self._workers if w.alive]
             if live:
                 worker = min(live, key=lambda w: len(w.pending))
                 if len(worker.pending) < IN_FLIGHT:
                     return worker
-            elif self._closing or time.monotonic() > deadline:
+            elif self._closing:
+                raise WorkerDied("no pipeline worker is running")
+            left = deadline - loop.time()
+            if left <= 0:
+                if live:
+                    raise WorkersBusy(f"no pipeline worker free within {self.job_timeout_s}s")
                 raise WorkerDied("no pipeline worker is running")
             self._freed.clear()
             # none live: a replacement is starting (seconds: it loads schemas), look again soon
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._freed.wait(), None if live else 0.05)
+                await asyncio.wait_for(self._freed.wait(), left if live else min(left, 0.05))
 
     def _readable(self, worker: _Worker, loop: asyncio.AbstractEventLoop) -> None:
         if loop is not self._loop:
@@ -333,27 +384,58 @@ class PipelineWorkers:
             return
         buffer = worker.buffer
         buffer += data
-        while len(buffer) >= _HEADER.size:
-            (size,) = _HEADER.unpack_from(buffer)
-            end = _HEADER.size + size
+        while len(buffer) >= _ANSWER.size:
+            size, job = _ANSWER.unpack_from(buffer)
+            end = _ANSWER.size + size
             if len(buffer) < end:
                 break
-            job, ok, value = pickle.loads(memoryview(buffer)[_HEADER.size : end])  # noqa: S301
+            try:
+                ok, value = pickle.loads(memoryview(buffer)[_ANSWER.size : end])  # noqa: S301
+            except Exception as exc:  # this answer only: dropped, its job failed
+                log("workers.unreadable-answer", level=40, component="pipeline-workers",
+                    error=type(exc).__name__)  # fmt: skip
+                ok, value = False, UnreadableAnswer(f"answer not loadable ({type(exc).__name__})")
             del buffer[:end]
-            answer = worker.pending.pop(job, None)
-            self._freed.set()
-            if answer is None or answer.done():  # its caller went away (cancelled)
-                continue
-            if ok:
-                answer.set_result(value)
-            else:
-                answer.set_exception(value)
+            self._answered(worker, job, ok, value, loop)
+
+    def _answered(
+        self, worker: _Worker, job: int, ok: bool, value, loop: asyncio.AbstractEventLoop
+    ) -> None:
+        answer = worker.pending.pop(job, None)
+        if worker.overdue is not None:  # its next job (if any) starts now
+            worker.overdue.cancel()
+            worker.overdue = None
+        if worker.pending:
+            worker.overdue = loop.call_later(self.job_timeout_s, self._overdue, worker)
+        self._freed.set()
+        if answer is None or answer.done():  # its caller went away (cancelled, past deadline)
+            return
+        if ok:
+            answer.set_result(value)
+        else:
+            answer.set_exception(value)
+
+    def _overdue(self, worker: _Worker) -> None:
+        """In the home loop: ``worker`` held a job past the job timeout. Stuck (a pipeline
+        looping on an input, a stopped process): killed, then handled as a dead worker (its
+        jobs fail with WorkerDied, a replacement starts). A late answer can never come."""
+        worker.overdue = None
+        if not worker.alive:
+            return
+        log("workers.overdue", level=40, component="pipeline-workers",
+            reason=f"a job unanswered after {self.job_timeout_s}s: worker killed")  # fmt: skip
+        with contextlib.suppress(OSError, ValueError):  # gone already
+            worker.process.kill()
+        self._died(worker)
 
     def _died(self, worker: _Worker) -> None:
         """In the home loop: fail what ``worker`` had and start its replacement."""
         if not worker.alive:
             return
         worker.alive = False
+        if worker.overdue is not None:
+            worker.overdue.cancel()
+            worker.overdue = None
         self._loop.remove_reader(worker.sock)
         worker.sock.close()
         for answer in worker.pending.values():

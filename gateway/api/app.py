@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from gateway.api import inbound, messages, ops, records, ui
+from gateway.api.limits import BODY_BYTES, RequestLimits
 
 
 def create_app(services) -> FastAPI:
@@ -19,4 +20,7 @@ def create_app(services) -> FastAPI:
     app.include_router(ops.router)
     app.include_router(messages.router)
     app.include_router(ui.router)
+    settings = getattr(services, "settings", None)  # absent from some tests' services
+    timeout_s = settings.request_timeout_s if settings is not None else 30.0
+    app.add_middleware(RequestLimits, max_bytes=BODY_BYTES, timeout_s=timeout_s)
     return app

@@ -15,6 +15,7 @@ import binascii
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from gateway.api.limits import CLOSE, read_body
 from gateway.logs import log
 from gateway.outcome import Receipt, ReceiptStatus, RejectionKind
 from gateway.security.senders import Sender, SenderRegistry
@@ -29,20 +30,6 @@ _STATUS = {
     ReceiptStatus.REJECTED: 422,
     ReceiptStatus.UNAVAILABLE: 503,
 }
-
-
-async def read_body(request: Request, limit: int) -> bytes | None:
-    """The request body, or None once it exceeds ``limit`` (the rest is not read)."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        return None
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def signature_of(request: Request) -> bytes | None:
@@ -103,10 +90,10 @@ async def _receive(request: Request, services, sender: str) -> JSONResponse:
         body = await asyncio.wait_for(
             read_body(request, limit), services.settings.request_timeout_s
         )
-    except TimeoutError:
-        return _refusal(408, "request body not received in time")
+    except TimeoutError:  # the connection is closed: the rest of the body is never read
+        return _refusal(408, "request body not received in time", CLOSE)
     if body is None:
-        return _refusal(413, f"body larger than {limit} bytes")
+        return _refusal(413, f"body larger than {limit} bytes", CLOSE)
     receipt: Receipt = await services.ingest.accept(
         Submission(
             raw=body,

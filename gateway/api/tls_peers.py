@@ -21,7 +21,9 @@ class PeerNames:
     def get(self, peer: tuple[str, int] | None) -> str | None:
         return self._names.get(tuple(peer)) if peer else None
 
-    def protocol(self) -> type[BoundedHttpProtocol]:
+    def protocol(self, head_timeout_s: float = 30.0) -> type[BoundedHttpProtocol]:
+        """The HTTP protocol class to serve with; a request's head must come whole within
+        ``head_timeout_s`` of its first byte (GATEWAY_REQUEST_TIMEOUT)."""
         names = self._names
 
         class CertificateRecordingProtocol(BoundedHttpProtocol):
@@ -37,4 +39,5 @@ class PeerNames:
                     names.pop(self.client, None)
                 super().connection_lost(exc)
 
+        CertificateRecordingProtocol.head_timeout_s = head_timeout_s
         return CertificateRecordingProtocol

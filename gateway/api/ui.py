@@ -20,6 +20,7 @@ from pathlib import Path
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from gateway.api.limits import CLOSE, read_body
 from gateway.api.messages import search_messages
 from gateway.api.operator import COOKIE, Operator, operator_from
 from gateway.errors import StoreUnavailable
@@ -69,10 +70,11 @@ MAX_LOGIN_BYTES = 8192
 
 @router.post("/ui/login")
 async def login(request: Request) -> Response:
-    """The sign-in form's target: a valid operator token goes into the cookie."""
-    body = await request.body()
-    if len(body) > MAX_LOGIN_BYTES:
-        return _login_page("the form is too large", 413)
+    """The sign-in form's target: a valid operator token goes into the cookie. The form is
+    read up to MAX_LOGIN_BYTES, within the request timeout (api/limits.py), never whole."""
+    body = await read_body(request, MAX_LOGIN_BYTES)
+    if body is None:  # the rest is not read: the connection is closed
+        return _login_page("the form is too large", 413, CLOSE)
     form = urllib.parse.parse_qs(body.decode("utf-8", "replace"))
     token = form.get("token", [""])[0].strip()
     try:
@@ -156,7 +158,7 @@ def _layout(body: str, signed_in: bool = True) -> str:
     )
 
 
-def _login_page(reason: str, status: int) -> HTMLResponse:
+def _login_page(reason: str, status: int, headers: dict | None = None) -> HTMLResponse:
     error = f"<p class='error' id='login-error'>{esc(reason)}</p>" if reason else ""
     body = (
         "<section id='login'><h2>Sign in</h2>"
@@ -166,7 +168,7 @@ def _login_page(reason: str, status: int) -> HTMLResponse:
         "required></label> <button type='submit'>sign in</button></form></section>"
     )
     page = _layout(body, signed_in=False)
-    return HTMLResponse(page, status_code=status, headers=SECURITY_HEADERS)
+    return HTMLResponse(page, status_code=status, headers=SECURITY_HEADERS | (headers or {}))
 
 
 def _counters(counts: dict[str, int]) -> str:

@@ -95,3 +95,49 @@ def test_the_bound_is_per_request_on_a_kept_alive_connection():
     transport = _drive([one[:100], one[100:10_100], one[10_100:]] * 3)
     assert transport.written.count(b"HTTP/1.1 200 OK") == 3
     assert not transport.closed
+
+
+def _timed(chunks: list[tuple[float, bytes]], keep_alive: float = 5, head_s: float = 30.0):
+    """The transport after each ``(pause, chunk)``, on a protocol with these timeouts; an
+    empty chunk only waits."""
+
+    class Protocol(BoundedHttpProtocol):
+        head_timeout_s = head_s
+
+    async def run() -> _Transport:
+        config = uvicorn.Config(_app, log_config=None, lifespan="off")
+        config.timeout_keep_alive = keep_alive
+        config.load()
+        protocol = Protocol(config=config, server_state=ServerState(), app_state={})
+        transport = _Transport()
+        protocol.connection_made(transport)
+        for pause, chunk in chunks:
+            await asyncio.sleep(pause)
+            if transport.closed:
+                break
+            if chunk:
+                protocol.data_received(chunk)
+        for _ in range(5):
+            await asyncio.sleep(0)
+        return transport
+
+    return asyncio.run(run())
+
+
+def test_a_connection_that_never_sends_a_byte_is_closed_at_the_keep_alive_timeout():
+    transport = _timed([(0.3, b"")], keep_alive=0.1)
+    assert transport.closed and transport.written == b""
+
+
+def test_a_head_trickled_past_its_deadline_gets_408_and_the_connection_closed():
+    head = b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: "
+    transport = _timed([(0, head)] + [(0.05, b"a")] * 10 + [(0, b"\r\n\r\n")], head_s=0.2)
+    assert transport.written.startswith(b"HTTP/1.1 408 Request Timeout"), transport.written
+    assert b"not received in time" in transport.written and transport.closed
+
+
+def test_a_head_in_pieces_within_its_deadline_is_served_and_disarms_it():
+    head = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+    transport = _timed([(0, head[:10]), (0.05, head[10:]), (0.3, b"")], head_s=0.2)
+    assert transport.written.startswith(b"HTTP/1.1 200 OK") and b"408" not in transport.written
+    assert not transport.closed

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import time
@@ -15,7 +16,7 @@ from gateway.outcome import Accepted, Rejected
 from gateway.pipeline import ingest
 from gateway.routing import loader
 from gateway.submission import Submission
-from gateway.workers import PipelineWorkers, WorkerDied
+from gateway.workers import IN_FLIGHT, PipelineWorkers, WorkerDied, WorkersBusy
 from tests.conftest import FIXTURES, ROOT
 
 ROUTING = loader.load(ROOT / "routing.yaml")
@@ -199,3 +200,112 @@ def test_a_document_accepted_as_sent_goes_back_without_its_bytes(settings, monke
     converted = module._ingest(oru)
     assert isinstance(converted, Accepted) and converted.payload.startswith(b"<?xml")
     assert module._restored(converted, oru) is converted
+
+
+def test_a_stuck_worker_is_killed_at_the_job_timeout_its_callers_answered_and_it_is_replaced(
+    settings,
+):
+    """A worker that stops answering (here: stopped by SIGSTOP) holds its jobs no longer than
+    the job timeout: killed, they fail with WorkerDied, and so does a caller that waited for
+    room; a replacement takes the next job."""
+    pool = PipelineWorkers(settings, 1, job_timeout_s=1.0)
+    oru = submission("hl7v2/oru_r01_lab_results.hl7")
+
+    async def scenario():
+        started = time.monotonic()
+        calls = [pool.ingest(oru, ROUTING) for _ in range(IN_FLIGHT + 1)]  # one waits for room
+        failed = await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), 10)
+        return failed, time.monotonic() - started
+
+    [pid] = pool.start()
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        failed, elapsed = asyncio.run(scenario())
+        assert all(isinstance(f, WorkerDied | WorkersBusy) for f in failed), failed
+        assert elapsed < 2.5, f"answered after {elapsed:.1f}s"
+        deadline = time.monotonic() + 30
+        while (pid in pool.pids() or not pool.pids()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert pool.pids() and pid not in pool.pids(), "replaced"
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)  # killed (and reaped), not left stopped
+        assert isinstance(run(pool, oru), Accepted)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        pool.shutdown()
+
+
+def test_an_exception_that_does_not_round_trip_comes_back_as_a_plain_runtime_error(monkeypatch):
+    """SignatureFault pickles but does not unpickle (its __init__ takes two arguments): the
+    worker sends a RuntimeError naming it instead."""
+    import pickle
+
+    from gateway import workers as module
+    from gateway.signing.rules import SignatureFault
+
+    def broken(_submission):
+        raise SignatureFault("signature.malformed", "boom")
+
+    monkeypatch.setattr(module, "_ingest", broken)
+    frame = module._answer(7, submission("cda/crbio_glycemia.xml"))
+    size, job = module._ANSWER.unpack_from(frame)
+    ok, value = pickle.loads(frame[module._ANSWER.size :])  # noqa: S301 (made here)
+    assert (job, ok, size) == (7, False, len(frame) - module._ANSWER.size)
+    assert type(value) is RuntimeError and "SignatureFault" in str(value)
+
+
+class _Process:
+    """A worker process as the parent sees it (the worker here is a thread)."""
+
+    def is_alive(self) -> bool:
+        return True
+
+    def join(self, timeout=None) -> None: ...
+
+    def kill(self) -> None: ...
+
+
+def test_an_answer_the_parent_cannot_load_fails_its_job_only(settings):
+    """The parent's end: an answer that does not unpickle (sent as is, as an older worker
+    could) is dropped and fails its own job; the worker's next answers are read as ever."""
+    import socket
+    import threading
+
+    from gateway import workers as module
+    from gateway.signing.rules import SignatureFault
+
+    parent, child = socket.socketpair()
+
+    def worker() -> None:
+        answered = 0
+        while (body := module._read_frame(child)) is not None:
+            job, _submission = module.pickle.loads(body)
+            bad = answered == 0
+            answered += 1
+            value = SignatureFault("signature.malformed", "boom") if bad else f"outcome {job}"
+            child.sendall(module._answer_frame(job, not bad, value))
+
+    threading.Thread(target=worker, daemon=True).start()
+    pool = PipelineWorkers(settings, 1)
+    parent.setblocking(False)
+    pool._workers = [module._Worker(_Process(), parent, 4242)]
+
+    async def scenario():
+        results = []
+        for _ in range(4):
+            try:
+                call = pool.ingest(Submission(raw=b"x", transport="http"), ROUTING)
+                results.append(await asyncio.wait_for(call, 5))
+            except Exception as exc:
+                results.append(exc)
+        return results
+
+    try:
+        first, *rest = asyncio.run(scenario())
+        assert isinstance(first, module.UnreadableAnswer), first
+        assert [r.startswith("outcome") for r in rest] == [True] * 3, rest
+        assert pool._workers[0].pending == {}
+    finally:
+        parent.close()
+        child.close()
