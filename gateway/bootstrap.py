@@ -65,6 +65,7 @@ def load_checks(settings: Settings) -> Checks:
         cda_limits=CdaLimits(max_bytes=settings.max_document_bytes),
         cda_validator=validator,
         laboratory=crbio.Laboratory(settings.lab_structure_id, director),
+        accept_test_ins=settings.accept_test_ins,
     )
 
 

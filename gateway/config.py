@@ -26,6 +26,7 @@ MAX_DOCUMENT_BYTES = 1024 * 1024 * 1024  # whole documents are held in memory, s
 MAX_SECONDS = 86400.0  # timeouts and intervals: a day
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOG_FORMATS = ("json", "text")
+TEST_INS = ("accept", "refuse")
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,9 @@ class Settings:
     # Lab results converted to CR-BIO (docs/cda-validation.md): facts HL7v2 does not carry.
     lab_structure_id: str = ""  # national structure id of the laboratory (1.2.250.1.71.4.2.2)
     lab_director: tuple[str, ...] = ()  # RPPS, family, given, profession code, profession name
+    # Patients under a test INS OID (the ANS examples): accepted for development; production
+    # refuses them (GATEWAY_TEST_INS=refuse): a real record is no place for a test document.
+    accept_test_ins: bool = True
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, root: Path | None = None) -> Settings:
@@ -121,6 +125,8 @@ class Settings:
             request_timeout_s=_float(env, "GATEWAY_REQUEST_TIMEOUT", 30.0),
             lab_structure_id=env.get("GATEWAY_LAB_STRUCTURE_ID", "").strip(),
             lab_director=_lab_director(env),
+            accept_test_ins=_choice(env, "GATEWAY_TEST_INS", "accept", TEST_INS, str.lower)
+            == "accept",
         )._checked()
 
     def _checked(self) -> Settings:

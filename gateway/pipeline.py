@@ -18,7 +18,7 @@ from gateway.adapters.hl7v2 import intake as hl7v2_intake
 from gateway.adapters.hl7v2.crbio import Laboratory
 from gateway.document import Document
 from gateway.envelope import Envelope, SignatureInfo
-from gateway.findings import Report, error
+from gateway.findings import Finding, Report, error
 from gateway.outcome import Accepted, Outcome, Rejected, RejectionKind
 from gateway.routing.table import RoutingTable
 from gateway.signing import Signer
@@ -26,6 +26,7 @@ from gateway.signing.inbound import InboundSignatures
 from gateway.submission import Submission
 from gateway.validators.cda import CdaValidator
 from gateway.validators.envelope_limits import beyond_limits
+from gateway.validators.ins import test_ins_refused
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class Checks:
     cda_limits: CdaLimits = field(default_factory=CdaLimits)
     cda_validator: CdaValidator = field(default_factory=CdaValidator)
     laboratory: Laboratory = field(default_factory=Laboratory)  # for lab results → CR-BIO
+    accept_test_ins: bool = True  # GATEWAY_TEST_INS: refuse in production
 
 
 @dataclass(frozen=True)
@@ -59,10 +61,24 @@ def ingest(submission: Submission, tools: Tools) -> Outcome:
         return document
     accepted = accept(document, submission, tools)
     related = tuple(accept(d, submission, tools) for d in document.related)
-    too_long = [f for a in (accepted, *related) for f in beyond_limits(a.envelope)]
-    if too_long:  # accepted whole or refused whole, like every document of a message
-        return Rejected(Report.of(too_long), RejectionKind.INVALID)
+    refused = [f for a in (accepted, *related) for f in _refusals(a.envelope, tools.checks)]
+    if refused:  # accepted whole or refused whole, like every document of a message
+        return Rejected(Report.of(refused), RejectionKind.INVALID)
     return dataclasses.replace(accepted, related=related) if related else accepted
+
+
+def _refusals(envelope: Envelope, checks: Checks) -> list[Finding]:
+    """What the envelope as a whole cannot be: longer than the gateway can carry, or a test
+    patient where real records are kept."""
+    found = beyond_limits(envelope)
+    if not checks.accept_test_ins:
+        where = (
+            "/ClinicalDocument/recordTarget/patientRole/id"
+            if envelope.source_kind == "cda"
+            else "PID-3"
+        )
+        found += test_ins_refused(envelope.patient.ins_system, where, "ins")
+    return found
 
 
 def accept(document: Document, submission: Submission, tools: Tools) -> Accepted:

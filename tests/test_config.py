@@ -54,6 +54,7 @@ def test_the_largest_prefetch_amqp_can_carry_is_accepted():
     [
         ("GATEWAY_LOG_LEVEL", "verbose", "DEBUG, INFO, WARNING, ERROR, CRITICAL"),
         ("GATEWAY_LOG_FORMAT", "xml", "json, text"),
+        ("GATEWAY_TEST_INS", "maybe", "accept, refuse"),
     ],
 )
 def test_log_level_and_format_are_names_logging_knows(name, value, allowed):
@@ -64,3 +65,8 @@ def test_log_level_and_format_are_names_logging_knows(name, value, allowed):
 def test_log_names_are_taken_in_any_case():
     s = Settings.from_env({"GATEWAY_LOG_LEVEL": "debug", "GATEWAY_LOG_FORMAT": "TEXT"})
     assert (s.log_level, s.log_format) == ("DEBUG", "text")
+
+
+def test_test_ins_are_accepted_unless_refused():
+    assert Settings.from_env({}).accept_test_ins
+    assert not Settings.from_env({"GATEWAY_TEST_INS": "refuse"}).accept_test_ins

@@ -1,6 +1,7 @@
 """The pure pipeline: decisions without any I/O."""
 
 import base64
+import dataclasses
 
 import pytest
 
@@ -118,3 +119,21 @@ def test_an_identifier_longer_than_the_gateway_can_carry_is_refused_at_once(
     assert rule in [f.rule for f in out.report.errors]
     finding = next(f for f in out.report.errors if f.rule == rule)
     assert finding.location.startswith("/ClinicalDocument/") and finding.fix
+
+
+def test_a_test_ins_is_refused_where_real_records_are_kept(tools):
+    """GATEWAY_TEST_INS=refuse: the ANS examples' test OID is accepted for development only;
+    its digits may be a real patient's."""
+    raw = cda().replace(
+        b'root="1.2.250.1.213.1.4.8" extension="184127505612355"',
+        b'root="1.2.250.1.213.1.4.10" extension="184127505612355"',
+    )
+    assert isinstance(submit(raw, tools), Accepted)  # the default: accepted
+    production = dataclasses.replace(
+        tools, checks=dataclasses.replace(tools.checks, accept_test_ins=False)
+    )
+    out = submit(raw, production)
+    assert isinstance(out, Rejected) and out.kind is RejectionKind.INVALID
+    [finding] = out.report.errors
+    assert finding.rule == "ins.test-oid" and finding.location.endswith("patientRole/id")
+    assert isinstance(submit(cda(), production), Accepted)  # a real INS still is

@@ -114,3 +114,25 @@ def check_ins(value: str | None, oid: str | None, location: str, layer: str) -> 
             )
         ]
     return []
+
+
+TEST_OIDS = frozenset({INS_NIR_TEST, INS_NIA_TEST})
+
+
+def test_ins_refused(ins_system: str | None, location: str, layer: str) -> list[Finding]:
+    """A finding when ``ins_system`` is a test INS OID, for a gateway that files real records
+    (GATEWAY_TEST_INS=refuse): its digits may be a real patient's, whose record would take it."""
+    if ins_system not in TEST_OIDS:
+        return []
+    return [
+        error(
+            "ins.test-oid",
+            f"the patient is identified by a test INS ({INS_OIDS[ins_system]}), which this "
+            "gateway does not accept",
+            location=location,
+            layer=layer,
+            hl7_code=103,
+            fix="send the patient's real INS (OID 1.2.250.1.213.1.4.8, or .9 for an NIA), "
+            "or send test documents to a test gateway",
+        )
+    ]
