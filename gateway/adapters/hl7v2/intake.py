@@ -97,10 +97,10 @@ def _carried_documents(
     limits: CdaLimits,
     validator: CdaValidator,
 ) -> Document | Rejected:
-    pid_ins, _, _ = hl7v2_structure.patient_ins(msg)
+    pid_ins, pid_oid, _ = hl7v2_structure.patient_ins(msg)
     documents: list[Document] = []
     for obx in carried.documents:
-        findings += _status_findings(obx)
+        findings += _status_findings(obx, msg)
         if obx.data is None:
             continue  # transport.read already named the OBX
         document, _cda = cda_intake.read(obx.data, limits, validator)
@@ -109,7 +109,7 @@ def _carried_documents(
             findings += document.report.findings
             continue
         findings += document.warnings
-        findings += _consistency(obx, document.fields, pid_ins)
+        findings += _consistency(obx, document.fields, pid_ins, pid_oid)
         documents.append(_completed(document, obx, carried, msg))
     report = Report.of(findings)
     if not report.valid or not documents:
@@ -125,9 +125,9 @@ def _carried_documents(
     )
 
 
-def _status_findings(obx: DocumentObx) -> list[Finding]:
+def _status_findings(obx: DocumentObx, msg: Message) -> list[Finding]:
     if obx.status in transport.ACTIONS:
-        return []
+        return _trigger_findings(obx, msg)
     return [
         error(
             "hl7.obx.status",
@@ -136,6 +136,33 @@ def _status_findings(obx: DocumentObx) -> list[Finding]:
             location=f"OBX[{obx.index}]-11",
             layer=LAYER,
             hl7_code=103,
+        )
+    ]
+
+
+def _trigger_findings(obx: DocumentObx, msg: Message) -> list[Finding]:
+    """An MDM's trigger event and its document OBX-11 must ask for the same action.
+
+    MDM^T02 files a new document (F), T10 replaces one (C), T04 deletes one (D). When they
+    disagree nothing says which one the sender meant (a T04 with F would file the document it
+    asks to delete), so the message is refused. An ORU^R01 has one trigger for all three:
+    OBX-11 alone decides."""
+    code, trigger, _ = msg.message_type
+    expected = transport.MDM_STATUS.get(trigger) if code == "MDM" else None
+    if expected is None or obx.status == expected:
+        return []
+    wanted = transport.ACTIONS[obx.status]
+    status_trigger = next(t for t, s in transport.MDM_STATUS.items() if s == obx.status)
+    return [
+        error(
+            "hl7.obx.status-trigger",
+            f"MSH-9 is MDM^{trigger} ({transport.ACTIONS[expected]}) but OBX[{obx.index}]-11 "
+            f"is {obx.status} ({wanted}): the message asks for two different actions",
+            location=f"OBX[{obx.index}]-11",
+            layer=LAYER,
+            hl7_code=103,
+            fix=f"for a {transport.ACTIONS[expected]} send OBX-11 {expected} with "
+            f"MDM^{trigger}; for a {wanted} send MDM^{status_trigger} with OBX-11 {obx.status}",
         )
     ]
 
@@ -156,7 +183,9 @@ def _obx_refusal(obx: DocumentObx, rejected: Rejected) -> Finding:
     )
 
 
-def _consistency(obx: DocumentObx, fields: dict[str, Any], pid_ins: str | None) -> list[Finding]:
+def _consistency(
+    obx: DocumentObx, fields: dict[str, Any], pid_ins: str | None, pid_oid: str | None
+) -> list[Finding]:
     findings: list[Finding] = []
     replaces = fields.get("replaces")
     if obx.status == "C" and not replaces:
@@ -185,26 +214,56 @@ def _consistency(obx: DocumentObx, fields: dict[str, Any], pid_ins: str | None) 
                 hl7_code=103,
             )
         )
+    return findings + _same_patient(obx, fields, pid_ins, pid_oid)
+
+
+def _same_patient(
+    obx: DocumentObx, fields: dict[str, Any], pid_ins: str | None, pid_oid: str | None
+) -> list[Finding]:
+    """PID-3 and the CDA's recordTarget must name the same INS: same number, same OID.
+
+    The same digits under the test OID (1.2.250.1.213.1.4.10) and under the INS-NIR OID
+    (1.2.250.1.213.1.4.8) are two identifiers: a test identity must never be filed as a real
+    patient's, nor the other way round."""
     patient = fields.get("patient")
     cda_ins = patient.ins if patient is not None else None
-    if pid_ins and cda_ins and pid_ins != cda_ins:
-        findings.append(
-            error(
-                "hl7.pid.cda-patient",
-                f"the INS in PID-3 is not the INS of the CDA carried in OBX[{obx.index}] "
-                "(recordTarget): the message and its document name different patients",
-                location="PID-3",
-                layer=LAYER,
-                hl7_code=103,
-            )
+    cda_oid = patient.ins_system if patient is not None else None
+    if not (pid_ins and cda_ins):
+        return []
+    if pid_ins != cda_ins:
+        problem = f"the INS in PID-3 is not the INS of the CDA carried in OBX[{obx.index}]"
+    elif pid_oid and cda_oid and pid_oid != cda_oid:
+        problem = (
+            f"the INS in PID-3 is under OID {pid_oid} but the CDA carried in OBX[{obx.index}] "
+            f"names it under {cda_oid}"
         )
-    return findings
+    else:
+        return []
+    return [
+        error(
+            "hl7.pid.cda-patient",
+            f"{problem} (recordTarget patientRole/id): the message and its document name "
+            "different patients",
+            location="PID-3",
+            layer=LAYER,
+            hl7_code=103,
+            fix="send the same INS, number and assigning authority OID, in PID-3 and in the "
+            "CDA recordTarget",
+        )
+    ]
 
 
 def _completed(document: Document, obx: DocumentObx, carried: Transport, msg: Message) -> Document:
-    """The CDA's fields, completed by the message: action, flags, masking, recipients."""
+    """The CDA's fields, completed by the message: action, flags, masking, recipients.
+
+    A deletion targets the document it carries: the sender sends the version to delete (the
+    latest), whose relatedDocument RPLC names the version before it. Kept, that ``replaces``
+    would point the withdrawal at the previous, already superseded version and leave the
+    current one filed, so a deletion's envelope replaces nothing."""
     fields = dict(document.fields)
     fields["action"] = obx.action if obx.status in transport.ACTIONS else fields.get("action")
+    if fields["action"] == "delete":
+        fields["replaces"] = None
     fields["flags"] = {**fields.get("flags", {}), **carried.flags}
     codes = tuple(fields.get("confidentiality", ()))
     fields["confidentiality"] = codes + tuple(

@@ -51,6 +51,8 @@ CONFIDENTIALITY_FLAGS = {
     "INVISIBLE_REP_LEGAUX": "INVISIBLE_REPRESENTANTS_LEGAUX",
 }
 ACTIONS = {"F": "create", "C": "replace", "D": "delete"}
+# The OBX-11 each MDM trigger event asks for (ORU^R01 has one trigger: OBX-11 alone decides).
+MDM_STATUS = {"T02": "F", "T10": "C", "T04": "D"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +92,7 @@ def read(msg: Message) -> tuple[Transport, list[Finding]]:
     findings: list[Finding] = []
     documents: list[DocumentObx] = []
     flags: dict[str, bool] = {}
+    first: dict[str, int] = {}  # flag → the OBX that first set it
     for i, obx in enumerate(msg.all("OBX"), start=1):
         code, system = msg.value("OBX-3.1", obx), msg.value("OBX-3.3", obx)
         if obx.field(2) == "ED":
@@ -115,8 +118,11 @@ def read(msg: Message) -> tuple[Transport, list[Finding]]:
                         hl7_code=103,
                     )
                 )
+            elif name in flags and flags[name] != (value == "Y"):
+                findings.append(_conflicting_flag(name, first[name], i))
             else:
                 flags[name] = value == "Y"
+                first.setdefault(name, i)
         elif system == META_SYSTEM and name not in OTHER_META:
             findings.append(
                 warning(
@@ -128,6 +134,24 @@ def read(msg: Message) -> tuple[Transport, list[Finding]]:
                 )
             )
     return Transport(tuple(documents), flags, participants(msg)), findings
+
+
+def _conflicting_flag(name: str, first: int, index: int) -> Finding:
+    """A flag sent twice with two values: refused, never "the last one wins".
+
+    The volet gives each flag once and says nothing of repeats; with MASQUE_PS Y then N the
+    last value used to win, and a document its author asked to mask was filed visible. Keeping
+    the more restrictive value would guess for the sender, so the message is refused; the
+    same value repeated says one thing and is accepted."""
+    return error(
+        "hl7.metadmpmss.repeated",
+        f"MetaDMPMSS {name} is sent again with the other value (first in OBX[{first}]): "
+        "the message says both Y and N",
+        location=f"OBX[{index}]-5.1",
+        layer=LAYER,
+        hl7_code=103,
+        fix=f"send {name} once, with the value meant",
+    )
 
 
 def participants(msg: Message) -> dict[str, str]:

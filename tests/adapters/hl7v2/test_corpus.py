@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import pytest
 
+from gateway import pipeline
+from gateway.adapters.cda import intake as cda_intake
 from gateway.adapters.cda.parser import CdaLimits
 from gateway.adapters.hl7v2 import ack, intake
 from gateway.adapters.hl7v2.parser import parse
+from gateway.broker.message import DocumentMessage
 from gateway.document import Document
 from gateway.outcome import Receipt, ReceiptStatus, Rejected, RejectionKind
+from gateway.records.store import DocumentQuery, RecordStore
+from gateway.submission import Submission
 from gateway.validators.cda import CdaValidator
 from tests.adapters.hl7v2.test_ack import NOW
 
@@ -168,3 +173,67 @@ def test_deletion_oru_asks_for_deletion(shared):
     ).read_bytes()
     doc = intake.read(raw, "mllp:test", CdaLimits(), CdaValidator())
     assert doc.fields["action"] == "delete" and doc.related[0].fields["action"] == "delete"
+
+
+def _filed(store: RecordStore, document: Document) -> str:
+    submission = Submission(raw=document.payload, transport="test", sender="lab")
+    envelope = pipeline.normalise(document, document.payload, None, submission)
+    return str(store.file(DocumentMessage(envelope, document.payload)))
+
+
+def test_deletion_withdraws_the_version_it_carries_not_the_one_before(shared, tmp_path):
+    """Initial (v1) → replacement (v2, OBX-11 C) → deletion (OBX-11 D). The deletion carries v2,
+    whose relatedDocument RPLC names v1: its envelope must target v2 itself, or v1 (already
+    superseded) is withdrawn and v2 stays in the record."""
+    oru = shared / "corpus/hl7v2" / V20 / "ORU"
+    store = RecordStore.open(f"sqlite:///{tmp_path / 'records.sqlite3'}")
+    for path in sorted((oru / "Transmission initiale ORU").glob("CR_Bio_CDA_Niv*_v1.XML")):
+        initial, _ = cda_intake.read(path.read_bytes(), CdaLimits(), CdaValidator())
+        assert _filed(store, initial) == "stored"
+    replacement = intake.read(
+        (oru / "Remplacement ORU/message_ORU_CR_Bio_RPLC_N1_Base64_N3_Base64.er7").read_bytes(),
+        "lab",
+        CdaLimits(),
+        CdaValidator(),
+    )
+    deletion = intake.read(
+        (oru / "Suppression ORU/message_ORU_CR_Bio_DEL_N1_Base64_N3_Base64.er7").read_bytes(),
+        "lab",
+        CdaLimits(),
+        CdaValidator(),
+    )
+    assert isinstance(replacement, Document) and isinstance(deletion, Document)
+    assert replacement.fields["replaces"] == "1.2.250.1.213.1.1.10"
+    assert [_filed(store, d) for d in (replacement, *replacement.related)] == ["stored"] * 2
+    for document in (deletion, *deletion.related):
+        assert document.fields["action"] == "delete" and document.fields["replaces"] is None
+    assert [_filed(store, d) for d in (deletion, *deletion.related)] == ["withdrawn"] * 2
+    ins = deletion.fields["patient"].ins
+    assert store.query(ins, DocumentQuery()) == []  # nothing of the report stays current
+    history = {
+        r["document_id"]: r["status"] for r in store.query(ins, DocumentQuery(include_history=True))
+    }
+    assert history["1.2.250.1.213.1.1.12"] == history["1.2.250.1.213.1.1.11"] == "withdrawn"
+
+
+MDM_INITIAL = f"{V20}/MDM/Transmission initiale MDM/message_MDM_CR_Radio_INIT_N1_Base64.er7"
+
+
+@pytest.mark.parametrize(
+    ("trigger", "status"), [("T04", "F"), ("T10", "F"), ("T02", "D"), ("T02", "C"), ("T10", "D")]
+)
+def test_mdm_trigger_and_obx11_must_ask_for_the_same_action(shared, trigger, status):
+    raw = (shared / "corpus/hl7v2" / MDM_INITIAL).read_bytes()
+    lines = raw.replace(b"MDM^T02^MDM_T02", f"MDM^{trigger}^MDM_T02".encode()).split(b"\n")
+    document_obx = [i for i, line in enumerate(lines) if line.startswith(b"OBX|1|ED|")]
+    assert len(document_obx) == 1 and lines[document_obx[0]].rstrip().endswith(b"|F|")
+    lines[document_obx[0]] = lines[document_obx[0]].rstrip()[:-2] + status.encode() + b"|"
+    result = intake.read(b"\n".join(lines), "ris", CdaLimits(), CdaValidator())
+    assert isinstance(result, Rejected) and result.kind is RejectionKind.INVALID
+    found = [f for f in result.report.errors if f.rule == "hl7.obx.status-trigger"]
+    assert [f.location for f in found] == ["OBX[1]-11"]
+    assert f"MDM^{trigger}" in found[0].message and found[0].fix
+    msg, _ = parse(b"\n".join(lines))
+    receipt = receipt_for(result)
+    answer, _ = parse(ack.build(msg, receipt, NOW, "A1", receipt.findings))
+    assert answer.value("MSA-1") == "AE"

@@ -68,6 +68,23 @@ def test_metadmpmss_value_other_than_y_or_n_is_an_error_naming_the_obx():
     ]
 
 
+def test_conflicting_repeated_flag_is_refused_at_its_second_obx():
+    masked_then_not = meta(2, "MASQUE_PS", "Y") + meta(3, "MASQUE_PS", "N")
+    assert errors(read(carrying(cda(), meta=masked_then_not))) == [
+        "hl7.metadmpmss.repeated@OBX[3]-5.1"
+    ]
+    # an older spelling is the same flag
+    spellings = meta(2, "INVISIBLE_REP_LEGAUX", "N") + meta(
+        3, "INVISIBLE_REPRESENTANTS_LEGAUX", "Y"
+    )
+    assert errors(read(carrying(cda(), meta=spellings))) == ["hl7.metadmpmss.repeated@OBX[3]-5.1"]
+
+
+def test_flag_repeated_with_the_same_value_is_accepted():
+    doc = read(carrying(cda(), meta=meta(2, "MASQUE_PS", "Y") + meta(3, "MASQUE_PS", "Y")))
+    assert isinstance(doc, Document) and doc.fields["flags"] == {"MASQUE_PS": True}
+
+
 def test_replacement_must_name_the_replaced_document():
     assert errors(read(carrying(cda(), status="C"))) == ["hl7.obx.replacement@OBX[1]-11"]
     rplc = (
@@ -78,6 +95,16 @@ def test_replacement_must_name_the_replaced_document():
     doc = read(carrying(replacing, status="C"))
     assert doc.fields["action"] == "replace" and doc.fields["replaces"] == "1.2.3.4"
     assert errors(read(carrying(replacing, status="F"))) == ["hl7.obx.replacement@OBX[1]-11"]
+
+
+def test_deletion_targets_the_document_it_carries_not_the_one_it_replaced():
+    rplc = (
+        b'<relatedDocument typeCode="RPLC"><parentDocument><id root="1.2.3.4"/>'
+        b"</parentDocument></relatedDocument>"
+    )
+    doc = read(carrying(cda().replace(b"<componentOf>", rplc + b"<componentOf>"), status="D"))
+    assert isinstance(doc, Document)
+    assert doc.fields["action"] == "delete" and doc.fields["replaces"] is None
     assert read(carrying(cda(), status="D")).fields["action"] == "delete"
     assert errors(read(carrying(cda(), status="P"))) == ["hl7.obx.status@OBX[1]-11"]
 
@@ -85,6 +112,17 @@ def test_replacement_must_name_the_replaced_document():
 def test_pid_and_cda_must_name_the_same_patient():
     other = PID.replace(INS, "292059912304525")
     assert errors(read(carrying(cda(), pid=other))) == ["hl7.pid.cda-patient@PID-3"]
+
+
+def test_pid_and_cda_must_name_the_ins_under_the_same_oid():
+    """The same digits under the test OID and under the INS-NIR OID are two identities."""
+    test_oid = PID.replace(
+        "ASIP-SANTE-INS-NIR&1.2.250.1.213.1.4.8", "ASIP-SANTE-INS-NIR-TEST&1.2.250.1.213.1.4.10"
+    )
+    result = read(carrying(cda(), pid=test_oid))
+    assert errors(result) == ["hl7.pid.cda-patient@PID-3"]
+    (finding,) = result.report.errors
+    assert "1.2.250.1.213.1.4.10" in finding.message and "recordTarget" in finding.message
 
 
 def test_identity_must_be_qualified_to_carry_the_ins():
