@@ -6,14 +6,16 @@
   becomes current (``placement`` decides, pure);
 - a replacement files into the set of the document it replaces: one naming another set, or
   another patient's document, is a CONFLICT (never two current versions);
-- the patient's mask holds for the whole set: a version filed into a masked set is masked;
+- the patient's mask, an unreleased invisibility to the patient and an invisibility to the
+  representatives hold for the whole set: a version filed into such a set takes them;
 - demographics (the birth date that decides minority) come only from a document that becomes
   current and is newer than the one that gave them; a birth date that would turn an adult into
   a minor (or back) is kept as it was and the conflict audited (``Batch.patient``);
 - ``action == "delete"``: withdraws a document (marked, not erased) when the request comes
   from the sender that filed it, for the same custodian (``_may_withdraw``); anything else is
   REFUSED;
-- a current document the patient may see queues a notification in the outbox.
+- a current document the account holders may see queues a notification in the outbox
+  (``access.notify_holders``).
 """
 
 from __future__ import annotations
@@ -30,7 +32,13 @@ import sqlalchemy as sa
 from gateway.broker.message import DocumentMessage
 from gateway.envelope import Envelope
 from gateway.records import audit
-from gateway.records.access import PatientFacts
+from gateway.records.access import (
+    DocumentFacts,
+    PatientFacts,
+    birth_range,
+    french_date,
+    notify_holders,
+)
 from gateway.records.in_lists import chunks
 from gateway.records.schema import (
     audit_events,
@@ -115,12 +123,12 @@ def document_time(ts: str | None) -> datetime | None:
     zone, UTC. None when there is none or it cannot be read: such a document is never "newer"."""
     if not ts:
         return None
-    try:
-        at = datetime.fromisoformat(ts)
-    except ValueError:
-        m = _HL7_TS.fullmatch(ts.strip())
-        if m is None:
-            return None
+    # The HL7 form first: fromisoformat also reads some HL7 values, wrongly
+    # ("20261101101530+0100" as 01 November 2026, 01:53:00+01:00: the hour's "1" taken as the
+    # date/time separator). ISO only for what HL7 cannot be: a value with a "T" or a "-"
+    # anywhere but in its zone.
+    m = _HL7_TS.fullmatch(ts.strip())
+    if m is not None:
         y, mo, d, h, mi, sec, zone = m.groups()
         try:
             at = datetime(int(y), int(mo or 1), int(d or 1), int(h or 0), int(mi or 0),
@@ -129,6 +137,13 @@ def document_time(ts: str | None) -> datetime | None:
                 at = datetime.fromisoformat(f"{at.isoformat()}{zone[:3]}:{zone[3:]}")
         except ValueError:
             return None
+    elif "T" in ts or "-" in ts:
+        try:
+            at = datetime.fromisoformat(ts)
+        except ValueError:
+            return None
+    else:
+        return None
     return (at if at.tzinfo else at.replace(tzinfo=UTC)).astimezone(UTC)
 
 
@@ -169,7 +184,7 @@ _SHA256_OF_MANY = sa.select(documents.c.document_id, documents.c.sha256).where(
     documents.c.document_id.in_(sa.bindparam("ids", expanding=True))
 )
 _BIRTH_DATE_OF_MANY = sa.select(
-    patients.c.ins, patients.c.birth_date, patients.c.birth_date_time
+    patients.c.ins, patients.c.ins_system, patients.c.birth_date, patients.c.birth_date_time
 ).where(patients.c.ins.in_(sa.bindparam("ins", expanding=True)))
 _SET_BIRTH_DATE = (  # only over an older source: a concurrent batch may have given a newer
     patients.update()
@@ -186,15 +201,25 @@ _SET_BIRTH_DATE = (  # only over an older source: a concurrent batch may have gi
         birth_date_document_id=sa.bindparam("birth_date_document_id"),
     )
 )
+_SET_INS_SYSTEM = (  # a patient recorded without an OID takes the first document's
+    patients.update()
+    .where(patients.c.ins == sa.bindparam("b_ins"))
+    .where(patients.c.ins_system.is_(None))
+    .values(ins_system=sa.bindparam("ins_system"))
+)
 _REPLACED_OF_MANY = sa.select(
     documents.c.document_id, documents.c.set_id, documents.c.patient_ins
 ).where(documents.c.document_id.in_(sa.bindparam("ids", expanding=True)))
 _REPLACED_OF = sa.select(documents.c.set_id, documents.c.patient_ins).where(
     documents.c.document_id == sa.bindparam("document_id")
 )
-_MASKED_OF = sa.select(documents.c.masked).where(
-    documents.c.document_id == sa.bindparam("document_id")
-)
+_INHERITED = ("masked", "invisible_patient", "invisible_representatives")
+_FLAGS_OF = sa.select(
+    documents.c.masked,
+    documents.c.invisible_patient,
+    documents.c.invisible_representatives,
+    documents.c.released_at,
+).where(documents.c.document_id == sa.bindparam("document_id"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,6 +307,8 @@ class Batch:
     audit: list[dict] = field(default_factory=list)
     new_patients: dict[str, dict] = field(default_factory=dict)
     births: dict[str, Demographics] = field(default_factory=dict)  # INS -> to write
+    ins_systems: dict[str, str | None] = field(default_factory=dict)  # INS -> OID recorded
+    named_systems: dict[str, str] = field(default_factory=dict)  # INS -> OID to record
     reasons: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -304,6 +331,7 @@ class Batch:
         for chunk in chunks(ins):
             for row in conn.execute(_BIRTH_DATE_OF_MANY, {"ins": chunk}):
                 batch.patients[row.ins] = Demographics(row.birth_date, utc(row.birth_date_time))
+                batch.ins_systems[row.ins] = row.ins_system
         return batch
 
     def flush(self, conn: sa.Connection) -> None:
@@ -354,6 +382,12 @@ class Batch:
                 ],
             )  # fmt: skip
             self.births.clear()
+        if self.named_systems:
+            conn.execute(
+                _SET_INS_SYSTEM,
+                [{"b_ins": k, "ins_system": v} for k, v in sorted(self.named_systems.items())],
+            )
+            self.named_systems.clear()
 
     def patient(self, env: Envelope, now: datetime, current: bool) -> None:
         """The patient of a filed document: a row to insert, and its birth date when the
@@ -379,19 +413,28 @@ class Batch:
         if known.given_at is not None and (given_at is None or given_at <= known.given_at):
             return  # not provably newer than what gave the known birth date
         sender = audit.Actor("sender", env.sender)
+        # The reasons name no date: the trail is shown to the patient and its representatives,
+        # and a birth date is identifying data that has no business in an access log.
+        if birth_range(birth) is None:
+            self.record(
+                sender, audit.Action.BIRTH_DATE, "conflict", ins, env.document_id,
+                "the document's birth date cannot be read; the known one kept",
+            )  # fmt: skip
+            return
         if known.birth_date and birth != known.birth_date:
-            today = now.date()
-            before = PatientFacts(ins, known.birth_date).is_minor(today)
-            if PatientFacts(ins, birth).is_minor(today) != before:
+            today = french_date(now)
+            before = PatientFacts(ins, known.birth_date).minority(today)
+            after = PatientFacts(ins, birth).minority(today)
+            if before is not None and after != before:
                 self.record(
                     sender, audit.Action.BIRTH_DATE, "conflict", ins, env.document_id,
-                    f"birth date {birth} would make the patient "
-                    f"{'an adult' if before else 'a minor'}; {known.birth_date} kept",
+                    f"the document's birth date would make the patient "
+                    f"{'an adult' if before else 'a minor'}; the known one kept",
                 )  # fmt: skip
                 return
             self.record(
                 sender, audit.Action.BIRTH_DATE, "changed", ins, env.document_id,
-                f"birth date {known.birth_date} -> {birth}",
+                "birth date changed",
             )  # fmt: skip
         given = Demographics(birth, given_at, env.document_id)
         if ins in self.new_patients:
@@ -424,6 +467,40 @@ class Batch:
 
     def notify(self, ins: str, document_id: str, event: str) -> None:
         self.notifications.append(_notification(ins, document_id, event))
+
+    def may_notify(self, ins: str, document_id: str, visibility: dict, now: datetime) -> bool:
+        """Whether the patient's account is told of a document filed with ``visibility``:
+        only one its holders may see (``access.notify_holders``), with the birth date as
+        this batch leaves it."""
+        doc = DocumentFacts(document_id, ins, **visibility)
+        patient = PatientFacts(ins, self._demographics(ins).birth_date)
+        return notify_holders(patient, doc, french_date(now))
+
+    def ins_system_refusal(self, env: Envelope) -> str | None:
+        """Why a document may not file into the record of its INS: the INS's OID differs from
+        the one the patient is recorded under. The record is keyed on the INS digits, and
+        the same digits under the test OID (1.2.250.1.213.1.4.10) and the INS-NIR's (.8) are
+        two people: a test document must never land in a real patient's record. A patient
+        recorded without an OID (opened by a grant, or before any document) takes the
+        first document's (``finish``)."""
+        ins, system = env.patient.ins, env.patient.ins_system
+        if ins in self.new_patients:
+            known = self.new_patients[ins]["ins_system"]
+        elif ins in self.ins_systems:
+            known = self.ins_systems[ins]
+        else:
+            return None  # no such patient yet: recorded under this document's (``patient``)
+        if known and system != known:
+            return (
+                f"INS under OID {system or '(none)'}, the patient is recorded under {known}: "
+                "the same digits under another OID are another person (test INS vs real?)"
+            )
+        if not known and system:
+            if ins in self.new_patients:
+                self.new_patients[ins]["ins_system"] = system
+            else:
+                self.ins_systems[ins] = self.named_systems[ins] = system
+        return None
 
 
 def _already_filed(
@@ -473,6 +550,8 @@ def _file(
         return _withdraw(conn, env, sender, batch)
     if (filed := _already_filed(conn, env, sender, batch, look=False)) is not None:
         return filed
+    if (refusal := batch.ins_system_refusal(env)) is not None:
+        return _refuse(env, sender, Filing.CONFLICT, refusal, batch)
     now = datetime.now(UTC)
     ins = env.patient.ins
     set_id = env.set_id
@@ -516,13 +595,17 @@ def _file(
         )
     visibility = flags(env)
     if head is not None:
-        # The patient's mask holds for the whole set (records/store.py set_masked masks every
-        # version): a version filed into a masked set, newer or older, is masked too.
+        # What hides the document holds for the whole set, whatever a new version says: the
+        # patient's mask (records/store.py set_masked masks every version), a document not
+        # yet announced to the patient (a corrected report is not an announcement), one
+        # hidden from the legal representatives. A version filed into such a set, newer or
+        # older, takes the flags of the set's current version.
         if place is Placement.CURRENT:
-            set_masked = _supersede(conn, head.current_document_id, env.document_id, batch)
+            inherited = _supersede(conn, head.current_document_id, env.document_id, batch)
         else:
-            set_masked = _masked(conn, head.current_document_id, batch)
-        visibility["masked"] = visibility["masked"] or set_masked
+            inherited = _flags_of(conn, head.current_document_id, batch)
+        for name in _INHERITED:
+            visibility[name] = visibility[name] or inherited[name]
     batch.patient(env, now, current=place is Placement.CURRENT)
     batch.documents[env.document_id] = dict(
         document_id=env.document_id,
@@ -564,41 +647,44 @@ def _file(
         head.current_document_id, head.current_version = env.document_id, env.version
         head.updated_at, head.changed = now, True
     filing = Filing.STORED if place is Placement.CURRENT else Filing.HISTORY
-    if (
-        filing is Filing.STORED
-        and ins
-        and not (visibility["masked"] or visibility["invisible_patient"])
-    ):
+    if filing is Filing.STORED and ins and batch.may_notify(ins, env.document_id, visibility, now):
         batch.notify(ins, env.document_id, NOTIFY_FILED)
     batch.record(sender, audit.Action.FILE, filing, ins, env.document_id)
     return filing
 
 
-def _supersede(conn: sa.Connection, current_id: str, new_id: str, batch: Batch) -> bool:
-    """Mark the set's current document superseded by ``new_id``; whether it was masked.
-    The batch's own held row is changed in place; a filed one, in the database."""
+def _supersede(conn: sa.Connection, current_id: str, new_id: str, batch: Batch) -> dict[str, bool]:
+    """Mark the set's current document superseded by ``new_id``; the flags a new version of
+    the set inherits from it (``_flags_of``). The batch's own held row is changed in place; a
+    filed one, in the database."""
+    inherited = _flags_of(conn, current_id, batch)
     held = batch.documents.get(current_id)
     if held is not None:
         if held["status"] == "current":
             held["status"], held["superseded_by"] = "superseded", new_id
-        return bool(held["masked"])
-    previous = conn.execute(
-        sa.select(documents.c.masked).where(documents.c.document_id == current_id)
-    ).first()
+        return inherited
     conn.execute(
         documents.update()
         .where(documents.c.document_id == current_id)
         .where(documents.c.status == "current")
         .values(status="superseded", superseded_by=new_id)
     )
-    return bool(previous and previous.masked)
+    return inherited
 
 
-def _masked(conn: sa.Connection, document_id: str, batch: Batch) -> bool:
-    held = batch.documents.get(document_id)
-    if held is not None:
-        return bool(held["masked"])
-    return bool(conn.execute(_MASKED_OF, {"document_id": document_id}).scalar())
+def _flags_of(conn: sa.Connection, document_id: str, batch: Batch) -> dict[str, bool]:
+    """The flags a version of ``document_id``'s set inherits from it: its mask, its
+    invisibility to the patient while it is not released (announced), its invisibility to
+    the legal representatives."""
+    row = batch.documents.get(document_id)
+    if row is None:
+        found = conn.execute(_FLAGS_OF, {"document_id": document_id}).mappings().first()
+        row = dict(found) if found is not None else {}
+    return {
+        "masked": bool(row.get("masked")),
+        "invisible_patient": bool(row.get("invisible_patient")) and row.get("released_at") is None,
+        "invisible_representatives": bool(row.get("invisible_representatives")),
+    }
 
 
 def _notification(ins: str, document_id: str, event: str) -> dict:
@@ -610,12 +696,15 @@ def queue_notification(conn: sa.Connection, ins: str, document_id: str, event: s
 
 
 def _withdraw(conn: sa.Connection, env: Envelope, sender: audit.Actor, batch: Batch) -> Filing:
-    target_id = env.replaces
+    # The document carried, when it is filed: a deletion carries the version to delete (the
+    # volet's deletion carries the latest one, whose relatedDocument names the version it
+    # replaced; withdrawing that one would leave the current version standing). Else the
+    # document it names as replaced, else the current version of its set.
+    target_id = conn.execute(
+        sa.select(documents.c.document_id).where(documents.c.document_id == env.document_id)
+    ).scalar_one_or_none()
     if target_id is None:
-        exists = conn.execute(
-            sa.select(documents.c.document_id).where(documents.c.document_id == env.document_id)
-        ).scalar_one_or_none()
-        target_id = exists
+        target_id = env.replaces
     if target_id is None and env.set_id:
         target_id = conn.execute(
             sa.select(document_sets.c.current_document_id).where(

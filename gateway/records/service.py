@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from gateway.records import access
-from gateway.records.access import Caller, DocumentFacts
+from gateway.records.access import Caller, CallerKind, DocumentFacts
 from gateway.records.audit import Action, Actor, Event, Outcome
 from gateway.records.store import AUDIT_PAGE, DocumentQuery, RecordStore
 
@@ -40,10 +40,11 @@ def facts(row: dict[str, Any]) -> DocumentFacts:
 
 def as_seen(row: dict[str, Any], visible: list[Any]) -> dict[str, Any]:
     """``row`` (a version the caller may see) as seen by a caller who may see only the
-    versions ``visible`` of its set (document ids or rows, newest first): a successor they may
-    not see is not named, and when they may see no newer version, theirs is the current one.
-    Otherwise "superseded by d^2" tells a patient of a version not yet announced to them, or a
-    professional of one the patient masked."""
+    versions ``visible`` of its set (document ids or rows, newest first in the order of the
+    replacement chain, ``store.chain_order``, as ``RecordStore.versions`` gives them): a
+    successor they may not see is not named, and when they may see no newer version, theirs
+    is the current one. Otherwise "superseded by d^2" tells a patient of a version not yet
+    announced to them, or a professional of one the patient masked."""
     if row["status"] != "superseded":
         return row
     ids = [v if isinstance(v, str) else v["document_id"] for v in visible]
@@ -58,7 +59,18 @@ def as_seen(row: dict[str, Any], visible: list[Any]) -> dict[str, Any]:
 
 
 def _today() -> date:
-    return datetime.now(UTC).date()
+    """Majority is reached on the French calendar date, not UTC's."""
+    return access.french_date(datetime.now(UTC))
+
+
+def _actor(caller: Caller, ins: str | None) -> Actor:
+    """The caller as recorded in ``ins``'s trail. A patient acting on another patient's
+    record is recorded there without their INS: the trail is shown to the record's patient
+    (and representatives), and another person's health identifier has no place in it. The
+    event stays (the attempt is traced); an operator finds it by time and action."""
+    if caller.kind is CallerKind.PATIENT and ins is not None and caller.id != ins:
+        return Actor(caller.kind.value, "another patient")
+    return Actor.of(caller)
 
 
 class RecordService:
@@ -68,7 +80,7 @@ class RecordService:
 
     def _event(self, caller: Caller, action: Action, decision, ins, doc_id=None) -> Event:
         outcome = Outcome.ALLOWED if decision else Outcome.DENIED
-        return Event(Actor.of(caller), action, outcome, ins, doc_id, decision.reason)
+        return Event(_actor(caller, ins), action, outcome, ins, doc_id, decision.reason)
 
     def _check(self, caller: Caller, action: Action, decision, ins: str, doc_id=None) -> Event:
         """The audit event for an allowed call; a denied one is audited here and raised."""
@@ -87,8 +99,9 @@ class RecordService:
             raise NotFound(document_id)
         patient = self.store.patient(row["patient_ins"] or "")
         doc = facts(row)
-        if not access.may_know_of(caller, patient, doc):
-            decision = access.document_access(caller, patient, doc, self._today())
+        today = self._today()
+        if not access.may_know_of(caller, patient, doc, today):
+            decision = access.document_access(caller, patient, doc, today)
             self.store.audit(self._event(caller, action, decision, patient.ins, document_id))
             raise NotFound(document_id)
         return row, patient
@@ -192,9 +205,12 @@ class RecordService:
 
     def release(self, caller: Caller, document_id: str) -> bool:
         row, patient = self._document(caller, Action.RELEASE, document_id)
-        decision = access.may_release(caller, patient, facts(row), self._today())
+        today = self._today()
+        decision = access.may_release(caller, patient, facts(row), today)
         event = self._check(caller, Action.RELEASE, decision, patient.ins, document_id)
-        return self.store.release(document_id, patient.ins, event)
+        released = dataclasses.replace(facts(row), released=True)
+        notify = access.notify_holders(patient, released, today)
+        return self.store.release(document_id, patient.ins, event, notify)
 
     def decide_access(
         self, caller: Caller, ins: str, professional_id: str, decision_: str | None

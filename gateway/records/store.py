@@ -129,6 +129,37 @@ def _file_in_savepoint(
     return StoreUnavailable("record store: filing kept racing; retry")
 
 
+def chain_order(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The versions of one set, newest first, in the order of the replacement chain: a
+    version is older than the one that superseded it (``superseded_by``), and the current
+    version (superseded by none) is the newest. Versions superseded by the same one (a late
+    version filed as history, pointing at the then current one) come by version number, then
+    filing time, then id. Decided here, not in SQL: version numbers may be NULL, and SQLite
+    and PostgreSQL sort NULL at opposite ends, which showed a superseded version as current
+    on one of them."""
+    by_id = {r["document_id"]: r for r in rows}
+
+    def hops(row: dict[str, Any]) -> int:
+        seen, n = {row["document_id"]}, 0
+        while (nxt := row.get("superseded_by")) in by_id and nxt not in seen:
+            seen.add(nxt)
+            row, n = by_id[nxt], n + 1
+        return n
+
+    def key(row: dict[str, Any]) -> tuple:
+        version = row.get("version")
+        filed = utc(row.get("filed_at"))
+        return (
+            hops(row),
+            version is None,
+            -(version or 0),
+            -(filed.timestamp() if filed else 0.0),
+            row["document_id"],
+        )
+
+    return sorted(rows, key=key)
+
+
 class RecordStore:
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
@@ -275,11 +306,13 @@ class RecordStore:
             return out
 
     def versions(self, set_id: str) -> list[dict[str, Any]]:
-        """Every version of a set, newest first, with what the access policy needs."""
+        """Every version of a set, newest first (``chain_order``), with what the access policy
+        needs and the version that superseded each."""
         cols = (
             documents.c.document_id,
             documents.c.version,
             documents.c.status,
+            documents.c.superseded_by,
             documents.c.filed_at,
             documents.c.patient_ins,
             documents.c.masked,
@@ -291,15 +324,13 @@ class RecordStore:
             rows = [
                 dict(r)
                 for r in conn.execute(
-                    sa.select(*cols)
-                    .where(documents.c.set_id == set_id)
-                    .order_by(documents.c.version.desc(), documents.c.filed_at.desc())
+                    sa.select(*cols).where(documents.c.set_id == set_id)
                 ).mappings()
             ]
             authors = self._authors(conn, [r["document_id"] for r in rows])
         for r in rows:
             r["author_ids"] = authors.get(r["document_id"], frozenset())
-        return rows
+        return chain_order(rows)
 
     @staticmethod
     def _authors(conn: sa.Connection, ids: list[str]) -> dict[str, frozenset[str]]:
@@ -421,8 +452,10 @@ class RecordStore:
             conn.execute(documents.update().where(same_set).values(masked=masked))
             audit.write(conn, event)
 
-    def release(self, document_id: str, ins: str, event: audit.Event) -> bool:
-        """Make an invisible-to-patient document visible; False when it already was."""
+    def release(self, document_id: str, ins: str, event: audit.Event, notify: bool = True) -> bool:
+        """Make an invisible-to-patient document visible; False when it already was.
+        ``notify``: whether the patient's account is told (not when its holders may still not
+        see the document: a minor's, hidden from the representatives; ``access.notify_holders``)."""
         with self._writing() as conn:
             done = conn.execute(
                 documents.update()
@@ -430,7 +463,7 @@ class RecordStore:
                 .where(documents.c.released_at.is_(None))
                 .values(released_at=datetime.now(UTC))
             ).rowcount
-            if done:
+            if done and notify:
                 queue_notification(conn, ins, document_id, NOTIFY_RELEASED)
             audit.write(conn, event)
             return bool(done)

@@ -1,6 +1,6 @@
 """The authorisation policy, rule by rule and caller role by caller role (pure)."""
 
-from datetime import date
+from datetime import UTC, date, datetime
 
 import pytest
 
@@ -10,8 +10,11 @@ from gateway.records.access import (
     DocumentFacts,
     PatientFacts,
     document_access,
+    french_date,
+    may_know_of,
     may_manage,
     may_release,
+    notify_holders,
     record_access,
 )
 
@@ -155,3 +158,63 @@ def test_an_operator_never_opens_a_record_whatever_its_name(operator_id):
         assert not document_access(op, patient, doc(patient), TODAY)
         assert not may_manage(op, patient, TODAY)
         assert not may_release(op, patient, doc(patient), TODAY)
+
+
+@pytest.mark.parametrize(
+    ("birth_date", "today", "minor"),
+    [
+        ("2008", date(2026, 6, 1), True),  # born in 2008: maybe still 17 until 31 December
+        ("2008", date(2027, 1, 1), False),
+        ("2007", date(2026, 6, 1), False),
+        ("200812", date(2026, 12, 30), True),  # born in December 2008: maybe 31 December
+        ("200812", date(2026, 12, 31), False),
+        ("200802", date(2026, 2, 28), True),  # February 2008 had 29 days
+        ("20081231", date(2026, 12, 31), False),
+        ("200812311230", date(2026, 12, 30), True),  # a time after the day is ignored
+        ("19841205", date(2026, 11, 2), False),
+    ],
+)
+def test_a_partial_birth_date_is_a_minor_while_any_day_of_it_would_be(birth_date, today, minor):
+    assert PatientFacts(ins=INS, birth_date=birth_date).is_minor(today) is minor
+
+
+@pytest.mark.parametrize("unreadable", ["20151340", "20150230", "2015-03-01", "abcd", "20151"])
+def test_an_unreadable_birth_date_opens_the_record_to_neither_patient_nor_representative(
+    unreadable,
+):
+    patient = PatientFacts(ins=CHILD, birth_date=unreadable, representatives=frozenset({PARENT}))
+    assert patient.minority(TODAY) is None
+    assert not record_access(Caller(CallerKind.PATIENT, CHILD), patient, TODAY)
+    assert not record_access(Caller(CallerKind.REPRESENTATIVE, PARENT), patient, TODAY)
+    assert not notify_holders(
+        patient, DocumentFacts("d", CHILD, invisible_representatives=True), TODAY
+    )
+
+
+def test_majority_is_reached_on_the_french_calendar_date():
+    # 18th birthday on 2 November 2026: at 23:30 UTC on 1 November it is already 00:30 in Paris
+    teen = PatientFacts(ins=CHILD, birth_date="20081102")
+    eve = datetime(2026, 11, 1, 23, 30, tzinfo=UTC)
+    assert french_date(eve) == date(2026, 11, 2)
+    assert not teen.is_minor(french_date(eve)) and teen.is_minor(eve.date())
+
+
+def test_notifications_go_only_for_what_the_account_holders_may_see():
+    minor_doc = DocumentFacts("d", CHILD, invisible_representatives=True)
+    assert not notify_holders(MINOR, minor_doc, TODAY)  # the representatives hold the account
+    assert not notify_holders(PatientFacts(ins=CHILD), minor_doc, TODAY)  # age unknown
+    assert notify_holders(ADULT, DocumentFacts("d", INS, invisible_representatives=True), TODAY)
+    assert notify_holders(ADULT, DocumentFacts("d", INS, masked=True), TODAY)
+    assert not notify_holders(ADULT, DocumentFacts("d", INS, invisible_patient=True), TODAY)
+    assert notify_holders(
+        ADULT, DocumentFacts("d", INS, invisible_patient=True, released=True), TODAY
+    )
+
+
+def test_nobody_the_record_is_closed_to_may_know_a_document_exists():
+    former = PatientFacts(ins=CHILD, birth_date="20050301", representatives=frozenset({PARENT}))
+    assert not may_know_of(pro(STRANGER), ADULT, doc(), TODAY)
+    assert not may_know_of(pro(OPPOSED_DOC), ADULT, doc(), TODAY)
+    assert not may_know_of(Caller(CallerKind.REPRESENTATIVE, PARENT), former, doc(former), TODAY)
+    assert may_know_of(pro(GRANTED), ADULT, doc(masked=True), TODAY)  # refused as masked: 403
+    assert may_know_of(Caller(CallerKind.REPRESENTATIVE, PARENT), MINOR, doc(MINOR), TODAY)

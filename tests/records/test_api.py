@@ -94,7 +94,8 @@ def test_professionals_need_a_grant_and_are_shut_out_by_an_opposition(client):
     client.store.file(message("d^1"))
     url = f"/patients/{INS}/documents"
     assert client.get(url, headers=pro(STRANGER)).status_code == 403
-    assert client.get(doc_url("d^1"), headers=pro(STRANGER)).status_code == 403
+    # not 403: that would tell a caller the record is closed to that "d^1" exists
+    assert client.get(doc_url("d^1"), headers=pro(STRANGER)).status_code == 404
 
     grant = {"decision": "grant"}
     assert client.put(f"/patients/{INS}/access/{GRANTED}", json=grant, headers=PATIENT).is_success
@@ -146,7 +147,7 @@ def test_invisible_to_the_patient_until_a_professional_releases_it(client):
     assert client.store.pending_notifications() == []  # nothing told before the announcement
 
     assert client.post(doc_url("diag^1", "/release"), headers=PATIENT).status_code == 404
-    assert client.post(doc_url("diag^1", "/release"), headers=pro(STRANGER)).status_code == 403
+    assert client.post(doc_url("diag^1", "/release"), headers=pro(STRANGER)).status_code == 404
     assert client.post(doc_url("diag^1", "/release"), headers=pro(GRANTED)).is_success
     assert client.get(doc_url("diag^1"), headers=PATIENT).status_code == 200
     [note] = client.store.pending_notifications()
@@ -245,8 +246,9 @@ def test_openapi_schema_is_served_at_docs(client):
 
 def test_a_documents_history_lists_only_the_versions_the_caller_may_see(client):
     client.store.file(message("h^1", set_id="h", version=1, codes=("INVISIBLE_PATIENT",)))
-    client.store.file(message("h^2", set_id="h", version=2))
+    client.store.file(message("h^2", set_id="h", version=2))  # inherits INVISIBLE_PATIENT
     client.put(f"/patients/{INS}/access/{GRANTED}", json={"decision": "grant"}, headers=PATIENT)
+    assert client.post(doc_url("h^2", "/release"), headers=pro(GRANTED)).is_success
     mine = client.get(doc_url("h^2"), headers=PATIENT).json()["versions"]
     assert [v["id"] for v in mine] == ["h^2"]
     theirs = client.get(doc_url("h^2"), headers=pro(GRANTED)).json()["versions"]
@@ -375,3 +377,74 @@ def test_audit_times_carry_their_offset(client):
 
     at = datetime.fromisoformat(event["at"])
     assert at.utcoffset() == timedelta(0)
+
+
+def _represent(store, ins=CHILD):
+    event = Event(Actor("operator", "t"), Action.REPRESENTATIVE, "allowed", ins)
+    store.set_representative(ins, PARENT, True, event)
+
+
+def test_a_release_is_not_notified_to_a_minors_account_hidden_from_the_representatives(client):
+    s = client.store
+    hidden = ("INVISIBLE_PATIENT", "INVISIBLE_REPRESENTANTS_LEGAUX")
+    s.file(message("c^3", set_id="c3", ins=CHILD, birth_date="20150301", codes=hidden))
+    _represent(s)
+    client.put(f"/patients/{CHILD}/access/{GRANTED}", json={"decision": "grant"}, headers=REP)
+    assert client.post(doc_url("c^3", "/release"), headers=pro(GRANTED)).is_success
+    assert s.pending_notifications() == []
+    assert client.get(doc_url("c^3"), headers=REP).status_code == 404
+
+
+def test_a_child_born_in_a_year_given_alone_is_still_a_minor(client):
+    s = client.store
+    s.file(message("c^1", set_id="c1", ins=CHILD, birth_date="2015"))
+    _represent(s)
+    assert client.get(f"/patients/{CHILD}/documents", headers=CHILD_SELF).status_code == 403
+    assert ids(client.get(f"/patients/{CHILD}/documents", headers=REP)) == ["c^1"]
+
+
+def test_callers_the_record_is_closed_to_cannot_tell_which_documents_exist(client):
+    s = client.store
+    s.file(message("d^1"))
+    s.file(message("c^1", set_id="c1", ins=CHILD, birth_date="20050301"))  # adult in 2026
+    _represent(s)
+    for headers in (pro(STRANGER), REP):
+        for doc_id in ("d^1", "c^1", "zz^9"):
+            assert client.get(doc_url(doc_id), headers=headers).status_code == 404
+    reasons = {
+        (e["actor_kind"], e["outcome"], e["reason"])
+        for e in s.audit_trail(CHILD)
+        if e["action"] == "document.read"
+    }  # the real reason, in the trail
+    assert reasons == {
+        ("professional", "denied", "no access granted by the patient"),
+        ("representative", "denied", "legal representation ends at the patient's majority"),
+    }
+
+
+def test_another_patients_ins_never_shows_in_a_patients_trail(client):
+    other_ins = "292059912304525"
+    other = token(CallerKind.PATIENT, other_ins)
+    client.store.file(message("d^1"))
+    assert client.get(doc_url("d^1"), headers=other).status_code == 404
+    assert client.get(f"/patients/{INS}/documents", headers=other).status_code == 403
+    trail = client.get(f"/patients/{INS}/audit", headers=PATIENT).json()["events"]
+    denied = [e for e in trail if e["outcome"] == "denied"]
+    assert len(denied) == 2  # both attempts traced
+    assert all(e["actor"] == {"kind": "patient", "id": "another patient", "role": None}
+               for e in denied)  # fmt: skip
+    assert other_ins not in str(trail)
+
+
+def test_a_version_superseded_through_the_chain_is_never_shown_current(client):
+    s = client.store
+    s.file(message("x^1", set_id="x", version=1))
+    s.file(message("x^2", set_id="x", version=None, replaces="x^1"))
+    s.file(message("A", set_id="s", version=None))
+    s.file(message("B", set_id="s", version=None, replaces="A"))
+    s.file(message("C", set_id="s", version=None, replaces="A"))  # late: history
+    for doc_id, successor in (("x^1", "x^2"), ("C", "B")):
+        body = client.get(doc_url(doc_id), headers=PATIENT).json()
+        assert (body["status"], body["superseded_by"]) == ("superseded", successor)
+    listed = client.get(f"/patients/{INS}/documents", headers=PATIENT)
+    assert ids(listed) == ["B", "x^2"]

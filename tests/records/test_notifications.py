@@ -1,5 +1,5 @@
 """Patient notifications through real RabbitMQ: published after filing, without clinical
-content, never for masked or invisible documents, and kept in the outbox while the broker is
+content, only for documents the account holders may see, and kept in the outbox while the broker is
 away. Also the record worker's refusals."""
 
 from __future__ import annotations
@@ -82,7 +82,9 @@ def test_notification_after_filing_carries_no_clinical_content(wired):
     worker(delivery(message("n^1", set_id="n1")))
     worker(delivery(message("m^1", set_id="m1", codes=("MASQUE_PS",))))
     worker(delivery(message("i^1", set_id="i1", flags={"INVISIBLE_PATIENT": True})))
-    [note] = take(ns.url, ns.names.queue(DESTINATION), timeout=5)
+    # masked from professionals, not from the patient: both told; not the invisible one
+    note, masked = take(ns.url, ns.names.queue(DESTINATION), timeout=5)
+    assert masked["document_id"] == "m^1"
     assert note == {
         "id": "document-filed:n^1",
         "type": "notification",

@@ -306,6 +306,6 @@ def test_in_a_batch_the_birth_date_of_the_newest_current_document_wins(store):
         if e["action"] == "patient.birth-date"
     ]
     assert changes == [
-        ("k^2", "changed", "birth date 19841205 -> 19851205"),
-        ("k^4", "changed", "birth date 19851205 -> 19841205"),
+        ("k^2", "changed", "birth date changed"),  # no dates in the patient's trail
+        ("k^4", "changed", "birth date changed"),
     ]

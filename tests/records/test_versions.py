@@ -115,14 +115,14 @@ def test_the_patients_mask_holds_for_later_versions(store):
     ("codes", "flags", "notified"),
     [
         ((), {}, True),
-        (("MASQUE_PS",), {}, False),
+        (("MASQUE_PS",), {}, True),  # masked from professionals, not from the patient
         (("INVISIBLE_PATIENT",), {}, False),
-        ((), {"MASQUE_PS": True}, False),
+        ((), {"MASQUE_PS": True}, True),
         ((), {"INVISIBLE_PATIENT": True}, False),
-        (("INVISIBLE_REPRESENTANTS_LEGAUX",), {}, True),
+        (("INVISIBLE_REPRESENTANTS_LEGAUX",), {}, True),  # an adult's: they see it
     ],
 )
-def test_filing_queues_a_notification_unless_masked_or_invisible(store, codes, flags, notified):
+def test_filing_queues_a_notification_of_what_the_patient_may_see(store, codes, flags, notified):
     store.file(message("n^1", codes=codes, flags=flags))
     pending = store.pending_notifications()
     assert [(p["document_id"], p["event"]) for p in pending] == (
@@ -389,7 +389,140 @@ def test_a_birth_date_that_would_make_an_adult_a_minor_is_kept_and_the_conflict_
     assert store.patient(INS).birth_date == "19841205"
     [event] = [e for e in store.audit_trail(INS) if e["action"] == "patient.birth-date"]
     assert (event["document_id"], event["outcome"]) == ("b^1", "conflict")
-    assert event["reason"] == "birth date 20181205 would make the patient a minor; 19841205 kept"
+    # the reason names no birth date: the trail is the patient's to read
+    assert (
+        event["reason"]
+        == "the document's birth date would make the patient a minor; the known one kept"
+    )
     # a correction that keeps the patient an adult is taken, and audited
     store.file(message("c^1", set_id="c", birth_date="19841206", created="20261103"))
     assert store.patient(INS).birth_date == "19841206"
+
+
+CHILD = "212345678901234"
+
+
+def notified(store):
+    return [(n["document_id"], n["event"]) for n in store.pending_notifications()]
+
+
+def test_a_minors_document_hidden_from_the_representatives_is_not_notified(store):
+    hidden = ("INVISIBLE_REPRESENTANTS_LEGAUX",)
+    store.file(message("c^1", set_id="c1", ins=CHILD, birth_date="20150301", codes=hidden))
+    store.file(message("c^2", set_id="c2", ins=CHILD, birth_date=None, codes=hidden))
+    store.file(message("c^3", set_id="c3", ins=CHILD, birth_date="20150301"))
+    assert notified(store) == [("c^3", "document-filed")]
+
+
+def test_a_new_version_keeps_the_sets_unreleased_invisibility(store):
+    store.file(message("k^1", set_id="k", version=1, codes=("INVISIBLE_PATIENT",)))
+    store.file(message("k^2", set_id="k", version=2, replaces="k^1"))  # flag not repeated
+    store.file(message("p^1", set_id="p", version=1, codes=("INVISIBLE_REPRESENTANTS_LEGAUX",)))
+    store.file(message("p^2", set_id="p", version=2, replaces="p^1"))
+    store.file(message("p^0", set_id="p", version=0))  # an older one, late: hidden too
+    assert store.document("k^2")["invisible_patient"]
+    assert store.document("p^2")["invisible_representatives"]
+    assert store.document("p^0")["invisible_representatives"]
+    assert notified(store) == [("p^1", "document-filed"), ("p^2", "document-filed")]  # adult
+
+
+def test_a_version_after_the_announcement_is_visible(store):
+    from gateway.records.audit import Action, Actor, Event
+
+    store.file(message("k^1", set_id="k", version=1, codes=("INVISIBLE_PATIENT",)))
+    store.release("k^1", INS, Event(Actor("professional", "8"), Action.RELEASE, "allowed", INS))
+    store.file(message("k^2", set_id="k", version=2, replaces="k^1"))
+    assert not store.document("k^2")["invisible_patient"]
+    assert ("k^2", "document-filed") in notified(store)
+
+
+def test_a_deletion_withdraws_the_document_it_carries_not_the_one_it_replaced(store):
+    store.file(message("v^1", set_id="v", version=1, custodian="1750000001"))
+    store.file(message("v^2", set_id="v", version=2, replaces="v^1", custodian="1750000002"))
+    deletion = message("v^2", set_id="v", version=2, replaces="v^1", action="delete",
+                       custodian="1750000002")  # fmt: skip
+    assert store.file(deletion) is Filing.WITHDRAWN
+    assert (status(store, "v^2"), status(store, "v^1")) == ("withdrawn", "superseded")
+    assert current(store) == []
+    # a deletion naming an unknown id still withdraws what it names as replaced
+    store.file(message("w^1", set_id="w", version=1))
+    orphan = message("w^9", set_id="w", version=2, replaces="w^1", action="delete")
+    assert store.file(orphan) is Filing.WITHDRAWN and status(store, "w^1") == "withdrawn"
+
+
+def test_a_test_ins_and_a_real_ins_with_the_same_digits_are_not_one_record(store):
+    import dataclasses
+
+    def under(msg, oid):
+        env = msg.envelope
+        patient = dataclasses.replace(env.patient, ins_system=oid)
+        return dataclasses.replace(msg, envelope=dataclasses.replace(env, patient=patient))
+
+    test_oid = "1.2.250.1.213.1.4.10"
+    assert store.file(under(message("t^1", set_id="t"), test_oid)) is Filing.STORED
+    reasons: dict[str, str] = {}
+    [result] = store.file_many([(message("r^1", set_id="r"), "unchecked")], reasons)
+    assert result is Filing.CONFLICT
+    assert "recorded under 1.2.250.1.213.1.4.10" in reasons["r^1"]
+    assert current(store) == ["t^1"]
+    # in one batch too, and a patient opened without an OID takes the first document's
+    both = [(under(message("u^1", set_id="u", ins=OTHER_INS), test_oid), "unchecked"),
+            (message("u^2", set_id="u2", ins=OTHER_INS), "unchecked")]  # fmt: skip
+    assert store.file_many(both) == [Filing.STORED, Filing.CONFLICT]
+
+
+def test_a_patient_opened_without_an_oid_takes_the_first_documents(store):
+    from gateway.records.audit import Action, Actor, Event
+
+    event = Event(Actor("patient", INS), Action.GRANT, "allowed", INS)
+    store.set_access(INS, "8", "grant", event)  # the patient row exists, without an OID
+    assert store.file(message("a^1", set_id="a")) is Filing.STORED
+    with store.engine.connect() as conn:
+        from gateway.records.schema import patients
+
+        oid = conn.execute(
+            patients.select().with_only_columns(patients.c.ins_system).where(patients.c.ins == INS)
+        ).scalar()
+    assert oid == "1.2.250.1.213.1.4.8"
+
+
+def test_hl7_times_are_read_as_hl7_before_iso():
+    from datetime import UTC, datetime
+
+    from gateway.records.filing import document_time
+
+    # fromisoformat reads this as 01:53+01:00 (the hour's "1" taken as the separator)
+    assert document_time("20261101101530+0100") == datetime(2026, 11, 1, 9, 15, 30, tzinfo=UTC)
+    assert document_time("20261101101530-0500") == datetime(2026, 11, 1, 15, 15, 30, tzinfo=UTC)
+    assert document_time("2026-11-01T10:15:30+01:00") == datetime(
+        2026, 11, 1, 9, 15, 30, tzinfo=UTC
+    )
+    assert document_time("202611") == datetime(2026, 11, 1, tzinfo=UTC)
+    assert document_time("not a time") is None
+
+
+def test_a_newer_birth_date_later_the_same_morning_is_taken(store):
+    store.file(message("d^1", version=1, created="20261101093000+0100", birth_date="19841205"))
+    store.file(message("d^2", version=2, replaces="d^1", created="20261101101530+0100",
+                       birth_date="19841206"))  # fmt: skip
+    assert store.patient(INS).birth_date == "19841206"
+
+
+def test_an_unreadable_birth_date_is_not_taken(store):
+    store.file(message("d^1", version=1, created="20261101", birth_date="19841205"))
+    store.file(message("d^2", version=2, replaces="d^1", created="20261102", birth_date="19841340"))
+    assert store.patient(INS).birth_date == "19841205"
+    [event] = [e for e in store.audit_trail(INS) if e["action"] == "patient.birth-date"]
+    assert event["outcome"] == "conflict" and "1984" not in event["reason"]
+
+
+def test_versions_follow_the_replacement_chain_whatever_the_null_version_numbers(store):
+    store.file(message("x^1", set_id="x", version=1))
+    store.file(message("x^2", set_id="x", version=None, replaces="x^1"))
+    assert [v["document_id"] for v in store.versions("x")] == ["x^2", "x^1"]
+    store.file(message("A", set_id="s", version=None))
+    store.file(message("B", set_id="s", version=None, replaces="A"))
+    store.file(message("C", set_id="s", version=None, replaces="A"))  # late: history
+    versions = store.versions("s")
+    assert [v["document_id"] for v in versions] == ["B", "C", "A"]
+    assert {v["document_id"]: v["superseded_by"] for v in versions}["C"] == "B"
