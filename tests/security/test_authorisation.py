@@ -7,6 +7,7 @@ import asyncio
 import base64
 import concurrent.futures
 import dataclasses
+import re
 
 import pytest
 
@@ -26,11 +27,14 @@ from tests.conftest import FIXTURES, ROOT
 from tests.signing.pki import issue
 
 BIOLOGY = (FIXTURES / "cda/crbio_glycemia.xml").read_bytes()  # 11502-2, custodian 1750000001
-IMAGING = (  # 18748-4, same patient, every organisation another establishment's
+IMAGING = re.sub(  # 18748-4, same patient, every organisation another establishment's;
+    rb"<relatedDocument .*?</relatedDocument>",  # an initial document: MDM^T02 with OBX-11 F
+    b"",
     (FIXTURES / "cda/crimg_level1_replacement.xml")
     .read_bytes()
     .replace(b"285072A01234561", b"184127505612355")
-    .replace(b'extension="1750000001"', b'extension="9999999999"')
+    .replace(b'extension="1750000001"', b'extension="9999999999"'),
+    flags=re.S,
 )
 
 
