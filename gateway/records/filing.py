@@ -264,6 +264,17 @@ def _lock_keys(env: Envelope, replaced: dict[str, dict]) -> tuple[str, ...]:
     return (env.document_id, row["set_id"] or env.replaces)
 
 
+class PatientRaced(Exception):
+    """A patient row changed between the batch's read and its write: filed again (store)."""
+
+
+def _refines(birth: str, known: str) -> bool:
+    """Whether ``birth`` only makes ``known`` more precise (20080115 within 2008): the known
+    date's minority was a guess over its range, the new one settles it, it is no conflict."""
+    new, old = birth_range(birth), birth_range(known)
+    return new is not None and old is not None and old[0] <= new[0] and new[1] <= old[1]
+
+
 @dataclass
 class Batch:
     """What the filings of one transaction share, so that a batch of new documents costs about
@@ -382,12 +393,12 @@ class Batch:
                 ],
             )  # fmt: skip
             self.births.clear()
-        if self.named_systems:
-            conn.execute(
-                _SET_INS_SYSTEM,
-                [{"b_ins": k, "ins_system": v} for k, v in sorted(self.named_systems.items())],
-            )
-            self.named_systems.clear()
+        for ins, system in sorted(self.named_systems.items()):
+            # One at a time, to see each row taken: another filing may have named the OID
+            # since this batch read it (PostgreSQL re-reads the row once its lock is free).
+            if conn.execute(_SET_INS_SYSTEM, {"b_ins": ins, "ins_system": system}).rowcount != 1:
+                raise PatientRaced("another filing named the patient's INS OID meanwhile")
+        self.named_systems.clear()
 
     def patient(self, env: Envelope, now: datetime, current: bool) -> None:
         """The patient of a filed document: a row to insert, and its birth date when the
@@ -425,7 +436,7 @@ class Batch:
             today = french_date(now)
             before = PatientFacts(ins, known.birth_date).minority(today)
             after = PatientFacts(ins, birth).minority(today)
-            if before is not None and after != before:
+            if before is not None and after != before and not _refines(birth, known.birth_date):
                 self.record(
                     sender, audit.Action.BIRTH_DATE, "conflict", ins, env.document_id,
                     f"the document's birth date would make the patient "

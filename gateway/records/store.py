@@ -27,6 +27,7 @@ from gateway.records.filing import (
     NOTIFY_RELEASED,
     Batch,
     Filing,
+    PatientRaced,
     file_message,
     queue_notification,
     utc,
@@ -118,9 +119,10 @@ def _file_in_savepoint(
                 alone.finish(conn)
                 reasons.update(alone.reasons)
                 return filing
-        except IntegrityError:
-            # Another consumer filed the same id or set between our reads and writes (our
-            # insert waited for its commit): the next attempt sees its row and decides again.
+        except (IntegrityError, PatientRaced):
+            # Another consumer filed the same id or set, or named the patient's INS OID,
+            # between our reads and writes (our write waited for its commit): the next
+            # attempt sees its rows and decides again.
             continue
         except OperationalError:
             raise  # the store, not this document: the batch fails as a whole

@@ -1,10 +1,16 @@
 """The record store on SQLite and on PostgreSQL: idempotent filing."""
 
+import dataclasses
+
 import pytest
+import sqlalchemy as sa
 
 from gateway.errors import StoreUnavailable
+from gateway.records.audit import Action, Actor, Event
+from gateway.records.filing import Batch, PatientRaced, file_message
+from gateway.records.schema import patients
 from gateway.records.store import Filing, RecordStore
-from tests.records.builders import message
+from tests.records.builders import INS, message
 
 
 def test_file_then_read_back_by_ins(store):
@@ -309,3 +315,41 @@ def test_in_a_batch_the_birth_date_of_the_newest_current_document_wins(store):
         ("k^2", "changed", "birth date changed"),  # no dates in the patient's trail
         ("k^4", "changed", "birth date changed"),
     ]
+
+
+def test_an_ins_oid_named_by_another_filing_meanwhile_is_not_overwritten(store):
+    """A patient row without OID (opened by a grant) takes the first document's. Two filings
+    reading it at once, one under the test OID and one under the INS-NIR's, must not both
+    file: the one whose write finds the OID already named is filed again, and refused."""
+    if store.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite serialises writers (BEGIN IMMEDIATE): no two read the row at once")
+    grant = Event(Actor("patient", INS), Action.GRANT, "allowed", INS)
+    store.set_access(INS, "810000000002", "grant", grant)
+    test_oid = message("t^1")
+    test_oid = dataclasses.replace(
+        test_oid,
+        envelope=dataclasses.replace(
+            test_oid.envelope,
+            patient=dataclasses.replace(
+                test_oid.envelope.patient, ins_system="1.2.250.1.213.1.4.10"
+            ),
+        ),
+    )
+    with store.engine.connect() as first:
+        filing = first.begin()
+        batch = Batch.begin(first, [test_oid])
+        file_message(first, test_oid, "verified", batch)
+        with store.engine.begin() as other:  # meanwhile another filing names the INS-NIR OID
+            other.execute(
+                patients.update()
+                .where(patients.c.ins == INS)
+                .values(ins_system="1.2.250.1.213.1.4.8")
+            )
+        with pytest.raises(PatientRaced):
+            batch.finish(first)
+        filing.rollback()  # as the store does when a filing raises
+    # through the store: filed again, the test document is refused as a conflict
+    assert store.file(test_oid) is Filing.CONFLICT
+    with store.engine.connect() as conn:
+        recorded = conn.execute(sa.select(patients.c.ins_system).where(patients.c.ins == INS))
+        assert recorded.scalar_one() == "1.2.250.1.213.1.4.8"

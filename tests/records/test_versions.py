@@ -2,8 +2,11 @@
 a late stale version never becomes current, redelivery files once, withdrawal by the author's
 organisation only. Plus the notification outbox that filing feeds."""
 
+from datetime import UTC, datetime
+
 import pytest
 
+from gateway.records.access import french_date
 from gateway.records.filing import Placement, placement
 from gateway.records.store import DocumentQuery, Filing
 from tests.records.builders import INS, LAB, OTHER_INS, OTHER_ORG, message
@@ -506,6 +509,23 @@ def test_a_newer_birth_date_later_the_same_morning_is_taken(store):
     store.file(message("d^2", version=2, replaces="d^1", created="20261101101530+0100",
                        birth_date="19841206"))  # fmt: skip
     assert store.patient(INS).birth_date == "19841206"
+
+
+def test_a_precise_birth_date_within_a_partial_one_settles_it(store):
+    """A year alone is a minor while any day of it would be; the exact day, within that year,
+    is no conflict even when it makes the patient an adult: it was locked out of its record
+    until an operator stepped in (review, 2008 -> 20080115 on 2026-12-05)."""
+    year = french_date(datetime.now(UTC)).year - 18  # "YYYY": a minor until its 31 December
+    store.file(message("y^1", version=1, created="20261101", birth_date=f"{year}"))
+    store.file(message("y^2", version=2, replaces="y^1", created="20261102",
+                       birth_date=f"{year}0101"))  # fmt: skip
+    assert store.patient(INS).birth_date == f"{year}0101"
+    [event] = [e for e in store.audit_trail(INS) if e["action"] == "patient.birth-date"]
+    assert event["outcome"] == "changed"
+    # a date outside the known year is still a conflict when it flips minority
+    store.file(message("y^3", version=3, replaces="y^2", created="20261103",
+                       birth_date=f"{year + 5}0101"))  # fmt: skip
+    assert store.patient(INS).birth_date == f"{year}0101"
 
 
 def test_an_unreadable_birth_date_is_not_taken(store):
