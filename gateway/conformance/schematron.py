@@ -18,6 +18,7 @@ process.
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import os
 import re
 import tempfile
@@ -31,8 +32,13 @@ from saxonche import PySaxonApiError, PySaxonProcessor
 from gateway.conformance import documents, pack_xml, shared_bodies, svs, visit
 from gateway.conformance.pack import ENGINE, SCH, Pack, Schematron, resolve
 from gateway.findings import Finding, Severity
+from gateway.logs import log
 
 SVRL = "http://purl.oclc.org/dsdl/svrl"
+# Part of the stored stylesheets' key with the rewrites' VERSIONs and Saxon's: raise it when
+# what makes the skeleton's text changes (includes inlined, phases, value-set substitution).
+GENERATOR = 1
+_SAXON = importlib.metadata.version("saxonche")
 _LOCK = threading.RLock()  # Saxon executables are not thread-safe; one run at a time
 _PROCESSOR: PySaxonProcessor | None = None
 _CACHE: dict[tuple[Path, str], Compiled] = {}
@@ -99,7 +105,14 @@ def _compile(pack: Pack, sch: Schematron, cache_dir: Path | None) -> object:
     try:
         stored = _stored(pack, sch, cache_dir)
         if stored is not None and stored.is_file():
-            return _compile_text(stored.read_text(encoding="utf-8"), sch)
+            try:
+                return _compile_text(stored.read_text(encoding="utf-8"), sch)
+            except (PySaxonApiError, etree.XMLSyntaxError, UnicodeDecodeError) as exc:
+                # torn or altered on disk: never trusted over the pack, made again from it
+                # (a stored text that fails would otherwise switch the layer off for good)
+                log("pack.stored-stylesheet-remade", level=30, component="conformance-pack",
+                    layer=sch.layer, error=type(exc).__name__)  # fmt: skip
+                stored.unlink(missing_ok=True)
         executable, text = _first_compiling(_stylesheet(pack, sch, cache_dir), sch)
         if stored is not None:
             _store(stored, text)
@@ -120,7 +133,7 @@ def _first_compiling(xslt: str, sch: Schematron) -> tuple[object, str]:
     ):
         try:
             texts.append(rewrite(texts[-1]))
-        except etree.XMLSyntaxError:
+        except Exception:  # whatever a rewrite meets, the layer falls back to the one before
             break
     *rewritten, skeleton = reversed(dict.fromkeys(texts))
     for text in rewritten:
@@ -135,16 +148,20 @@ def _stored(pack: Pack, sch: Schematron, cache_dir: Path | None) -> Path | None:
     """Where the stylesheet text of ``sch`` is kept for this pack version, if anywhere."""
     if cache_dir is None:
         return None
-    versions = f"{visit.VERSION}.{documents.VERSION}.{shared_bodies.VERSION}"
+    versions = f"{GENERATOR}.{visit.VERSION}.{documents.VERSION}.{shared_bodies.VERSION}.{_SAXON}"
     name = hashlib.sha256(f"{sch.path}|{versions}".encode()).hexdigest()[:16]
     return cache_dir / pack.fingerprint / f"{name}.xsl"
 
 
 def _store(path: Path, text: str) -> None:
-    """Written whole or not at all: worker processes may read it at the same time."""
+    """Written whole or not at all: worker processes may read it at the same time, and a
+    crash must not leave a torn file under the final name."""
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(f".{os.getpid()}.tmp")
-    partial.write_text(text, encoding="utf-8")
+    with open(partial, "w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
     os.replace(partial, path)
 
 

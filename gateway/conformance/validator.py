@@ -19,6 +19,7 @@ from gateway.adapters.cda.xpath import HL7
 from gateway.conformance import pack_xml, schematron
 from gateway.conformance.pack import Pack, Schematron
 from gateway.findings import Finding, Report, error, warning
+from gateway.validators.cda_schema import withhold_values
 
 XSD_LAYER = "pack:xsd"
 
@@ -72,7 +73,7 @@ class PackValidator:
         return [
             error(
                 "pack.xsd",
-                e.message,
+                withhold_values(e.message),  # libxml2 quotes the refused value
                 layer=XSD_LAYER,
                 line=e.line if not doc.wrapped else None,
                 location=e.path or "",

@@ -43,6 +43,9 @@ STATUS_REPLACES: dict[str, frozenset[str] | None] = {
 STATUSES = (RECEIVED, ACCEPTED, REJECTED, UNAVAILABLE, FILED, PARKED, REPLAYED)
 
 
+PACK_LAYER = "pack:"  # findings of the conformance pack (gateway/conformance)
+
+
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -200,4 +203,11 @@ def left_parked(trace_id: str, reasons: list[str] | tuple[str, ...]) -> Event:
 
 def _finding(data: dict[str, Any]) -> dict[str, Any]:
     keep = ("rule", "severity", "location", "message", "fix", "layer", "line")
-    return {k: _masked(data[k]) for k in keep if k in data}
+    kept = {k: _masked(data[k]) for k in keep if k in data}
+    if str(data.get("layer", "")).startswith(PACK_LAYER):
+        # The pack's messages are the schematrons' text with values of the document put in
+        # (a birth date, an identifier, every attribute of an element): the sender's report
+        # keeps them, operators get the rule and where it failed.
+        kept["message"] = "(the pack's message quotes the document: in the sender's report)"
+        kept.pop("fix", None)
+    return kept

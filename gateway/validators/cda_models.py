@@ -105,10 +105,12 @@ def cr_bio(cd: etree._Element) -> Iterable[Finding]:
             cd.find(f"{{{HL7}}}component/{{{HL7}}}structuredBody"),
         )
     for value in _QUANTITIES(cd):
-        if not value.get("value") or not value.get("unit"):
+        # A nullFlavor says why there is no value (NA, not applicable); a PQ without unit is
+        # dimensionless (HL7's default unit "1"): the pack accepts both, so must this tier.
+        if not value.get("value") and value.get("nullFlavor") is None:
             yield _f(
                 "cda.model.cr-bio.result",
-                "a numeric lab result (PQ) needs a value and a UCUM unit",
+                "a numeric lab result (PQ) has a value, or a nullFlavor saying why not",
                 value,
                 hl7_code=102,
             )

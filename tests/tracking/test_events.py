@@ -82,3 +82,23 @@ def test_status_never_moves_backwards():
     assert events.FILED not in events.STATUS_REPLACES["accepted"]
     assert events.STATUS_REPLACES["filed"] is None
     assert events.STATUS_REPLACES["replayed"] == {events.PARKED}
+
+
+def test_a_pack_finding_keeps_its_rule_and_place_not_the_values_it_quotes():
+    """The pack's schematrons put values of the document in their messages (a birth date, an
+    identifier, every attribute of an element): operators see where and which rule."""
+    sub = Submission(raw=b"<x/>", transport="http", sender="http:1.2.3.4")
+    finding = error(
+        "dtr1-2-TS",
+        'birthTime "1979-03-15" is not a valid timestamp.',
+        location="/ClinicalDocument/recordTarget/patientRole/patient/birthTime",
+        layer="pack:structurationMinimale",
+        fix="see 1979-03-15",
+    )
+    receipt = Receipt(
+        ReceiptStatus.REJECTED, sub.trace_id, findings=(finding,), rejection=RejectionKind.INVALID
+    )
+    [reported] = events.answered(sub, receipt).detail["report"]
+    assert "1979" not in str(reported)
+    assert reported["rule"] == "dtr1-2-TS" and reported["location"].endswith("/birthTime")
+    assert reported["layer"] == "pack:structurationMinimale"

@@ -196,7 +196,7 @@ MODEL_MUTATIONS: dict[str, tuple] = {
     ),
     "crbio-result": (
         CRBIO,
-        lambda cd: one(cd, ".//h:observation/h:value").attrib.pop("unit"),
+        lambda cd: one(cd, ".//h:observation/h:value").attrib.pop("value"),
         "cda.model.cr-bio.result",
     ),
     "crimg-code": (CRIMG, set_attr("h:code", "code", "11502-2"), "cda.model.cr-img.code"),

@@ -103,3 +103,24 @@ def test_non_ascii_base64_in_a_level_1_body_is_a_finding_not_a_crash():
     )
     report = judge(raw)
     assert {f.rule for f in report.errors} == {"cda.body.nonXMLBody"}
+
+
+def _value_without(*names: str, **attrs: str):
+    def change(cd):
+        value = cd.find(".//{urn:hl7-org:v3}observation/{urn:hl7-org:v3}value")
+        for name in names:
+            value.attrib.pop(name)
+        value.attrib.update(attrs)
+
+    return change
+
+
+@pytest.mark.parametrize(
+    "change",
+    [_value_without("value", "unit", nullFlavor="NA"), _value_without("unit")],
+    ids=["no value, nullFlavor NA", "no unit: dimensionless"],
+)
+def test_lab_results_the_pack_accepts_are_accepted(change):
+    """A PQ saying why it has no value, or one without unit (HL7's "1"): the national tool
+    takes both; this tier refused them even with the pack configured."""
+    assert judge(mutate(CRBIO, change)).valid

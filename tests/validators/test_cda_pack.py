@@ -89,6 +89,16 @@ def test_elements_out_of_order_are_rejected_by_the_schema_with_a_line(pack_valid
     assert "effectiveTime" in xsd[0].message or "title" in xsd[0].message
 
 
+def test_the_schemas_findings_withhold_the_value_they_refuse(pack_validator):
+    """libxml2 quotes the refused value: a birth date must not travel in the finding."""
+    raw = CRBIO.read_bytes().replace(
+        b'<birthTime value="19841205"/>', b'<birthTime value="1984-12-05"/>'
+    )
+    report = judge(pack_validator, raw)
+    xsd = [f for f in report.errors if f.layer == "pack:xsd"]
+    assert xsd and all("1984" not in f.message for f in xsd)
+
+
 def test_a_broken_pack_never_rejects_nor_crashes(tmp_path, shared):
     """A profile schematron including a missing file and reading a missing value set."""
     root = tmp_path / "pack"
@@ -242,6 +252,24 @@ def test_generated_stylesheets_are_kept_for_the_next_process(shared, tmp_path, m
     node = schematron.source(etree.tostring(doc.root, encoding="unicode"))
     assert schematron.run(unit, node, doc.root) == []
     assert 'select="/" mode="M' not in kept.read_text()
+
+
+def test_a_torn_stored_stylesheet_is_made_again_not_trusted(shared, tmp_path, monkeypatch):
+    """A stored text that does not compile (a torn write, a bad copy) switched the layer off
+    for good, and documents the pack rejects were accepted: it is made again from the pack."""
+    loaded = pack.load(shared / "cisis")
+    [sch] = [s for s in loaded.profiles if s.layer == "terminologies"]
+    monkeypatch.delitem(schematron._CACHE, (sch.path, loaded.fingerprint), raising=False)
+    schematron.compiled(loaded, sch, tmp_path)
+    [kept] = (tmp_path / loaded.fingerprint).glob("*.xsl")
+    whole = kept.read_text()
+    kept.write_text(whole[: len(whole) // 2])  # torn
+    monkeypatch.delitem(schematron._CACHE, (sch.path, loaded.fingerprint))
+    unit = schematron.compiled(loaded, sch, tmp_path)  # a new process: no CompileError
+    doc, _ = parse(CRBIO.read_bytes())
+    node = schematron.source(etree.tostring(doc.root, encoding="unicode"))
+    assert schematron.run(unit, node, doc.root) == []
+    assert kept.read_text() == whole  # stored again, whole
 
 
 def test_the_pack_is_compiled_when_the_gateway_loads_its_checks(shared, tmp_path, monkeypatch):

@@ -102,7 +102,7 @@ def test_a_stylesheet_without_shared_bodies_is_left_as_it_was():
     assert shared_bodies.rewrite(once) is once
 
 
-@pytest.mark.parametrize("failure", ["does not compile", "does not parse"])
+@pytest.mark.parametrize("failure", ["does not compile", "does not parse", "raises"])
 def test_a_rewrite_that_fails_costs_only_itself(tmp_path, monkeypatch, failure):
     """The stylesheet from the rewrites before it is compiled instead."""
     sch = SimpleNamespace(path=tmp_path / "rules.sch", layer="test")
@@ -110,6 +110,8 @@ def test_a_rewrite_that_fails_costs_only_itself(tmp_path, monkeypatch, failure):
     def broken(text: str) -> str:
         if failure == "does not parse":
             raise etree.XMLSyntaxError("broken", None, 1, 1)
+        if failure == "raises":  # a bug in a rewrite: the layer must not be lost to it
+            raise AttributeError("'NoneType' object has no attribute 'tag'")
         return text.replace("<xsl:choose>", "<xsl:choose><xsl:unknown/>", 1)
 
     before = documents.rewrite(visit.rewrite(STYLESHEET), tmp_path)
