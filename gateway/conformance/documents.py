@@ -29,7 +29,7 @@ from gateway.conformance.xpath_text import scan, string_end
 
 XSL = "http://www.w3.org/1999/XSL/Transform"
 NS = "urn:passerelle:conformance:documents"
-VERSION = 2  # part of the stored stylesheets' key: raise it when the rewrite changes
+VERSION = 3  # part of the stored stylesheets' key: raise it when the rewrite changes
 MAX_BYTES = 64 * 1024 * 1024  # held per stylesheet; past it, files are read per run as before
 _CALL = re.compile(r"(?<![\w.:$-])(?:fn:)?(doc-available|doc|document)\s*\(")
 _ATTRIBUTES = ("select", "test", "use")
@@ -73,7 +73,7 @@ _FUNCTIONS = f"""<xsl:stylesheet xmlns:xsl="{XSL}" version="3.0">
   <xsl:param name="href"/>
   <xsl:variable name="path" select="Q{{{NS}}}path($href)"/>
   <xsl:sequence select="if (Q{{{NS}}}held($path)) then true()
-    else if (exists($path)
+    else if (exists($path) and matches($path, '^[A-Za-z0-9._~/+-]+$')
       and Q{{http://www.w3.org/2005/xpath-functions/map}}contains(
         $passerelle-listed, replace($path, '/[^/]*$', ''))
       and not(Q{{http://www.w3.org/2005/xpath-functions/map}}contains(

@@ -24,6 +24,7 @@ STYLESHEET = """<xsl:stylesheet version="2.0" xmlns:xsl="http://www.w3.org/1999/
       <big><xsl:value-of select="doc-available(concat($terms, 'big.xml'))"/></big>
       <absent><xsl:value-of select="doc-available(concat($terms, 'absent.xml'))"/></absent>
       <text><xsl:value-of select="doc-available(concat($terms, 'notes.txt'))"/></text>
+      <encoded><xsl:value-of select="doc-available(concat($terms, '%61.xml'))"/></encoded>
       <quoted><xsl:value-of select="'doc(''vs.xml'')'"/></quoted>
     </r>
   </xsl:template>
@@ -64,6 +65,8 @@ def test_the_rewritten_stylesheet_answers_as_the_original(base, monkeypatch):
     assert "key('passerelle-text-1', string($which), " in held  # the lookup, by an xsl:key
     assert held.count("key('passerelle-text-1'") == 1  # not the one a [1] follows
     assert "<a>true</a><big>true</big><absent>false</absent><text>false</text>" in run(held, base)
+    # a path the folder's listing cannot answer for (%61 is the a of a.xml): asked of Saxon
+    assert "<encoded>true</encoded>" in run(held, base)
     assert "<quoted>doc('vs.xml')</quoted>" in run(held, base)
 
 
