@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from gateway.adapters.hl7v2 import ack
 from gateway.adapters.hl7v2.mllp import Frame, FrameDecoder, Malformed, Oversize, frame
 from gateway.adapters.hl7v2.parser import parse_header
-from gateway.findings import error
+from gateway.findings import Finding, error
 from gateway.logs import log
 from gateway.outcome import Receipt, ReceiptStatus, RejectionKind
 from gateway.security.limits import ConnectionLimiter
@@ -157,14 +157,7 @@ class MllpListener:
                 hl7_code=100,
                 fix="escape or remove the 0x1C byte inside the message, end the frame with 1C 0D",
             )
-            receipt = Receipt(
-                ReceiptStatus.REJECTED,
-                new_control_id(),
-                findings=(finding,),
-                rejection=RejectionKind.UNREADABLE,
-                reason="bad MLLP frame",
-            )
-            return ack.build(parse_header(event.head), receipt, now, new_control_id(), [finding])
+            return _refused_frame(event.head, finding, "bad MLLP frame", now)
         if isinstance(event, Oversize):
             finding = error(
                 "mllp.frame-size",
@@ -172,15 +165,20 @@ class MllpListener:
                 layer="mllp",
                 hl7_code=207,
             )
-            receipt = Receipt(
-                ReceiptStatus.REJECTED,
-                new_control_id(),
-                findings=(finding,),
-                rejection=RejectionKind.UNREADABLE,
-                reason="message too large",
-            )
-            return ack.build(parse_header(event.head), receipt, now, new_control_id(), [finding])
+            return _refused_frame(event.head, finding, "message too large", now)
         receipt = await self._accept(Submission(raw=event.payload, transport="mllp", sender=sender))
         return ack.build(
             parse_header(event.payload), receipt, now, new_control_id(), receipt.findings
         )
+
+
+def _refused_frame(head: bytes, finding: Finding, reason: str, now: datetime) -> bytes:
+    """The AR for a frame refused whole (nothing of it processed), addressed from its MSH."""
+    receipt = Receipt(
+        ReceiptStatus.REJECTED,
+        new_control_id(),
+        findings=(finding,),
+        rejection=RejectionKind.UNREADABLE,
+        reason=reason,
+    )
+    return ack.build(parse_header(head), receipt, now, new_control_id(), [finding])
