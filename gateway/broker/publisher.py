@@ -234,6 +234,9 @@ class ConfirmedChannel:
     def _lost(self, reason: str) -> None:
         was_ready = self._ready
         self._ready = False
+        # "Blocked" was said of the connection now gone (pika closes one blocked past its
+        # timeout, which then never hears "unblocked"); the next is told again if need be.
+        self._blocked = False
         self._channel = None
         pending = list(self._batches.values())
         self._pending.clear()

@@ -120,3 +120,20 @@ def test_blocked_broker_answers_unavailable_at_once_and_recovers(pg_url, start_g
         publisher._on_unblocked(None, None)
     assert sender.send(oru("BLK-1")) == "AA"
     sender.close()
+
+
+def test_a_connection_lost_while_blocked_does_not_leave_the_gateway_blocked(pg_url, start_gateway):
+    """pika closes a connection blocked past its timeout (60 s), and a closed connection never
+    hears "unblocked": the publisher stayed blocked for good, every document refused AR until
+    a restart. The broker closing the blocked connection stands in for that timeout here."""
+    gw = start_gateway(database_url=pg_url)
+    publisher = gw.services.publisher
+    sender = MllpSender(gw.mllp)
+    assert sender.send(oru("LOST-0")) == "AA"
+    connections = amqp_connections(os.getpid())
+    publisher._on_blocked(None, None)  # as on the broker's connection.blocked frame
+    assert sender.send(oru("LOST-1")) == "AR"
+    close_connections(connections)
+    wait_for(lambda: publisher.ready, 30, "the publisher reconnected and is not blocked")
+    assert sender.send(oru("LOST-1")) == "AA"
+    sender.close()
