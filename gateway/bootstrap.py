@@ -206,7 +206,7 @@ def start(settings: Settings, loop: asyncio.AbstractEventLoop | None = None) -> 
     if notify.DESTINATION in tools.routing.destinations:
         services.notifier = notify.BrokerNotifier(publisher, names, settings.publish_timeout_s)
     if settings.record_consumers and settings.filing_process:
-        services.filing = FilingProcess(settings)
+        services.filing = FilingProcess(settings, routing=lambda: services.tools.routing)
         try:
             services.filing.start()
         except BaseException:
@@ -282,10 +282,11 @@ class FilingParts:
     publisher: Publisher | None  # for patient notifications, when routing.yaml has them
 
 
-def start_filing(settings: Settings) -> FilingParts:
-    """The record consumers with their own connections: store, tracking, broker."""
+def start_filing(settings: Settings, routing: RoutingTable | None = None) -> FilingParts:
+    """The record consumers with their own connections: store, tracking, broker. ``routing``:
+    the gateway's current table (else routing.yaml is read)."""
     metrics = Metrics()
-    routing = loader.load(settings.routing_file)
+    routing = routing if routing is not None else loader.load(settings.routing_file)
     names = Names(settings.amqp_prefix)
     verifier = signing.load_verifier(settings)
     seal_key = signing.load_envelope_key(settings)

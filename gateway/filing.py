@@ -26,6 +26,7 @@ from prometheus_client.metrics_core import Metric
 
 from gateway.config import Settings
 from gateway.logs import log
+from gateway.routing.table import RoutingTable
 
 START_TIMEOUT_S = 120.0
 ANSWER_TIMEOUT_S = 2.0
@@ -40,8 +41,13 @@ class FilingProcess:
         settings: Settings,
         start_timeout_s: float = START_TIMEOUT_S,
         restart_delay_s: float = 1.0,
+        routing: Callable[[], RoutingTable] | None = None,
     ) -> None:
         self.settings = settings
+        # The gateway's routing table as it stands (reloads included): each child starts
+        # with it rather than reading routing.yaml, whose edit on disk may be one the gateway
+        # refused; a child replaced then would fail to start, and filing stop, until fixed.
+        self._routing = routing
         self._start_timeout = start_timeout_s
         self._restart_delay = restart_delay_s
         self._lock = threading.Lock()  # one request on the pipe at a time
@@ -64,8 +70,9 @@ class FilingProcess:
         # spawn, not fork: the parent runs threads (publisher, tracking) fork would copy.
         context = multiprocessing.get_context("spawn")
         ours, theirs = context.Pipe()
+        routing = self._routing() if self._routing is not None else None
         process = context.Process(
-            target=serve, args=(self.settings, theirs), name="passerelle-filing"
+            target=serve, args=(self.settings, theirs, routing), name="passerelle-filing"
         )
         process.start()
         theirs.close()
@@ -195,7 +202,7 @@ def _terminated(_signum, _frame) -> None:
     raise _Terminated
 
 
-def serve(settings: Settings, conn: Connection) -> None:
+def serve(settings: Settings, conn: Connection, routing: RoutingTable | None = None) -> None:
     """The child's main: start filing, answer the parent until asked to stop, terminated or
     orphaned."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # ^C reaches the parent, which stops us
@@ -204,7 +211,7 @@ def serve(settings: Settings, conn: Connection) -> None:
 
     logs.setup(settings.log_level, settings.log_format)
     try:
-        filing = bootstrap.start_filing(settings)
+        filing = bootstrap.start_filing(settings, routing)
     except BaseException as exc:
         try:  # the exception itself when it pickles, else its name and message
             conn.send(("failed", exc))

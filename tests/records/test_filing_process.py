@@ -119,6 +119,27 @@ def test_a_killed_child_is_replaced_and_what_was_accepted_meanwhile_is_filed_onc
     assert depth(broker_ns.url, names.queue("parking")) == 0
 
 
+def test_a_child_replaced_while_a_refused_routing_edit_is_on_disk_starts_with_the_gateways_rules(
+    start_gateway, broker_ns, tmp_path
+):
+    """The gateway refuses a bad routing.yaml and keeps its rules; a child started then read
+    the file itself, failed, and was never replaced: filing stopped until the file was fixed."""
+    routing = tmp_path / "routing.yaml"
+    routing.write_bytes((ROOT / "routing.yaml").read_bytes())
+    gw = start_gateway(GATEWAY_FILING_PROCESS="1", GATEWAY_ROUTING_FILE=str(routing))
+    filing = gw.services.filing
+    wait_for(filing.ready, 10, "child consuming")
+    routing.write_text("version: 1\nrules: [unterminated\n")  # refused by the gateway
+    first = filing.pid()
+    os.kill(first, signal.SIGKILL)
+    wait_for(lambda: filing.pid() not in (None, first), 30, "child replaced")
+    wait_for(filing.ready, 10, "new child consuming")
+    assert filing.restarts == 1
+    assert post(gw.http_url + "/documents", _document(1))[0] == 202
+    store = gw.services.store
+    wait_for(lambda: len(store.documents_for_patient(INS)) == 1, 30, "filed by the new child")
+
+
 def test_a_terminated_child_stops_cleanly_and_is_replaced(start_gateway, broker_ns):
     """SIGTERM (a service manager stopping the group): the child finishes as when asked,
     tracking flushed, exit code 0; the gateway starts a new one."""
