@@ -19,7 +19,7 @@ from gateway.broker.publisher import Publisher
 from gateway.config import Settings
 from gateway.filing import FilingProcess
 from gateway.logs import log
-from gateway.metrics import Metrics, QueueDepthCollector
+from gateway.metrics import Metrics, QueueDepthCollector, UnroutableCollector
 from gateway.pipeline import Checks, Tools
 from gateway.records import notify
 from gateway.records.store import RecordStore
@@ -173,6 +173,7 @@ def start(settings: Settings, loop: asyncio.AbstractEventLoop | None = None) -> 
     tracker = BufferedTracker(tracking, on_drop=metrics.tracking_dropped.inc)
     probe = TopologyProbe(settings.amqp_url, declarations)
     metrics.watch(QueueDepthCollector(probe.queue_depths))
+    metrics.watch(UnroutableCollector(lambda: publisher.unroutable_parked))
     services = Services(
         settings=settings,
         names=names,

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
@@ -240,3 +240,24 @@ class QueueDepthCollector(Collector):
             depth.add_metric([queue], ready)
             consumers.add_metric([queue], count)
         return [depth, consumers]
+
+
+class UnroutableCollector(Collector):
+    """Documents the broker returned as unroutable (a destination queue missing: deleted, or
+    not declared yet) and the publisher kept in parking, read at scrape time: they are
+    durable, but reach no one until replayed, so an operator must be told."""
+
+    def __init__(self, count: Callable[[], int]) -> None:
+        self._count = count
+
+    def describe(self) -> Iterable[CounterMetricFamily]:
+        return []
+
+    def collect(self) -> Iterable[CounterMetricFamily]:
+        return [
+            CounterMetricFamily(
+                "passerelle_unroutable_parked",
+                "Documents returned unroutable by the broker and kept in parking",
+                value=self._count(),
+            )
+        ]

@@ -7,8 +7,10 @@ import base64
 import hashlib
 import json
 import time
+import urllib.request
 from pathlib import Path
 
+import pika
 import pytest
 
 from gateway.broker.message import decode
@@ -157,3 +159,20 @@ def test_sighup_path_reloads_an_unchanged_stamp(start_gateway, broker_ns, tmp_pa
     wait_for(lambda: gw.services.reloader.reloads == reloads + 1)
     time.sleep(0.05)
     assert gw.services.reloader.refusals == 0
+
+
+def test_a_document_for_a_deleted_queue_is_parked_and_counted_for_operators(
+    start_gateway, broker_ns, routing_file
+):
+    """A destination queue deleted under a running gateway: the broker returns the document,
+    the publisher keeps it in parking (durable, accepted), and /metrics says so."""
+    gw = start_gateway(GATEWAY_ROUTING_FILE=str(routing_file))
+    queue = broker_ns.names.queue("yes-equals")
+    conn = pika.BlockingConnection(pika.URLParameters(broker_ns.url))
+    conn.channel().queue_delete(queue)
+    conn.close()
+    status, body = post(gw.http_url + "/documents", CDA.read_bytes())
+    assert status == 202, body
+    assert depth(broker_ns.url, broker_ns.names.queue("parking")) == 1
+    metrics = urllib.request.urlopen(gw.http_url + "/metrics").read().decode()
+    assert "passerelle_unroutable_parked_total 1.0" in metrics
