@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Literal
 from urllib.parse import urlencode
 
@@ -172,13 +172,6 @@ def clear_attending(ins: str, who: Who, records: Records) -> dict:
     return {"attending": None}
 
 
-def _iso(value: datetime) -> str:
-    """ISO 8601 with its offset: a naive value (SQLite gives them back) was written in UTC."""
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.isoformat()
-
-
 @router.get("/patients/{ins}/audit", summary="Who looked at (or changed) the record")
 def audit_trail(
     ins: str,
@@ -207,7 +200,7 @@ def audit_trail(
         "events": [
             {
                 "id": e["id"],
-                "at": _iso(e["at"]),
+                "at": e["at"].isoformat(),  # aware: the store makes it so
                 "actor": {"kind": e["actor_kind"], "id": e["actor_id"], "role": e["actor_role"]},
                 "action": e["action"],
                 "document_id": e["document_id"],
